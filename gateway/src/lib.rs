@@ -1,0 +1,3 @@
+//! dispatch-gateway: the internet-facing half of dispatch.
+
+pub mod tunnel;
