@@ -8,27 +8,31 @@
 //!    public `url`, the TCP `port` to connect back to and `max_conn_count`.
 //! 2. Keep that many TCP connections open to the server's `port` (on the
 //!    answer's `ip` if given, else the server's host). The server hands each
-//!    one a visitor's HTTP connection; the client pipes its bytes, unchanged,
-//!    to the gateway's own listener. Raw piping carries HTTP and WebSocket
-//!    upgrades alike, and the `Host` header stays the public one.
+//!    one a visitor's HTTP connection, bytes unchanged: the client hands it to
+//!    the gateway's HTTP server, or pipes it to the gateway's listener. Either
+//!    way HTTP and WebSocket upgrades both work, and the `Host` header stays
+//!    the public one.
 //!
 //! Unlike the npm client, this one survives the server going away: a closed
 //! connection is re-opened, and when the server no longer accepts them the
 //! registration is renewed with exponential backoff. The public URL is
-//! published in a `watch` channel (`None` while there is no tunnel) and
-//! logged. Everything stops when the shutdown token is cancelled.
+//! published (`None` while there is no tunnel) and logged. Everything stops
+//! when the shutdown token is cancelled.
 
 mod backoff;
 mod pool;
 mod registration;
 
 use std::fmt;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
-use tokio::sync::watch;
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use self::backoff::Backoff;
@@ -41,8 +45,36 @@ pub const DEFAULT_SERVER: &str = "https://localtunnel.me";
 /// First and longest wait between two registration attempts.
 const REGISTER_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
 
-/// The shared public-URL state: `Some(url)` while the tunnel is up.
-pub type PublicUrl = watch::Sender<Option<String>>;
+/// Serves one tunnelled connection in-process until it closes; the address
+/// is the tunnel server's end of it.
+pub type ServeConnection =
+    Arc<dyn Fn(TcpStream, SocketAddr) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// Where visitors' connections go.
+#[derive(Clone)]
+pub enum Destination {
+    /// Dial the gateway's listener and pipe the bytes both ways.
+    Dial(SocketAddr),
+    /// Hand each connection to the gateway's HTTP server directly.
+    Serve(ServeConnection),
+}
+
+impl Destination {
+    /// Dials `addr`; a wildcard listening address (`0.0.0.0`, `::`) is
+    /// reached through the loopback address of its family.
+    pub fn dial(addr: SocketAddr) -> Self {
+        Self::Dial(reachable(addr))
+    }
+}
+
+impl fmt::Debug for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Dial(addr) => write!(f, "Dial({addr})"),
+            Self::Serve(_) => f.write_str("Serve"),
+        }
+    }
+}
 
 /// A subdomain to ask the tunnel server for (`LT_SUBDOMAIN`): 4 to 63
 /// lowercase letters, digits and inner hyphens, the rule LocalTunnel servers
@@ -107,17 +139,15 @@ pub enum ConfigError {
 pub struct TunnelConfig {
     server: Url,
     subdomain: Option<Subdomain>,
-    local_addr: SocketAddr,
+    destination: Destination,
 }
 
 impl TunnelConfig {
-    /// `server` is the tunnel server's base URL (`LT_HOST`); `local_addr` is
-    /// the gateway's listening address (an unspecified address such as
-    /// `0.0.0.0` is reached through loopback).
+    /// `server` is the tunnel server's base URL (`LT_HOST`).
     pub fn new(
         server: &str,
         subdomain: Option<Subdomain>,
-        local_addr: SocketAddr,
+        destination: Destination,
     ) -> Result<Self, ConfigError> {
         let invalid = || ConfigError::Server(server.to_owned());
         let url = Url::parse(server.trim()).map_err(|_| invalid())?;
@@ -127,7 +157,7 @@ impl TunnelConfig {
         Ok(Self {
             server: url,
             subdomain,
-            local_addr: reachable(local_addr),
+            destination,
         })
     }
 
@@ -139,9 +169,8 @@ impl TunnelConfig {
         self.subdomain.as_ref()
     }
 
-    /// The address proxied connections are forwarded to.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+    pub fn destination(&self) -> &Destination {
+        &self.destination
     }
 }
 
@@ -154,9 +183,13 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// Keeps the tunnel open until `shutdown` is cancelled, publishing the
-/// current public URL in `public_url` (`None` whenever there is none).
-pub async fn run(config: TunnelConfig, public_url: PublicUrl, shutdown: CancellationToken) {
+/// Keeps the tunnel open until `shutdown` is cancelled, passing the current
+/// public URL to `publish` each time it changes (`None` while there is none).
+pub async fn run(
+    config: TunnelConfig,
+    publish: impl Fn(Option<String>) + Send,
+    shutdown: CancellationToken,
+) {
     let client = match registration::http_client() {
         Ok(client) => client,
         Err(error) => {
@@ -175,9 +208,9 @@ pub async fn run(config: TunnelConfig, public_url: PublicUrl, shutdown: Cancella
         match registered {
             Ok(registration) => {
                 tracing::info!(url = %registration.url, "public URL: {}", registration.url);
-                public_url.send_replace(Some(registration.url.clone()));
-                let end = pool::serve(&registration, config.local_addr, &shutdown).await;
-                public_url.send_replace(None);
+                publish(Some(registration.url.clone()));
+                let end = pool::serve(&registration, &config.destination, &shutdown).await;
+                publish(None);
                 match end {
                     PoolEnd::Shutdown => break,
                     PoolEnd::Lost { served } => {
@@ -197,7 +230,7 @@ pub async fn run(config: TunnelConfig, public_url: PublicUrl, shutdown: Cancella
             () = shutdown.cancelled() => break,
         }
     }
-    public_url.send_replace(None);
+    publish(None);
     tracing::info!("public tunnel closed");
 }
 
@@ -226,10 +259,12 @@ mod tests {
 
     #[test]
     fn server_must_be_an_http_url() {
-        let local: SocketAddr = "0.0.0.0:3000".parse().unwrap();
-        assert!(TunnelConfig::new("localtunnel.me", None, local).is_err());
-        assert!(TunnelConfig::new("ftp://localtunnel.me", None, local).is_err());
+        let local = Destination::dial("0.0.0.0:3000".parse().unwrap());
+        assert!(TunnelConfig::new("localtunnel.me", None, local.clone()).is_err());
+        assert!(TunnelConfig::new("ftp://localtunnel.me", None, local.clone()).is_err());
         let config = TunnelConfig::new("https://localtunnel.me", None, local).unwrap();
-        assert_eq!(config.local_addr(), "127.0.0.1:3000".parse().unwrap());
+        assert!(
+            matches!(config.destination(), Destination::Dial(addr) if *addr == "127.0.0.1:3000".parse().unwrap())
+        );
     }
 }

@@ -8,7 +8,7 @@ mod tunnel_support;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use dispatch_gateway::tunnel::{self, Subdomain, TunnelConfig};
+use dispatch_gateway::tunnel::{self, Destination, Subdomain, TunnelConfig};
 use futures::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
@@ -64,10 +64,13 @@ struct Tunnel {
 impl Tunnel {
     fn open(server: &str, subdomain: Option<&str>, local: SocketAddr) -> Self {
         let subdomain = subdomain.map(|s| s.parse::<Subdomain>().unwrap());
-        let config = TunnelConfig::new(server, subdomain, local).unwrap();
+        let config = TunnelConfig::new(server, subdomain, Destination::dial(local)).unwrap();
         let (tx, urls) = watch::channel(None);
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(tunnel::run(config, tx, shutdown.clone()));
+        let publish = move |url| {
+            tx.send_replace(url);
+        };
+        let task = tokio::spawn(tunnel::run(config, publish, shutdown.clone()));
         Self {
             urls,
             shutdown,

@@ -1,6 +1,6 @@
 //! The pool of TCP connections to the tunnel server. Each one waits for
-//! the server to hand it a visitor's connection, then pipes its bytes to
-//! the gateway's listener and back; a finished connection is replaced.
+//! the server to hand it a visitor's connection, then passes it to the
+//! gateway (see [`Destination`]); a finished connection is replaced.
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,14 +9,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::Registration;
 use super::backoff::Backoff;
+use super::{Destination, Registration};
 
 /// Limit for opening a connection to the tunnel server.
 const REMOTE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,8 +26,6 @@ const LOCAL_CONNECT_ATTEMPTS: u32 = 10;
 const HALF_CLOSED_LINGER: Duration = Duration::from_secs(30);
 /// Waits before re-opening a connection the server closed unused.
 const UNUSED_BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(5));
-/// Size of the buffer holding a visitor's first bytes.
-const FIRST_READ: usize = 16 * 1024;
 
 /// Why the pool stopped.
 #[derive(Debug, PartialEq, Eq)]
@@ -62,7 +60,7 @@ enum Piped {
 /// no longer reach the server, or `shutdown` is cancelled.
 pub(crate) async fn serve(
     registration: &Registration,
-    local: SocketAddr,
+    destination: &Destination,
     shutdown: &CancellationToken,
 ) -> PoolEnd {
     let stop = shutdown.child_token();
@@ -74,7 +72,12 @@ pub(crate) async fn serve(
     let mut workers = JoinSet::new();
     for slot in 0..registration.connections {
         let span = tracing::debug_span!("tunnel_connection", id = %registration.id, slot);
-        let work = keep_connection(remote.clone(), local, stop.clone(), served.clone());
+        let work = keep_connection(
+            remote.clone(),
+            destination.clone(),
+            stop.clone(),
+            served.clone(),
+        );
         workers.spawn(work.instrument(span));
     }
     tracing::debug!(connections = registration.connections, "tunnel pool open");
@@ -99,7 +102,7 @@ pub(crate) async fn serve(
 /// Returns the error once the server cannot be reached, `None` on stop.
 async fn keep_connection(
     remote: Remote,
-    local: SocketAddr,
+    destination: Destination,
     stop: CancellationToken,
     served: Arc<AtomicBool>,
 ) -> Option<io::Error> {
@@ -114,7 +117,7 @@ async fn keep_connection(
             Ok(stream) => stream,
             Err(error) => return Some(error),
         };
-        match pipe(stream, local, &stop).await {
+        match pipe(stream, &destination, &stop).await {
             Piped::Bridged => {
                 served.store(true, Ordering::Relaxed);
                 unused.reset();
@@ -146,34 +149,40 @@ async fn connect_remote(remote: &Remote) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
-/// Waits for a visitor on `remote`, then joins it to a new connection to
-/// the gateway until both sides are done.
-async fn pipe(mut remote: TcpStream, local: SocketAddr, stop: &CancellationToken) -> Piped {
-    // The gateway is only dialled once a visitor's first bytes arrive, so
-    // idle pool connections hold nothing open on the gateway.
-    let mut first = vec![0; FIRST_READ];
-    let read = tokio::select! {
-        read = remote.read(&mut first) => read,
+/// Waits for a visitor on `remote`, then passes the connection on to the
+/// gateway until it is done.
+async fn pipe(mut remote: TcpStream, destination: &Destination, stop: &CancellationToken) -> Piped {
+    // Nothing is opened on the gateway's side before a visitor's first byte.
+    let mut probe = [0; 1];
+    let peeked = tokio::select! {
+        peeked = remote.peek(&mut probe) => peeked,
         () = stop.cancelled() => return Piped::Stopped,
     };
-    let len = match read {
-        Ok(0) | Err(_) => return Piped::ClosedUnused,
-        Ok(len) => len,
-    };
-    let Some(mut gateway) = connect_local(local, stop).await else {
-        return if stop.is_cancelled() {
-            Piped::Stopped
-        } else {
-            Piped::Dropped
-        };
-    };
-    if let Err(error) = gateway.write_all(&first[..len]).await {
-        tracing::debug!(%error, "gateway closed the connection at once");
-        return Piped::Dropped;
+    if !matches!(peeked, Ok(1..)) {
+        return Piped::ClosedUnused;
     }
-    drop(first);
     tracing::debug!("visitor connected");
-    bridge(&mut remote, &mut gateway, stop).await;
+    match destination {
+        Destination::Dial(local) => {
+            let Some(mut gateway) = connect_local(*local, stop).await else {
+                return if stop.is_cancelled() {
+                    Piped::Stopped
+                } else {
+                    Piped::Dropped
+                };
+            };
+            bridge(&mut remote, &mut gateway, stop).await;
+        }
+        Destination::Serve(serve) => {
+            let Ok(peer) = remote.peer_addr() else {
+                return Piped::Dropped;
+            };
+            tokio::select! {
+                () = serve(remote, peer) => {}
+                () = stop.cancelled() => {}
+            }
+        }
+    }
     tracing::debug!("visitor disconnected");
     Piped::Bridged
 }

@@ -155,7 +155,8 @@ mod tests {
 
     fn config(server: &str, subdomain: Option<&str>) -> TunnelConfig {
         let subdomain = subdomain.map(|s| s.parse().unwrap());
-        TunnelConfig::new(server, subdomain, "127.0.0.1:3000".parse().unwrap()).unwrap()
+        let local = super::super::Destination::dial("127.0.0.1:3000".parse().unwrap());
+        TunnelConfig::new(server, subdomain, local).unwrap()
     }
 
     #[test]
