@@ -1,0 +1,203 @@
+//! One attached terminal: the `/ws/sessions/{id}` socket with reconnection,
+//! control-message decoding and acknowledgements. It knows nothing of the
+//! emulator: output and resets go to a `TerminalSink`, which calls `done` once
+//! the emulator has processed a chunk so the bytes are acknowledged.
+
+import { ApiError, sessionsApi, socketUrl, type Session } from '../app/api';
+import {
+  ReconnectingSocket,
+  type Backoff,
+  type LinkState,
+  type ProbeResult,
+  type SocketLike,
+  type Timers,
+  realTimers,
+} from '../app/reconnect';
+import { AckTracker, ProtocolError, decodeServerMessage, encodeClientMessage, type ClientMessage } from './protocol';
+
+/** The link state, plus the session's end once the gateway reported it. */
+export type TerminalState =
+  | LinkState
+  | { kind: 'attached' }
+  | { kind: 'ended'; code: number | null; signal: string | null };
+
+export interface TerminalSink {
+  attached(session: Session): void;
+  /** Reset the emulator to `cols` x `rows`; a replay of the screen follows. */
+  reset(cols: number, rows: number): void;
+  /** Write output to the emulator, then call `done`. */
+  output(bytes: Uint8Array, done: () => void): void;
+  session(session: Session): void;
+  notice(text: string): void;
+  refused(message: string): void;
+  state(state: TerminalState): void;
+}
+
+export interface TerminalConnectionOptions {
+  sessionId: string;
+  /** The viewer's size, sent when (re)connecting. */
+  size(): { cols: number; rows: number } | null;
+  sink: TerminalSink;
+  createSocket?: (url: string) => SocketLike;
+  probe?: () => Promise<ProbeResult>;
+  timers?: Timers;
+  backoff?: Backoff;
+}
+
+/** Asks the REST API what became of a session whose socket failed to open. */
+export async function probeSession(sessionId: string): Promise<ProbeResult> {
+  try {
+    await sessionsApi.get(sessionId);
+    return 'ok';
+  } catch (error) {
+    if (!(error instanceof ApiError)) return 'network';
+    if (error.status === 401) return 'unauthorized';
+    if (error.status === 404 || error.status === 400) return 'not-found';
+    if (error.status === 503) return 'broker';
+    return 'network';
+  }
+}
+
+export class TerminalConnection {
+  private readonly socket: ReconnectingSocket;
+  private readonly timers: Timers;
+  private acks: AckTracker | null = null;
+  private ended: { code: number | null; signal: string | null } | null = null;
+  private stateValue: TerminalState = { kind: 'connecting', attempt: 0 };
+
+  constructor(private readonly options: TerminalConnectionOptions) {
+    this.timers = options.timers ?? realTimers;
+    this.socket = new ReconnectingSocket({
+      url: () => this.url(),
+      createSocket: options.createSocket,
+      probe: options.probe ?? (() => probeSession(options.sessionId)),
+      timers: this.timers,
+      backoff: options.backoff,
+      onOpen: () => this.opened(),
+      onMessage: (data) => this.received(data),
+      onState: (state) => this.linkState(state),
+    });
+  }
+
+  get state(): TerminalState {
+    return this.stateValue;
+  }
+
+  /** Acknowledgement counters of the current socket (for tests and diagnostics). */
+  get ackStats(): { received: number; written: number; acked: number } {
+    const acks = this.acks;
+    return { received: acks?.receivedBytes ?? 0, written: acks?.writtenBytes ?? 0, acked: acks?.ackedBytes ?? 0 };
+  }
+
+  start(): void {
+    this.socket.start();
+  }
+
+  /** Sends terminal input; false when not connected (the input is dropped). */
+  input(bytes: Uint8Array): boolean {
+    if (this.stateValue.kind !== 'attached') return false;
+    return this.socket.send(bytes);
+  }
+
+  /** Tells the gateway this viewer's size. */
+  resize(cols: number, rows: number): boolean {
+    return this.sendControl({ type: 'resize', cols, rows });
+  }
+
+  /** Ends the session's process; an `exit` follows. */
+  end(): boolean {
+    return this.sendControl({ type: 'end' });
+  }
+
+  /** Reconnects at once when waiting, or again after a stop. */
+  retry(): void {
+    if (this.stateValue.kind === 'waiting') this.socket.retryNow();
+    else if (this.stateValue.kind === 'stopped' && !this.ended) this.socket.restart();
+  }
+
+  /** Leaves the session running and closes the socket for good. */
+  detach(): void {
+    this.sendControl({ type: 'detach' });
+    this.acks?.close();
+    this.socket.dispose();
+  }
+
+  private url(): string {
+    const size = this.options.size();
+    const query = size ? `?cols=${size.cols}&rows=${size.rows}` : '';
+    return socketUrl(`/ws/sessions/${encodeURIComponent(this.options.sessionId)}${query}`);
+  }
+
+  private sendControl(message: ClientMessage): boolean {
+    if (this.stateValue.kind !== 'attached' && this.stateValue.kind !== 'open') return false;
+    return this.socket.send(encodeClientMessage(message));
+  }
+
+  private opened(): void {
+    this.acks?.close();
+    this.acks = new AckTracker((bytes) => this.sendControl({ type: 'ack', bytes }), this.timers);
+  }
+
+  private received(data: string | ArrayBuffer): void {
+    if (typeof data !== 'string') {
+      const acks = this.acks;
+      const bytes = new Uint8Array(data);
+      acks?.onReceived(bytes.length);
+      this.options.sink.output(bytes, () => acks?.onWritten(bytes.length));
+      return;
+    }
+    let message;
+    try {
+      message = decodeServerMessage(data);
+    } catch (error) {
+      if (error instanceof ProtocolError) {
+        this.options.sink.refused(`unreadable message from the gateway: ${error.message}`);
+        return;
+      }
+      throw error;
+    }
+    const sink = this.options.sink;
+    switch (message.type) {
+      case 'attached':
+        this.socket.markHealthy();
+        this.setState({ kind: 'attached' });
+        sink.attached(message.session);
+        break;
+      case 'reset':
+        sink.reset(message.cols, message.rows);
+        break;
+      case 'session':
+        sink.session(message.session);
+        break;
+      case 'notice':
+        sink.notice(message.text);
+        break;
+      case 'error':
+        sink.refused(message.message);
+        break;
+      case 'exit':
+        this.ended = { code: message.code, signal: message.signal };
+        this.acks?.flush();
+        this.setState({ kind: 'ended', ...this.ended });
+        break;
+    }
+  }
+
+  private linkState(state: LinkState): void {
+    if (state.kind !== 'open') {
+      this.acks?.close();
+    }
+    // Once the process ended there is nothing to reconnect to: the state
+    // stays `ended` whatever the closing socket does.
+    if (this.ended) {
+      if (state.kind === 'waiting') this.socket.dispose();
+      return;
+    }
+    this.setState(state);
+  }
+
+  private setState(state: TerminalState): void {
+    this.stateValue = state;
+    this.options.sink.state(state);
+  }
+}

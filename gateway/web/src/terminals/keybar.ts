@@ -1,0 +1,87 @@
+//! The key bar for phones: the keys their keyboards lack, with Ctrl and Alt
+//! as sticky modifiers. Buttons never take the focus, so the soft keyboard
+//! stays open on the terminal.
+
+import { h, icon } from '../app/dom';
+import type { StickyModifiers } from './modifiers';
+
+type KeySpec =
+  | { label: string; title: string; data: string | ((appCursor: boolean) => string); icon?: Parameters<typeof icon>[0] }
+  | { label: string; title: string; modifier: 'ctrl' | 'alt' };
+
+const arrow = (final: string) => (appCursor: boolean) => (appCursor ? `\x1bO${final}` : `\x1b[${final}`);
+
+const KEYS: KeySpec[] = [
+  { label: 'Esc', title: 'Escape', data: '\x1b' },
+  { label: 'Tab', title: 'Tab', data: '\t' },
+  { label: 'Ctrl', title: 'Ctrl (sticky: tap once for the next key, twice to lock)', modifier: 'ctrl' },
+  { label: 'Alt', title: 'Alt (sticky: tap once for the next key, twice to lock)', modifier: 'alt' },
+  { label: '←', title: 'Left', data: arrow('D'), icon: 'left' },
+  { label: '↑', title: 'Up', data: arrow('A'), icon: 'up' },
+  { label: '↓', title: 'Down', data: arrow('B'), icon: 'down' },
+  { label: '→', title: 'Right', data: arrow('C'), icon: 'right' },
+  { label: '|', title: 'Pipe', data: '|' },
+  { label: '~', title: 'Tilde', data: '~' },
+  { label: '/', title: 'Slash', data: '/' },
+  { label: '-', title: 'Dash', data: '-' },
+];
+
+export interface KeybarTarget {
+  /** Sends input through the sticky modifiers, as if typed. */
+  sendKeys(data: string): void;
+  /** Whether the terminal asked for application cursor keys. */
+  applicationCursor(): boolean;
+  /** Gives the focus back to the terminal. */
+  focus(): void;
+}
+
+export class Keybar {
+  readonly element: HTMLDivElement;
+  private readonly modifierButtons = new Map<'ctrl' | 'alt', HTMLButtonElement>();
+
+  constructor(
+    private readonly modifiers: StickyModifiers,
+    private readonly target: () => KeybarTarget | null,
+  ) {
+    this.element = h('div', { class: 'keybar', testid: 'keybar', attrs: { role: 'toolbar', 'aria-label': 'Terminal keys' } });
+    for (const key of KEYS) this.element.appendChild(this.button(key));
+    modifiers.onChange(() => this.render());
+    this.render();
+  }
+
+  private button(key: KeySpec): HTMLButtonElement {
+    const button = h('button', {
+      class: 'key',
+      title: key.title,
+      attrs: { type: 'button', 'aria-label': key.title, 'data-key': key.label },
+      // Keep the focus (and the soft keyboard) on the terminal.
+      on: { mousedown: (event: MouseEvent) => event.preventDefault(), click: () => this.pressed(key) },
+    });
+    if ('icon' in key && key.icon) button.appendChild(icon(key.icon));
+    else button.textContent = key.label;
+    if ('modifier' in key) {
+      button.classList.add('modifier');
+      this.modifierButtons.set(key.modifier, button);
+    }
+    return button;
+  }
+
+  private pressed(key: KeySpec): void {
+    const target = this.target();
+    if ('modifier' in key) {
+      this.modifiers.tap(key.modifier);
+    } else if (target) {
+      const data = typeof key.data === 'function' ? key.data(target.applicationCursor()) : key.data;
+      target.sendKeys(data);
+    }
+    target?.focus();
+  }
+
+  private render(): void {
+    for (const [name, button] of this.modifierButtons) {
+      const level = this.modifiers.level(name);
+      button.dataset.level = level;
+      button.setAttribute('aria-pressed', level === 'off' ? 'false' : 'true');
+    }
+  }
+}

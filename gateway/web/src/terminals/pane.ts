@@ -1,0 +1,363 @@
+//! One open terminal: an xterm.js emulator with its addons, bound to a
+//! `TerminalConnection`. The emulator follows the PTY's size (from `reset` and
+//! `session` messages, so replays render exactly); this viewer asks for the
+//! size that fills its area when it attaches, when the area changes and when
+//! the user types while another viewer's size is in force.
+
+import { Terminal, type IDisposable } from '@xterm/xterm';
+import { FitAddon } from '@xterm/addon-fit';
+import { WebglAddon } from '@xterm/addon-webgl';
+import { WebLinksAddon } from '@xterm/addon-web-links';
+import { SearchAddon } from '@xterm/addon-search';
+import { Unicode11Addon } from '@xterm/addon-unicode11';
+import { ClipboardAddon, type IClipboardProvider } from '@xterm/addon-clipboard';
+import type { Session } from '../app/api';
+import { h } from '../app/dom';
+import type { Scheme } from '../app/theme';
+import { TerminalConnection, type TerminalState } from './connection';
+import { encodeBinaryInput, encodeInput } from './protocol';
+import { terminalTheme } from './themes';
+
+export const FONT_FAMILY =
+  'ui-monospace, "SF Mono", "Cascadia Mono", "JetBrains Mono", Menlo, Consolas, "DejaVu Sans Mono", "Liberation Mono", monospace';
+
+export interface PaneHost {
+  /** Rewrites typed input (sticky modifiers). */
+  transformInput(data: string): string;
+  /** The pane's session or state changed. */
+  changed(pane: TerminalPane): void;
+  /** A message for the user (notices, refusals). */
+  notify(pane: TerminalPane, text: string, tone: 'info' | 'error'): void;
+  /** A keyboard shortcut of the app was pressed inside the terminal. */
+  shortcut(pane: TerminalPane, action: 'search' | 'copy'): void;
+  /** The banner's button was pressed on an ended or missing session. */
+  closeRequested(pane: TerminalPane): void;
+}
+
+/** Programs may write the clipboard (OSC 52) but never read it. */
+const writeOnlyClipboard: IClipboardProvider = {
+  readText: () => '',
+  writeText: async (_selection, text) => {
+    await navigator.clipboard?.writeText(text);
+  },
+};
+
+function openLink(uri: string): void {
+  if (!/^https?:\/\//i.test(uri)) return;
+  const opened = window.open(uri, '_blank', 'noopener,noreferrer');
+  if (opened) opened.opener = null;
+}
+
+export class TerminalPane {
+  readonly element: HTMLDivElement;
+  readonly term: Terminal;
+  readonly search = new SearchAddon({ highlightLimit: 500 });
+  session: Session | null;
+  private readonly host: HTMLDivElement;
+  private readonly banner: HTMLDivElement;
+  private readonly bannerText: HTMLSpanElement;
+  private readonly bannerButton: HTMLButtonElement;
+  private readonly fitAddon = new FitAddon();
+  private readonly connection: TerminalConnection;
+  private readonly disposables: IDisposable[] = [];
+  private resizeObserver: ResizeObserver | null = null;
+  private desired: { cols: number; rows: number } | null = null;
+  private everAttached = false;
+  private opened = false;
+  private fitScheduled = false;
+
+  constructor(
+    readonly sessionId: string,
+    initial: Session | undefined,
+    options: { fontSize: number; scheme: Scheme },
+    private readonly paneHost: PaneHost,
+  ) {
+    this.session = initial ?? null;
+    this.host = h('div', { class: 'xterm-host' });
+    this.bannerText = h('span', { class: 'banner-text' });
+    this.bannerButton = h('button', { class: 'button small', attrs: { type: 'button' }, on: { click: () => this.bannerAction() } });
+    this.banner = h('div', { class: 'pane-banner', attrs: { role: 'status' } }, this.bannerText, this.bannerButton);
+    this.banner.hidden = true;
+    this.element = h('div', { class: 'pane', attrs: { 'data-session-id': sessionId } }, this.host, this.banner);
+    this.term = new Terminal({
+      allowProposedApi: true,
+      cursorBlink: true,
+      fontFamily: FONT_FAMILY,
+      fontSize: options.fontSize,
+      lineHeight: 1.15,
+      scrollback: 10_000,
+      theme: terminalTheme(options.scheme),
+      macOptionIsMeta: true,
+      rightClickSelectsWord: true,
+      linkHandler: { activate: (_event, uri) => openLink(uri), allowNonHttpProtocols: false },
+    });
+    this.connection = new TerminalConnection({
+      sessionId,
+      size: () => this.attachSize(),
+      sink: {
+        attached: (session) => this.attached(session),
+        reset: (cols, rows) => this.reset(cols, rows),
+        output: (bytes, done) => this.term.write(bytes, done),
+        session: (session) => this.sessionChanged(session),
+        notice: (text) => this.paneHost.notify(this, text, 'info'),
+        refused: (message) => this.paneHost.notify(this, message, 'error'),
+        state: (state) => this.stateChanged(state),
+      },
+    });
+  }
+
+  get state(): TerminalState {
+    return this.connection.state;
+  }
+
+  /** Whether this pane was attached before (so a new connection is a reconnection). */
+  get reconnecting(): boolean {
+    return this.everAttached;
+  }
+
+  get ackStats(): { received: number; written: number; acked: number } {
+    return this.connection.ackStats;
+  }
+
+  /** Puts the pane in the page and connects. Call while visible, so it can measure. */
+  open(parent: HTMLElement): void {
+    if (this.opened) return;
+    this.opened = true;
+    parent.appendChild(this.element);
+    this.term.open(this.host);
+    this.loadAddons();
+    this.disposables.push(
+      this.term.onData((data) => this.typed(data)),
+      this.term.onBinary((data) => this.connection.input(encodeBinaryInput(data))),
+    );
+    this.term.attachCustomKeyEventHandler((event) => this.keyEvent(event));
+    this.resizeObserver = new ResizeObserver(() => this.scheduleFit());
+    this.resizeObserver.observe(this.host);
+    this.connection.start();
+  }
+
+  show(): void {
+    this.element.hidden = false;
+    this.scheduleFit();
+  }
+
+  hide(): void {
+    this.element.hidden = true;
+  }
+
+  focus(): void {
+    this.term.focus();
+  }
+
+  retry(): void {
+    this.connection.retry();
+  }
+
+  setFontSize(size: number): void {
+    this.term.options.fontSize = size;
+    this.scheduleFit();
+  }
+
+  setScheme(scheme: Scheme): void {
+    this.term.options.theme = terminalTheme(scheme);
+  }
+
+  /** Sends bytes as if typed (the key bar), through the sticky modifiers. */
+  sendKeys(data: string): void {
+    this.typed(data);
+  }
+
+  /** The whole buffer (scrollback and screen) as text, trailing blank lines dropped. */
+  bufferText(): string {
+    const buffer = this.term.buffer.active;
+    const lines: string[] = [];
+    for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i)?.translateToString(true) ?? '');
+    while (lines.length && lines[lines.length - 1] === '') lines.pop();
+    return lines.join('\n');
+  }
+
+  /** The visible screen as text. */
+  screenText(): string {
+    const buffer = this.term.buffer.active;
+    const lines: string[] = [];
+    for (let i = 0; i < this.term.rows; i++) lines.push(buffer.getLine(buffer.viewportY + i)?.translateToString(true) ?? '');
+    return lines.join('\n');
+  }
+
+  /** Leaves the session running and frees the emulator. */
+  dispose(): void {
+    this.connection.detach();
+    this.resizeObserver?.disconnect();
+    for (const disposable of this.disposables) disposable.dispose();
+    this.term.dispose();
+    this.element.remove();
+  }
+
+  private loadAddons(): void {
+    this.term.loadAddon(this.fitAddon);
+    this.term.loadAddon(this.search);
+    this.term.loadAddon(new WebLinksAddon((_event, uri) => openLink(uri)));
+    this.term.loadAddon(new ClipboardAddon(undefined, writeOnlyClipboard));
+    this.term.loadAddon(new Unicode11Addon());
+    this.term.unicode.activeVersion = '11';
+    try {
+      const webgl = new WebglAddon();
+      webgl.onContextLoss(() => webgl.dispose());
+      this.term.loadAddon(webgl);
+      this.element.dataset.renderer = 'webgl';
+    } catch {
+      // No WebGL (headless browsers, some phones): xterm's DOM renderer stays.
+      this.element.dataset.renderer = 'dom';
+    }
+  }
+
+  private keyEvent(event: KeyboardEvent): boolean {
+    if (event.type !== 'keydown') return true;
+    const primary = event.ctrlKey || event.metaKey;
+    if (primary && event.shiftKey && event.code === 'KeyF') {
+      event.preventDefault();
+      this.paneHost.shortcut(this, 'search');
+      return false;
+    }
+    if (primary && event.shiftKey && event.code === 'KeyC') {
+      event.preventDefault();
+      this.paneHost.shortcut(this, 'copy');
+      return false;
+    }
+    // Ctrl+Shift+V: let the browser paste into the terminal.
+    if (primary && event.shiftKey && event.code === 'KeyV') return false;
+    return true;
+  }
+
+  private typed(data: string): void {
+    const input = this.paneHost.transformInput(data);
+    this.claimSize();
+    this.connection.input(encodeInput(input));
+  }
+
+  /** Typing makes this the active viewer: ask for its own size if another one is in force. */
+  private claimSize(): void {
+    const desired = this.desired;
+    if (!desired || (desired.cols === this.term.cols && desired.rows === this.term.rows)) return;
+    this.term.resize(desired.cols, desired.rows);
+    this.connection.resize(desired.cols, desired.rows);
+  }
+
+  /** The size to attach with, remembered as the one this viewer wants. */
+  private attachSize(): { cols: number; rows: number } | null {
+    const size = this.proposeSize();
+    if (size) this.desired = size;
+    return size ?? this.desired;
+  }
+
+  private proposeSize(): { cols: number; rows: number } | null {
+    if (!this.opened || this.element.hidden || this.host.clientWidth === 0 || this.host.clientHeight === 0) return null;
+    const dims = this.fitAddon.proposeDimensions();
+    if (!dims || !Number.isFinite(dims.cols) || !Number.isFinite(dims.rows)) return null;
+    return { cols: Math.max(2, dims.cols), rows: Math.max(1, dims.rows) };
+  }
+
+  private scheduleFit(): void {
+    if (this.fitScheduled) return;
+    this.fitScheduled = true;
+    requestAnimationFrame(() => {
+      this.fitScheduled = false;
+      this.fit();
+    });
+  }
+
+  /** Fills the area: resizes the emulator and asks the gateway for the new size. */
+  private fit(): void {
+    const size = this.proposeSize();
+    if (!size) return;
+    const changed = !this.desired || this.desired.cols !== size.cols || this.desired.rows !== size.rows;
+    this.desired = size;
+    if (!changed) return;
+    if (size.cols !== this.term.cols || size.rows !== this.term.rows) this.term.resize(size.cols, size.rows);
+    this.connection.resize(size.cols, size.rows);
+  }
+
+  private attached(session: Session): void {
+    this.everAttached = true;
+    this.session = session;
+    this.paneHost.changed(this);
+  }
+
+  private reset(cols: number, rows: number): void {
+    // Through the write queue, so output queued before the reset is parsed
+    // first and the replay after it lands on a clean emulator of the PTY's
+    // size. When that size is another viewer's, typing claims ours back.
+    this.term.write('\x1bc', () => {
+      if (cols !== this.term.cols || rows !== this.term.rows) this.term.resize(cols, rows);
+    });
+  }
+
+  private sessionChanged(session: Session): void {
+    this.session = session;
+    const { cols, rows } = session;
+    if (Number.isInteger(cols) && Number.isInteger(rows) && cols > 0 && rows > 0) {
+      this.term.write('', () => {
+        if (cols !== this.term.cols || rows !== this.term.rows) this.term.resize(cols, rows);
+      });
+    }
+    this.paneHost.changed(this);
+  }
+
+  private stateChanged(state: TerminalState): void {
+    this.renderBanner(state);
+    if (state.kind === 'ended' && this.session) this.session = { ...this.session, status: 'exited' };
+    this.paneHost.changed(this);
+  }
+
+  private renderBanner(state: TerminalState): void {
+    let text = '';
+    let button = '';
+    switch (state.kind) {
+      case 'attached':
+      case 'open':
+        break;
+      case 'connecting':
+        text = this.everAttached ? 'Reconnecting…' : '';
+        break;
+      case 'waiting':
+        text =
+          state.reason === 'broker'
+            ? 'The broker is unreachable. The session keeps running; reconnecting…'
+            : 'Connection lost. Reconnecting…';
+        button = 'Retry now';
+        break;
+      case 'ended':
+        text = state.signal
+          ? `The session ended (signal ${state.signal}).`
+          : `The session ended${state.code === null ? '' : ` with exit code ${state.code}`}.`;
+        button = 'Close';
+        break;
+      case 'stopped':
+        if (state.reason === 'not-found') {
+          text = 'This session no longer exists.';
+          button = 'Close';
+        } else if (state.reason === 'protocol') {
+          text = 'The gateway refused this connection.';
+          button = 'Retry';
+        } else if (state.reason === 'closed') {
+          text = 'Detached.';
+          button = 'Reattach';
+        }
+        break;
+    }
+    this.banner.hidden = text === '';
+    this.banner.dataset.kind = state.kind;
+    this.bannerText.textContent = text;
+    this.bannerButton.textContent = button;
+    this.bannerButton.hidden = button === '';
+  }
+
+  private bannerAction(): void {
+    const state = this.connection.state;
+    if (state.kind === 'ended' || (state.kind === 'stopped' && state.reason === 'not-found')) {
+      this.paneHost.closeRequested(this);
+    } else {
+      this.connection.retry();
+    }
+  }
+}

@@ -1,0 +1,271 @@
+// End-to-end tests of the web UI: a real gateway and broker, Debian's
+// Chromium driven by playwright-core, the terminal read from its buffer.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import {
+  KEY,
+  activeSessionId,
+  bufferText,
+  createSession,
+  ensureArtifacts,
+  launchBrowser,
+  login,
+  newContext,
+  run,
+  startGateway,
+  terminalSize,
+  terminalState,
+  waitForBuffer,
+  waitForPrompt,
+  type Gateway,
+} from './harness';
+
+const TEST = { timeout: 120_000 };
+
+describe('dispatch web UI', { timeout: 600_000 }, () => {
+  let gateway: Gateway;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  const errors: string[] = [];
+
+  before(async () => {
+    gateway = await startGateway();
+    browser = await launchBrowser();
+    context = await newContext(browser);
+    page = await context.newPage();
+    page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error') errors.push(`console: ${message.text()}`);
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await gateway?.stop();
+  });
+
+  test('the page is served under its CSP with hashed assets only', TEST, async () => {
+    const response = await fetch(gateway.url + '/');
+    assert.equal(response.status, 200);
+    const csp = response.headers.get('content-security-policy') ?? '';
+    assert.match(csp, /script-src 'self'/);
+    const html = await response.text();
+    assert.doesNotMatch(html, /<script>(?!<\/script>)/, 'no inline script');
+    assert.doesNotMatch(html, /\son[a-z]+=/i, 'no inline event handler');
+    assert.doesNotMatch(html, /(src|href)="(https?:)?\/\//, 'nothing from another origin');
+    const assets = [...html.matchAll(/(?:src|href)="(assets\/[^"]+)"/g)].map((m) => m[1]);
+    assert.equal(assets.length, 2, 'one script and one stylesheet');
+    for (const asset of assets) {
+      assert.match(asset, /-[A-Z0-9]{8}\.(js|css)$/, 'content-hashed name');
+      assert.equal((await fetch(`${gateway.url}/${asset}`)).status, 200);
+    }
+  });
+
+  test('a wrong key shows the error; the right key logs in', TEST, async () => {
+    await page.goto(gateway.url);
+    await page.getByTestId('login-key').fill('not-the-key');
+    await page.getByTestId('login-submit').click();
+    const error = page.getByTestId('login-error');
+    await error.waitFor({ state: 'visible' });
+    assert.match((await error.textContent()) ?? '', /invalid key/i);
+    await page.screenshot({ path: join(ensureArtifacts(), 'login-error.png') });
+
+    await page.getByTestId('login-key').fill(KEY);
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('new-session').waitFor();
+    assert.equal(await page.getByTestId('login-key').count(), 0, 'the login form is gone');
+    await page.waitForFunction(() => document.querySelector('[data-testid="connection-status"]')?.getAttribute('data-state') === 'connected');
+  });
+
+  test('create a session, type echo ok and read it from the terminal', TEST, async () => {
+    const id = await createSession(page, 'first');
+    await page.getByTestId('terminal').waitFor();
+    await run(page, 'echo ok');
+    await waitForBuffer(page, /^ok$/m);
+    const item = page.locator(`[data-testid="session-item"][data-session-id="${id}"]`);
+    await item.waitFor();
+    assert.equal(await item.getAttribute('data-status'), 'running');
+    assert.match((await item.textContent()) ?? '', /first/);
+    assert.match((await item.textContent()) ?? '', /shell/);
+    assert.equal(await page.getByTestId('connection-status').getAttribute('data-state'), 'connected');
+  });
+
+  test('the PTY follows the viewport size (stty size)', TEST, async () => {
+    const before = await terminalSize(page);
+    assert.ok(before);
+    await run(page, 'clear; stty size');
+    const first = await waitForBuffer(page, /^(\d+) (\d+)$/m);
+    assert.deepEqual([Number(first[1]), Number(first[2])], [before.rows, before.cols], 'the PTY has the terminal size');
+
+    await page.setViewportSize({ width: 900, height: 560 });
+    await page.waitForFunction(
+      (old) => {
+        const size = (window as unknown as { __dispatch: { terminalSize(): { cols: number; rows: number } } }).__dispatch.terminalSize();
+        return size.cols < old.cols && size.rows < old.rows;
+      },
+      before,
+    );
+    const after = await terminalSize(page);
+    assert.ok(after);
+    await run(page, 'clear; echo size=$(stty size)');
+    const second = await waitForBuffer(page, /^size=(\d+) (\d+)$/m);
+    assert.deepEqual([Number(second[1]), Number(second[2])], [after.rows, after.cols], 'the PTY was resized');
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  test('a reload finds the same screen', TEST, async () => {
+    const id = await activeSessionId(page);
+    await run(page, 'echo marker-$((6*7))');
+    await waitForBuffer(page, /^marker-42$/m);
+    await page.reload();
+    await page.waitForFunction(() => {
+      const hooks = (window as unknown as { __dispatch?: { terminalState(): string | null } }).__dispatch;
+      return hooks?.terminalState() === 'attached';
+    });
+    assert.equal(await activeSessionId(page), id, 'the same session is open again');
+    await waitForBuffer(page, /^marker-42$/m);
+    await waitForBuffer(page, /echo marker-\$\(\(6\*7\)\)/);
+    await run(page, 'echo still-$((1+1))');
+    await waitForBuffer(page, /^still-2$/m);
+  });
+
+  test('two sessions open, end one', TEST, async () => {
+    const first = await activeSessionId(page);
+    const second = await createSession(page, 'second');
+    assert.notEqual(first, second);
+    await page.getByTestId('terminal-tab').nth(1).waitFor();
+    assert.equal(await page.getByTestId('terminal-tab').count(), 2);
+
+    // Switch to the first and back: each tab keeps its own terminal.
+    await page.locator(`[data-testid="terminal-tab"][data-session-id="${first}"]`).click();
+    await page.waitForFunction((id) => (window as unknown as { __dispatch: { activeSessionId(): string } }).__dispatch.activeSessionId() === id, first);
+    await waitForBuffer(page, /^marker-42$/m);
+    await page.locator(`[data-testid="session-item"][data-session-id="${second}"] button`).click();
+    await page.waitForFunction((id) => (window as unknown as { __dispatch: { activeSessionId(): string } }).__dispatch.activeSessionId() === id, second);
+    await run(page, 'echo in-second');
+    await waitForBuffer(page, /^in-second$/m);
+
+    // End the second, with the confirmation.
+    await page.getByTestId('end-session').click();
+    await page.getByTestId('dialog').waitFor();
+    await page.getByTestId('dialog-confirm').click();
+    await page.waitForFunction(
+      (id) => {
+        const item = document.querySelector(`[data-testid="session-item"][data-session-id="${id}"]`);
+        return !item || item.getAttribute('data-status') === 'exited';
+      },
+      second,
+    );
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="terminal-tab"]').length === 1);
+    assert.equal(await activeSessionId(page), first, 'the remaining session is shown');
+    const remaining = page.locator(`[data-testid="session-item"][data-session-id="${first}"]`);
+    assert.equal(await remaining.getAttribute('data-status'), 'running');
+    await waitForPrompt(page);
+    await run(page, 'echo first-alive');
+    await waitForBuffer(page, /^first-alive$/m);
+  });
+
+  test('the session list updates live from a second browser', TEST, async () => {
+    const other = await newContext(browser);
+    try {
+      const watcher = await other.newPage();
+      await login(watcher, gateway.url);
+      const name = 'from-elsewhere';
+      const created = await createSession(page, name);
+      const item = watcher.locator(`[data-testid="session-item"][data-session-id="${created}"]`);
+      await item.waitFor({ timeout: 15_000 });
+      assert.equal(await item.getAttribute('data-name'), name);
+
+      await page.getByTestId('end-session').click();
+      await page.getByTestId('dialog-confirm').click();
+      await watcher.waitForFunction(
+        (id) => {
+          const element = document.querySelector(`[data-testid="session-item"][data-session-id="${id}"]`);
+          return !element || element.getAttribute('data-status') === 'exited';
+        },
+        created,
+        { timeout: 15_000 },
+      );
+    } finally {
+      await other.close();
+    }
+  });
+
+  test('desktop screenshots, dark and light', TEST, async () => {
+    await run(page, 'clear; printf "\\e[1mdispatch\\e[0m \\e[32mok\\e[0m \\e[33mwarn\\e[0m \\e[31merror\\e[0m \\e[34mblue\\e[0m\\n"; ls -la /');
+    await waitForBuffer(page, /^dispatch ok warn error blue$/m);
+    await page.screenshot({ path: join(ensureArtifacts(), 'desktop-dark.png') });
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: join(ensureArtifacts(), 'desktop-light.png') });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    // Search the scrollback.
+    await page.getByTestId('search-toggle').click();
+    await page.getByTestId('search-input').fill('marker');
+    await page.waitForTimeout(200);
+    const selection = await page.evaluate(() => {
+      const hooks = (window as unknown as { __dispatch: { activeSessionId(): string } }).__dispatch;
+      return hooks.activeSessionId();
+    });
+    assert.ok(selection);
+    await page.screenshot({ path: join(ensureArtifacts(), 'desktop-search.png') });
+    await page.keyboard.press('Escape');
+  });
+
+  test('phone: the key bar sends Esc and Ctrl-C', TEST, async () => {
+    const phone = await newContext(browser, { viewport: { width: 375, height: 667 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+    try {
+      const mobile = await phone.newPage();
+      mobile.on('pageerror', (error) => errors.push(`phone pageerror: ${error.message}`));
+      await login(mobile, gateway.url);
+      await mobile.screenshot({ path: join(ensureArtifacts(), 'phone-list.png') });
+      await createSession(mobile, 'phone');
+      const keybar = mobile.getByTestId('keybar');
+      await keybar.waitFor({ state: 'visible' });
+      const size = await terminalSize(mobile);
+      assert.ok(size && size.cols >= 30 && size.cols <= 60, `a phone-sized terminal: ${JSON.stringify(size)}`);
+
+      // Esc reaches the program: cat -v shows it as ^[.
+      await run(mobile, 'cat -v');
+      await mobile.waitForTimeout(300);
+      await keybar.locator('[data-key="Esc"]').click();
+      await mobile.keyboard.press('Enter');
+      await waitForBuffer(mobile, /^\^\[$/m);
+
+      // Sticky Ctrl, then c: interrupts cat, then a sleep.
+      await keybar.locator('[data-key="Ctrl"]').click();
+      assert.equal(await keybar.locator('[data-key="Ctrl"]').getAttribute('data-level'), 'once');
+      await mobile.keyboard.type('c');
+      assert.equal(await keybar.locator('[data-key="Ctrl"]').getAttribute('data-level'), 'off');
+      await run(mobile, 'sleep 100');
+      await mobile.waitForTimeout(500);
+      await keybar.locator('[data-key="Ctrl"]').click();
+      await mobile.keyboard.type('c');
+      await run(mobile, 'echo after-$((2+3))');
+      await waitForBuffer(mobile, /^after-5$/m, 15_000);
+      await mobile.screenshot({ path: join(ensureArtifacts(), 'phone-terminal.png') });
+      await mobile.getByTestId('sessions-toggle').click();
+      await mobile.waitForTimeout(300);
+      await mobile.screenshot({ path: join(ensureArtifacts(), 'phone-drawer.png') });
+    } finally {
+      await phone.close();
+    }
+  });
+
+  test('no script errors on the page', TEST, () => {
+    assert.deepEqual(errors, []);
+  });
+
+  test('state is shown when the terminal cannot connect', TEST, async () => {
+    await page.goto(`${gateway.url}/#/terminals/00000000-0000-4000-8000-000000000000`);
+    await page.waitForFunction(() => {
+      const status = document.querySelector('[data-testid="connection-status"]');
+      return status?.getAttribute('data-state') === 'not-found';
+    });
+    assert.equal(await terminalState(page), 'stopped');
+    assert.ok((await bufferText(page)) === '');
+  });
+});
