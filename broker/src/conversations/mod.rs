@@ -1,0 +1,52 @@
+//! The Claude Code conversation browser's broker side: a read-only,
+//! incrementally maintained index of the transcripts under
+//! `CLAUDE_HOME/projects` (metadata only in memory; messages are read from
+//! disk on demand) and the `dispatch.v1.Conversations` gRPC service.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use dispatch_broker::conversations::{ConversationIndex, ConversationsService, IndexConfig};
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! let index = ConversationIndex::open(IndexConfig::new("/home/me/.claude"), shutdown).await;
+//! let service = ConversationsService::new(index).into_server();
+//! # }
+//! ```
+
+mod index;
+mod messages;
+mod record;
+mod scan;
+mod search;
+mod service;
+mod stats;
+mod watch;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+pub use index::{ConversationIndex, IndexConfig, ListPage, ListQuery, SortBy};
+pub use messages::{Cursor, read_messages};
+pub use service::{ConversationError, ConversationsService};
+
+impl ConversationIndex {
+    /// Builds the index (the first full scan, off the async threads) and
+    /// keeps it current until `shutdown` is cancelled.
+    pub async fn open(config: IndexConfig, shutdown: CancellationToken) -> Arc<Self> {
+        let index = Arc::new(Self::new(config));
+        let scanning = Arc::clone(&index);
+        let started = std::time::Instant::now();
+        let _ = tokio::task::spawn_blocking(move || scanning.rescan()).await;
+        let status = index.status();
+        tracing::info!(
+            conversations = status.conversations,
+            transcripts = status.transcripts,
+            corrupt_lines = status.corrupt_lines,
+            broken_links = status.broken_links,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "conversation index built"
+        );
+        watch::spawn(Arc::clone(&index), shutdown);
+        index
+    }
+}

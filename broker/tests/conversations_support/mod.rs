@@ -1,0 +1,75 @@
+//! Starts the conversation index and its gRPC service on an ephemeral
+//! loopback port over a generated Claude Code home, and connects a client.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dispatch_broker::conversations::{ConversationIndex, ConversationsService, IndexConfig};
+use dispatch_proto::v1::conversations_client::ConversationsClient;
+use dispatch_testkit::{Manifest, Spec};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// A running conversation service over a generated home.
+pub struct Harness {
+    pub home: tempfile::TempDir,
+    pub manifest: Manifest,
+    pub index: Arc<ConversationIndex>,
+    pub client: ConversationsClient<Channel>,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Harness {
+    pub async fn start(spec: Spec) -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let manifest = dispatch_testkit::generate(home.path(), &spec).unwrap();
+        let shutdown = CancellationToken::new();
+        let mut config = IndexConfig::new(home.path());
+        config.rescan_interval = Duration::from_secs(3600);
+        let index = ConversationIndex::open(config, shutdown.clone()).await;
+        let client = serve(Arc::clone(&index), shutdown.clone()).await;
+        Self {
+            home,
+            manifest,
+            index,
+            client,
+            shutdown,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.home.path()
+    }
+}
+
+/// Serves the index on 127.0.0.1:0 and returns a connected client.
+pub async fn serve(
+    index: Arc<ConversationIndex>,
+    shutdown: CancellationToken,
+) -> ConversationsClient<Channel> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = ConversationsService::new(index).into_server();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                shutdown.cancelled_owned(),
+            )
+            .await
+            .unwrap();
+    });
+    ConversationsClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
+}
