@@ -16,7 +16,8 @@
 //! Unlike the npm client, this one survives the server going away: a closed
 //! connection is re-opened, and when the server no longer accepts them the
 //! registration is renewed with exponential backoff. The public URL is
-//! published (`None` while there is no tunnel) and logged. Everything stops
+//! published and logged once the first connection is open, and replaced by
+//! `None` as soon as the tunnel is lost. Everything stops
 //! when the shutdown token is cancelled.
 
 mod backoff;
@@ -84,9 +85,7 @@ pub struct Subdomain(String);
 
 /// Why a subdomain was refused.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "invalid LocalTunnel subdomain {0:?}: use 4 to 63 lowercase letters, digits or inner hyphens"
-)]
+#[error("invalid LT_SUBDOMAIN {0:?}: use 4 to 63 lowercase letters, digits or inner hyphens")]
 pub struct InvalidSubdomain(String);
 
 impl FromStr for Subdomain {
@@ -207,9 +206,13 @@ pub async fn run(
         };
         match registered {
             Ok(registration) => {
-                tracing::info!(url = %registration.url, "public URL: {}", registration.url);
-                publish(Some(registration.url.clone()));
-                let end = pool::serve(&registration, &config.destination, &shutdown).await;
+                let url = registration.url.clone();
+                let announce = || {
+                    tracing::info!(url = %url, "public URL: {url}");
+                    publish(Some(url.clone()));
+                };
+                let end =
+                    pool::serve(&registration, &config.destination, &shutdown, announce).await;
                 publish(None);
                 match end {
                     PoolEnd::Shutdown => break,

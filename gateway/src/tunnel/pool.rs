@@ -11,6 +11,7 @@ use std::time::Duration;
 use socket2::{SockRef, TcpKeepalive};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -56,15 +57,26 @@ enum Piped {
     Stopped,
 }
 
+/// What the slots of one pool tell it.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Signalled when a slot opens a connection to the server.
+    opened: Notify,
+    /// Set once a visitor got through.
+    served: AtomicBool,
+}
+
 /// Keeps `registration.connections` connections open until one of them can
-/// no longer reach the server, or `shutdown` is cancelled.
+/// no longer reach the server, or `shutdown` is cancelled. `on_open` runs
+/// once, when the first connection is open (the tunnel is usable).
 pub(crate) async fn serve(
     registration: &Registration,
     destination: &Destination,
     shutdown: &CancellationToken,
+    on_open: impl FnOnce(),
 ) -> PoolEnd {
     let stop = shutdown.child_token();
-    let served = Arc::new(AtomicBool::new(false));
+    let shared = Arc::new(Shared::default());
     let remote = Remote {
         host: registration.remote_host.clone(),
         port: registration.remote_port,
@@ -76,14 +88,22 @@ pub(crate) async fn serve(
             remote.clone(),
             destination.clone(),
             stop.clone(),
-            served.clone(),
+            shared.clone(),
         );
         workers.spawn(work.instrument(span));
     }
     tracing::debug!(connections = registration.connections, "tunnel pool open");
-    let lost = tokio::select! {
-        () = shutdown.cancelled() => None,
-        Some(ended) = workers.join_next() => ended.ok().flatten(),
+    let mut on_open = Some(on_open);
+    let lost = loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break None,
+            Some(ended) = workers.join_next() => break ended.ok().flatten(),
+            () = shared.opened.notified(), if on_open.is_some() => {
+                if let Some(on_open) = on_open.take() {
+                    on_open();
+                }
+            }
+        }
     };
     stop.cancel();
     while workers.join_next().await.is_some() {}
@@ -94,7 +114,7 @@ pub(crate) async fn serve(
         tracing::warn!(%error, host = %remote.host, port = remote.port, "tunnel server unreachable");
     }
     PoolEnd::Lost {
-        served: served.load(Ordering::Relaxed),
+        served: shared.served.load(Ordering::Relaxed),
     }
 }
 
@@ -104,7 +124,7 @@ async fn keep_connection(
     remote: Remote,
     destination: Destination,
     stop: CancellationToken,
-    served: Arc<AtomicBool>,
+    shared: Arc<Shared>,
 ) -> Option<io::Error> {
     let (first, longest) = UNUSED_BACKOFF;
     let mut unused = Backoff::new(first, longest);
@@ -117,9 +137,10 @@ async fn keep_connection(
             Ok(stream) => stream,
             Err(error) => return Some(error),
         };
+        shared.opened.notify_one();
         match pipe(stream, &destination, &stop).await {
             Piped::Bridged => {
-                served.store(true, Ordering::Relaxed);
+                shared.served.store(true, Ordering::Relaxed);
                 unused.reset();
             }
             Piped::Dropped => unused.reset(),
