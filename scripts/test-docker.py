@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""End-to-end checks of the compose deployment (run by scripts/test-docker.sh).
+
+The stack is already up under its own compose project. These checks talk to
+it only through 127.0.0.1 (HTTP and WebSocket, as a browser would), through
+`docker inspect`/`docker exec` on the project's own containers, and through
+/proc entries of those containers' processes. Each check prints one line;
+the run ends with `N passed, N failed`.
+
+Environment: PROJECT (compose project name), PORT (host port of the
+gateway), TERMINAL_KEY, GATEWAY and BROKER (container ids), LISTENER_IP and
+LISTENER_PORT (a listener of the test's own on the `edge` network), EDGE_NET
+(that network's name), BROKER_IMAGE.
+"""
+
+import asyncio
+import http.cookiejar
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from websockets.asyncio.client import connect
+
+PORT = int(os.environ["PORT"])
+BASE = f"http://127.0.0.1:{PORT}"
+ORIGIN = BASE
+KEY = os.environ["TERMINAL_KEY"]
+GATEWAY = os.environ["GATEWAY"]
+BROKER = os.environ["BROKER"]
+PTY_ROOT = "/var/lib/dispatch/sessions"
+
+results = {"passed": 0, "failed": 0}
+
+
+def check(name, ok, detail=""):
+    status = "ok" if ok else "FAILED"
+    print(f"check {name}: {status}{' (' + detail + ')' if detail and not ok else ''}", flush=True)
+    results["passed" if ok else "failed"] += 1
+    return ok
+
+
+# ---- HTTP --------------------------------------------------------------
+
+
+def request(method, path, body=None, headers=None, opener=None):
+    """Returns (status, headers, body bytes) without raising on HTTP errors."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(BASE + path, data=data, method=method)
+    req.add_header("Origin", ORIGIN)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    opener = opener or urllib.request.build_opener()
+    try:
+        with opener.open(req, timeout=15) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read()
+
+
+def bearer():
+    return {"Authorization": f"Bearer {KEY}"}
+
+
+def wait_for(what, predicate, deadline=90.0, interval=1.0):
+    end = time.monotonic() + deadline
+    last = None
+    while time.monotonic() < end:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except Exception as err:  # noqa: BLE001 - retried until the deadline
+            last = err
+        time.sleep(interval)
+    raise TimeoutError(f"{what}: not true after {deadline:.0f}s (last: {last!r})")
+
+
+def create_session(headers=None, opener=None):
+    status, _, body = request(
+        "POST", "/api/sessions", {"mode": "shell", "cols": 100, "rows": 30},
+        headers=headers, opener=opener)
+    if status != 201:
+        raise RuntimeError(f"POST /api/sessions answered {status}: {body[:200]!r}")
+    return json.loads(body)
+
+
+# ---- WebSocket terminal ------------------------------------------------
+
+
+class Terminal:
+    """A WebSocket viewer of one session that collects its output as text."""
+
+    def __init__(self, session_id, headers):
+        self.url = f"ws://127.0.0.1:{PORT}/ws/sessions/{session_id}?cols=100&rows=30"
+        self.headers = headers
+        self.output = ""
+        self.controls = []
+
+    async def __aenter__(self):
+        self.ws = await connect(self.url, additional_headers=self.headers,
+                                origin=ORIGIN, max_size=2 << 20, open_timeout=20)
+        self.reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc):
+        self.reader.cancel()
+        try:
+            await self.ws.send(json.dumps({"type": "detach"}))
+        except Exception:  # noqa: BLE001 - the socket may already be closed
+            pass
+        await self.ws.close()
+
+    async def _read(self):
+        received = 0
+        async for msg in self.ws:
+            if isinstance(msg, bytes):
+                received += len(msg)
+                self.output += msg.decode("utf-8", "replace")
+                await self.ws.send(json.dumps({"type": "ack", "bytes": received}))
+            else:
+                self.controls.append(json.loads(msg))
+
+    async def run(self, command, pattern, deadline=20.0):
+        """Types `command` and waits until the output matches `pattern`."""
+        await self.ws.send((command + "\r").encode())
+        return await self.wait(pattern, deadline)
+
+    async def wait(self, pattern, deadline=20.0):
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            m = re.search(pattern, self.output)
+            if m:
+                return m
+            if self.reader.done():
+                break
+            await asyncio.sleep(0.1)
+        tail = self.output[-400:]
+        raise TimeoutError(f"no {pattern!r} in the terminal after {deadline:.0f}s: {tail!r}")
+
+
+# ---- docker ------------------------------------------------------------
+
+
+def docker(*args, check_rc=True):
+    out = subprocess.run(["docker", *args], capture_output=True, text=True)
+    if check_rc and out.returncode != 0:
+        raise RuntimeError(f"docker {' '.join(args)}: {out.stderr.strip()}")
+    return out
+
+
+def inspect(container):
+    return json.loads(docker("inspect", container).stdout)[0]
+
+
+def health(container):
+    state = inspect(container)["State"]
+    return state.get("Health", {}).get("Status"), state
+
+
+def children(pid):
+    """Host pids whose parent is `pid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            found.append(int(entry))
+    return found
+
+
+def status_fields(text):
+    fields = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return fields
+
+
+def caps_empty(fields):
+    return all(int(fields.get(k, "1"), 16) == 0 for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"))
+
+
+# ---- the checks ----------------------------------------------------------
+
+
+def check_ui_and_login():
+    status, headers, body = request("GET", "/")
+    html = body.decode("utf-8", "replace")
+    check("ui served on 127.0.0.1", status == 200 and "text/html" in headers.get("Content-Type", ""),
+          f"status {status}")
+    check("ui is the built web UI", "<script" in html and "was not built" not in html, html[:200])
+    status, _, body = request("POST", "/api/login", {"key": "not-the-key"})
+    check("login with a wrong key is refused", status == 401, f"status {status}")
+    status, _, _ = request("GET", "/api/sessions")
+    check("api without credentials is refused", status == 401, f"status {status}")
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    status, _, body = request("POST", "/api/login", {"key": KEY}, opener=opener)
+    cookie = next((c for c in jar if c.name == "dispatch_session"), None)
+    check("login with the key sets the session cookie", status == 204 and cookie is not None,
+          f"status {status} {body[:100]!r}")
+    status, _, body = request("GET", "/api/sessions", opener=opener)
+    check("api with the cookie", status == 200 and "sessions" in json.loads(body or b"{}"),
+          f"status {status}")
+    return opener, {"Cookie": f"dispatch_session={cookie.value}"} if cookie else bearer()
+
+
+async def check_session(opener, ws_headers):
+    session = create_session(opener=opener)
+    sid = session["id"]
+    check("session created through the gateway", session.get("status") == "running", str(session))
+    async with Terminal(sid, ws_headers) as term:
+        await term.wait(r"\S", 20)  # the shell started
+        m = await term.run('echo "UID=$(id -u) CWD=$(pwd)"', r"UID=(\d+) CWD=(\S+)")
+        uid, cwd = m.group(1), m.group(2)
+        check("session runs as uid 10001", uid == "10001", uid)
+        check("session runs in its own directory",
+              cwd == session.get("cwd") and cwd.startswith(PTY_ROOT + "/") and cwd != PTY_ROOT,
+              f"pwd {cwd}, session cwd {session.get('cwd')}")
+        m = await term.run('echo "SECRETS=$(env | grep -cE "^(BROKER_TOKEN|TERMINAL_KEY)=")"',
+                           r"SECRETS=(\d+)")
+        check("no secret in the session's environment", m.group(1) == "0", m.group(1))
+        m = await term.run(
+            "echo \"STATUS=$(grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status"
+            " | tr -s ' \\t' '=' | paste -sd, -)\"",
+            r"STATUS=(\S+)")
+        fields = dict(kv.split("=", 1) for kv in m.group(1).split(","))
+        check("session: empty capability sets (/proc/self/status)", caps_empty(fields), m.group(1))
+        check("session: no_new_privs", fields.get("NoNewPrivs") == "1", m.group(1))
+        m = await term.run('touch /usr/local/bin/probe 2>/dev/null && echo "ROOTFS=rw" || echo "ROOTFS=ro"',
+                           r"ROOTFS=(r\w)")
+        check("session: read-only root filesystem", m.group(1) == "ro", m.group(1))
+        ip, port = os.environ["LISTENER_IP"], os.environ["LISTENER_PORT"]
+        m = await term.run(
+            f"timeout 5 bash -c 'exec 3<>/dev/tcp/{ip}/{port} && head -c5 <&3' 2>/dev/null"
+            f' && echo "NET=open" || echo "NET=blocked"',
+            r"NET=(open|blocked)", deadline=30)
+        check("session cannot reach a listener on the edge network", m.group(1) == "blocked", m.group(1))
+        m = await term.run('echo "SCREEN-$((6*7))-MARK"', r"SCREEN-42-MARK")
+    return sid
+
+
+def check_listener_reachable_from_edge():
+    """Control: the listener does answer on `edge`, so the session's failure is the isolation."""
+    out = docker("run", "--rm", "--network", os.environ["EDGE_NET"], "--entrypoint", "bash",
+                 "--cap-drop", "ALL", "--read-only", os.environ["BROKER_IMAGE"], "-c",
+                 f"timeout 5 bash -c 'exec 3<>/dev/tcp/{os.environ['LISTENER_IP']}/{os.environ['LISTENER_PORT']}"
+                 " && head -c5 <&3'", check_rc=False)
+    check("control: the listener answers on the edge network", out.stdout.startswith("hello"),
+          out.stdout + out.stderr)
+
+
+def check_containers():
+    gw, br = inspect(GATEWAY), inspect(BROKER)
+    for name, c in (("gateway", gw), ("broker", br)):
+        host = c["HostConfig"]
+        check(f"{name}: read-only root filesystem (inspect)", host.get("ReadonlyRootfs") is True)
+        check(f"{name}: all capabilities dropped (inspect)",
+              host.get("CapDrop") in (["ALL"], ["all"]) and not host.get("CapAdd"), str(host.get("CapDrop")))
+        check(f"{name}: no-new-privileges", "no-new-privileges:true" in (host.get("SecurityOpt") or []))
+        check(f"{name}: memory and pids limits", host.get("Memory", 0) > 0 and (host.get("PidsLimit") or 0) > 0)
+        check(f"{name}: restart unless-stopped", host["RestartPolicy"]["Name"] == "unless-stopped")
+        check(f"{name}: log size limits", host["LogConfig"]["Config"].get("max-size") is not None)
+        check(f"{name}: runs as uid 10001", c["Config"]["User"].split(":")[0] in ("10001", "appuser"),
+              c["Config"]["User"])
+        check(f"{name}: no docker socket mounted",
+              not any("docker.sock" in (m.get("Source", "") + m.get("Destination", "")) for m in c["Mounts"]))
+    bindings = gw["NetworkSettings"]["Ports"].get("3000/tcp") or []
+    check("gateway port published on loopback only",
+          bool(bindings) and all(b["HostIp"] == "127.0.0.1" for b in bindings), str(bindings))
+    published = [p for p, b in (br["NetworkSettings"]["Ports"] or {}).items() if b]
+    check("broker publishes no port", not published and not br["HostConfig"].get("PortBindings"), str(published))
+    nets = br["NetworkSettings"]["Networks"]
+    internal = all(json.loads(docker("network", "inspect", n).stdout)[0]["Internal"] for n in nets)
+    check("broker is only on internal networks", internal and len(nets) == 1, str(list(nets)))
+    gw_nets = gw["NetworkSettings"]["Networks"]
+    check("gateway bridges edge and internal", len(gw_nets) == 2 and set(nets) <= set(gw_nets), str(list(gw_nets)))
+    # /proc/<pid>/status of every process in both containers, seen from the host.
+    for name, c in (("gateway", gw), ("broker", br)):
+        pid = c["State"]["Pid"]
+        procs = [pid, *children(pid)]
+        ok = True
+        detail = ""
+        for p in procs:
+            with open(f"/proc/{p}/status") as f:
+                fields = status_fields(f.read())
+            if not caps_empty(fields) or fields.get("NoNewPrivs") != "1" or fields["Uid"].split()[0] != "10001":
+                ok = False
+                detail = f"pid {p}: {fields.get('Name')} uid {fields.get('Uid')} CapEff {fields.get('CapEff')}"
+        check(f"{name}: its processes have empty capability sets and uid 10001", ok and len(procs) >= 2, detail)
+    out = docker("exec", BROKER, "cat", "/proc/self/status")
+    fields = status_fields(out.stdout)
+    check("broker: /proc/self/status inside shows no capabilities", caps_empty(fields), out.stdout[-300:])
+
+
+async def check_gateway_restart(sid):
+    docker("restart", GATEWAY)
+    wait_for("gateway healthy after restart", lambda: health(GATEWAY)[0] == "healthy", 120)
+    status, _, body = request("GET", f"/api/sessions/{sid}", headers=bearer())
+    alive = status == 200 and json.loads(body).get("status") == "running"
+    check("gateway restart keeps the session", alive, f"status {status} {body[:200]!r}")
+    async with Terminal(sid, bearer()) as term:
+        try:
+            await term.wait(r"SCREEN-42-MARK", 20)
+            check("gateway restart keeps the session's screen", True)
+        except TimeoutError as err:
+            check("gateway restart keeps the session's screen", False, str(err))
+        m = await term.run('echo "AGAIN-$((40+2))"', r"AGAIN-42", 20)
+        check("the session still takes input after the gateway restart", m is not None)
+
+
+async def check_broker_crash():
+    before = inspect(BROKER)
+    tini = before["State"]["Pid"]
+    brokers = children(tini)
+    if not check("broker main process found", len(brokers) == 1, str(brokers)):
+        return
+    os.kill(brokers[0], 9)
+    wait_for("broker restarted by its restart policy",
+             lambda: inspect(BROKER)["RestartCount"] > before["RestartCount"], 60)
+    check("killing the broker's main process restarts it (restart policy)", True)
+    wait_for("broker healthy again", lambda: health(BROKER)[0] == "healthy", 120)
+    check("broker healthy again", True)
+
+    def gateway_serves():
+        status, _, _ = request("POST", "/api/sessions", {"mode": "shell"}, headers=bearer())
+        return status == 201
+
+    try:
+        wait_for("gateway serves sessions again", gateway_serves, 60)
+        ok = True
+    except TimeoutError:
+        ok = False
+    check("gateway recovers by itself after the broker restart", ok)
+    check("gateway was not restarted", inspect(GATEWAY)["RestartCount"] == 0 and health(GATEWAY)[0] == "healthy")
+    if ok:
+        session = create_session(headers=bearer())
+        async with Terminal(session["id"], bearer()) as term:
+            m = await term.run('echo "NEW-$((1+1))"', r"NEW-2", 20)
+            check("a new session works after the broker restart", m is not None)
+
+
+async def main():
+    opener, ws_headers = check_ui_and_login()
+    check_containers()
+    check_listener_reachable_from_edge()
+    sid = await check_session(opener, ws_headers)
+    await check_gateway_restart(sid)
+    await check_broker_crash()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except Exception as err:  # noqa: BLE001 - reported as a failed check
+        check("run to completion", False, f"{type(err).__name__}: {err}")
+    print(f"{results['passed']} passed, {results['failed']} failed")
+    sys.exit(1 if results["failed"] else 0)
