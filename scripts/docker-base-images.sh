@@ -14,8 +14,8 @@
 #
 # A tag that already holds an image not made by this script (the real one,
 # pulled from a registry) is left alone. A stand-in is rebuilt only when what
-# it is made from changed (this script, the toolchain or Node versions, the
-# apt sources), which a label on the image records.
+# it is made from changed (the toolchain or Node versions, the apt sources,
+# the CAs, STAND_IN_FORMAT below), which a label on the image records.
 #
 #   scripts/docker-base-images.sh          # build what is missing or stale
 #   FORCE=1 scripts/docker-base-images.sh  # rebuild every stand-in
@@ -28,6 +28,8 @@ RUST_TAG=rust:1.95-slim-bookworm
 NODE_TAG=node:20-bookworm-slim
 SLIM_TAG=debian:$RELEASE-slim
 LABEL=org.dispatch.stand-in
+# Bump when the way the stand-ins are made changes.
+STAND_IN_FORMAT=1
 
 # The tags must be the ones the Dockerfiles use.
 check_tags_match_dockerfiles() {
@@ -58,7 +60,7 @@ local_cas() { ls /usr/local/share/ca-certificates/*.crt 2>/dev/null || true; }
 # fingerprint: what the stand-ins are made from.
 fingerprint() {
   {
-    cat "$0"
+    echo "$STAND_IN_FORMAT $RELEASE $SLIM_TAG $RUST_TAG $NODE_TAG"
     rustc --version
     node --version
     npm --version
@@ -94,7 +96,7 @@ bootstrap() {
     set -- "$@" \
       --customize-hook="mkdir -p \"\$1/usr/local/share/ca-certificates\" && cp ${cas[*]} \"\$1/usr/local/share/ca-certificates/\"" \
       --customize-hook="mkdir -p \"\$1/etc/ssl\" && cat ${cas[*]} > \"\$1/etc/ssl/machine-local-cas.pem\"" \
-      --customize-hook="if [ -x \"\$1/usr/sbin/update-ca-certificates\" ]; then chroot \"\$1\" update-ca-certificates >/dev/null; fi"
+      --customize-hook="if [ -x \"\$1/usr/sbin/update-ca-certificates\" ]; then chroot \"\$1\" update-ca-certificates >/dev/null 2>&1; fi"
   fi
   local sources=() f
   for f in $(apt_sources); do sources+=("$f"); done
