@@ -48,6 +48,18 @@ function openLink(uri: string): void {
   if (opened) opened.opener = null;
 }
 
+/**
+ * WebGL draws fastest; `localStorage['dispatch.renderer'] = 'dom'` forces
+ * xterm's DOM renderer (for GPUs that draw it wrong).
+ */
+function useWebgl(): boolean {
+  try {
+    return localStorage.getItem('dispatch.renderer') !== 'dom';
+  } catch {
+    return true;
+  }
+}
+
 export class TerminalPane {
   readonly element: HTMLDivElement;
   readonly term: Terminal;
@@ -131,6 +143,10 @@ export class TerminalPane {
       this.term.onBinary((data) => this.connection.input(encodeBinaryInput(data))),
     );
     this.term.attachCustomKeyEventHandler((event) => this.keyEvent(event));
+    // A click beside the grid (the emulator may be smaller than its area) still focuses it.
+    this.element.addEventListener('mouseup', () => {
+      if (!this.term.hasSelection()) this.term.focus();
+    });
     this.resizeObserver = new ResizeObserver(() => this.scheduleFit());
     this.resizeObserver.observe(this.host);
     this.connection.start();
@@ -200,6 +216,10 @@ export class TerminalPane {
     this.term.loadAddon(new ClipboardAddon(undefined, writeOnlyClipboard));
     this.term.loadAddon(new Unicode11Addon());
     this.term.unicode.activeVersion = '11';
+    if (!useWebgl()) {
+      this.element.dataset.renderer = 'dom';
+      return;
+    }
     try {
       const webgl = new WebglAddon();
       webgl.onContextLoss(() => webgl.dispose());
@@ -280,6 +300,9 @@ export class TerminalPane {
   private attached(session: Session): void {
     this.everAttached = true;
     this.session = session;
+    // The area may have changed while connecting: ask for its size now.
+    this.desired = null;
+    this.scheduleFit();
     this.paneHost.changed(this);
   }
 

@@ -258,6 +258,7 @@ class TerminalsView implements View, PaneHost {
       },
       terminalState: () => this.activePane()?.state.kind ?? null,
       ackStats: () => this.activePane()?.ackStats ?? null,
+      selectionText: () => this.activePane()?.term.getSelection() ?? '',
       renderer: () => this.activePane()?.element.dataset.renderer ?? null,
     });
 
@@ -374,6 +375,9 @@ class TerminalsView implements View, PaneHost {
     const pane = this.activePane();
     if (previous && previous !== pane) previous.hide();
     this.closeSearch(false);
+    // Lay out the area before the pane measures it.
+    this.emptyState.hidden = pane !== null;
+    this.element.dataset.hasTerminal = String(pane !== null);
     if (pane) {
       pane.show();
       pane.open(this.area);

@@ -8,7 +8,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
 
-export const KEY = 'e2e-test-key-6d1f0a9b27c4';
+/** The key of the gateway under test (`DISPATCH_E2E_KEY` with `DISPATCH_E2E_URL`). */
+export const KEY = process.env.DISPATCH_E2E_KEY ?? 'e2e-test-key-6d1f0a9b27c4';
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root (this file runs from gateway/web/dist-test/e2e/). */
 export const REPO = resolve(here, '../../../..');
@@ -27,7 +28,7 @@ export const CHROMIUM_ARGS = [
 
 export interface Gateway {
   url: string;
-  process: ChildProcess;
+  process: ChildProcess | null;
   output: () => string;
   stop(): Promise<void>;
 }
@@ -37,8 +38,15 @@ function binary(name: string): string {
   return process.env[variable] ?? join(REPO, 'target', 'debug', name);
 }
 
-/** Starts the gateway with a broker child; resolves once /readyz answers 200. */
+/**
+ * Starts the gateway with a broker child; resolves once /readyz answers 200.
+ * With `DISPATCH_E2E_URL` set, uses that running gateway instead.
+ */
 export async function startGateway(): Promise<Gateway> {
+  const external = process.env.DISPATCH_E2E_URL;
+  if (external) {
+    return { url: external.replace(/\/$/, ''), process: null, output: () => '', stop: async () => {} };
+  }
   const ptyRoot = mkdtempSync(join(tmpdir(), 'dispatch-e2e-'));
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
