@@ -1,3 +1,144 @@
-//! dispatch-gateway: the internet-facing half of dispatch.
+//! `dispatch-gateway`: the internet-facing, unprivileged half of dispatch.
+//! HTTP and WebSockets (docs/protocol.md), authentication, the embedded web
+//! UI, and the gRPC client of `dispatch-broker`, which owns every PTY.
+//!
+//! [`Gateway::new`] builds the gateway from its [`Config`] (starting a local
+//! broker child when `BROKER_URL` is unset); [`Gateway::serve`] serves a
+//! pre-bound listener until [`Gateway::shutdown`].
 
+pub mod api;
+pub mod assets;
+pub mod auth;
+pub mod broker;
+pub mod config;
+pub mod conversations;
+pub mod error;
+pub mod events;
+pub mod healthcheck;
+pub mod local_broker;
+pub mod model;
+pub mod origin;
+pub mod public_url;
+pub mod ratelimit;
+pub mod router;
+pub mod server;
+pub mod state;
+pub mod terminal;
 pub mod tunnel;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use broker::Broker;
+pub use config::Config;
+pub use public_url::PublicUrl;
+pub use state::AppState;
+
+/// The gateway: shared state, and the local broker child when it runs one.
+#[derive(Debug)]
+pub struct Gateway {
+    state: Arc<AppState>,
+    local_broker: Option<local_broker::LocalBroker>,
+}
+
+impl Gateway {
+    /// Checks the configuration and links to the broker (lazily: the broker
+    /// may come up later). Without `BROKER_URL`, starts a `dispatch-broker`
+    /// child. Must run inside a tokio runtime.
+    pub fn new(config: Config) -> anyhow::Result<Self> {
+        for warning in config.validate()? {
+            tracing::warn!("{warning}");
+        }
+        if config.enable_tunnel {
+            tunnel_config(&config, config.listen_addr())?;
+        }
+        let shutdown = CancellationToken::new();
+        let (broker, local_broker) = match &config.broker_url {
+            Some(url) => (
+                Broker::connect_lazy(url, config.broker_token.as_deref())?,
+                None,
+            ),
+            None => {
+                let local =
+                    local_broker::LocalBroker::start(config.broker_bin.clone(), shutdown.clone())?;
+                (
+                    Broker::connect_lazy(&local.url, Some(&local.token))?,
+                    Some(local),
+                )
+            }
+        };
+        let state = Arc::new(AppState::new(config, broker, shutdown));
+        Ok(Self {
+            state,
+            local_broker,
+        })
+    }
+
+    /// The shared state (for hooks and tests).
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// The public URL state that `/public-url` serves.
+    pub fn public_url(&self) -> PublicUrl {
+        self.state.public_url.clone()
+    }
+
+    /// Starts a graceful shutdown: stop accepting, close WebSockets with 1001,
+    /// stop the local broker child.
+    pub fn shutdown(&self) {
+        self.state.shutdown.cancel();
+    }
+
+    /// A token cancelled on shutdown.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Starts the tunnel task (the hook for `tunnel::run`): it publishes the
+    /// URL in the shared [`PublicUrl`] and stops on shutdown.
+    fn start_tunnel(&self, local_addr: SocketAddr) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        let config = tunnel_config(&self.state.config, local_addr)?;
+        let public_url = self.state.public_url.sender();
+        Ok(tokio::spawn(tunnel::run(
+            config,
+            public_url,
+            self.state.shutdown.clone(),
+        )))
+    }
+
+    /// Serves `listener` until shutdown; starts the tunnel when enabled.
+    pub async fn serve(self, listener: TcpListener) -> anyhow::Result<()> {
+        let local_addr = listener.local_addr()?;
+        let server = server::ConnectionServer::new(router::filter(self.state.clone()));
+        let tunnel = match self.state.config.enable_tunnel {
+            true => Some(self.start_tunnel(local_addr)?),
+            false => None,
+        };
+        tracing::info!(%local_addr, ui_built = assets::ui_built(), "serving");
+        server.run(listener, self.state.shutdown.clone()).await;
+        if let Some(tunnel) = tunnel {
+            let _ = tunnel.await;
+        }
+        if let Some(local) = self.local_broker {
+            local.stopped().await;
+        }
+        Ok(())
+    }
+}
+
+/// The tunnel's settings from `LT_HOST`, `LT_SUBDOMAIN` and the listening address.
+fn tunnel_config(config: &Config, local_addr: SocketAddr) -> anyhow::Result<tunnel::TunnelConfig> {
+    let subdomain =
+        tunnel::Subdomain::parse_optional(config.lt_subdomain.as_deref().unwrap_or(""))?;
+    let server = config
+        .lt_host
+        .as_deref()
+        .filter(|h| !h.is_empty())
+        .unwrap_or(tunnel::DEFAULT_SERVER);
+    Ok(tunnel::TunnelConfig::new(server, subdomain, local_addr)?)
+}

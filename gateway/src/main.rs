@@ -1,1 +1,91 @@
-fn main() {}
+//! `dispatch-gateway`: parses flags and environment, sets up logging, and runs
+//! the gateway (or its health check) over `dispatch_gateway`.
+
+use std::io::Write;
+
+use clap::{Parser, Subcommand};
+use dispatch_gateway::{Config, Gateway};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// The internet-facing half of dispatch: HTTP, WebSockets, authentication and
+/// the web UI, in front of dispatch-broker.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Exit 0 when the gateway on the configured HOST and PORT answers /healthz.
+    Healthcheck,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.config.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("ERROR: starting the runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Some(Command::Healthcheck) => {
+                dispatch_gateway::healthcheck::check(cli.config.host, cli.config.port).await
+            }
+            None => run(cli.config).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let addr = config.listen_addr();
+    for warning in config.validate()? {
+        eprintln!("\n{warning}\n");
+    }
+    let gateway = Gateway::new(config)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("ERROR: cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    println!("dispatch-gateway listening on http://{local}");
+    let _ = std::io::stdout().flush();
+    let shutdown = gateway.shutdown_token();
+    tokio::spawn(async move {
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+    gateway.serve(listener).await
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,100 @@
+//! The session-list WebSocket (`/ws/events`): the broker's `WatchSessions`
+//! stream as JSON text frames, per docs/protocol.md. A client that stops
+//! reading is not buffered: its queue is dropped and, once it catches up, it
+//! gets a fresh full list.
+
+use std::sync::Arc;
+
+use dispatch_proto::v1::{SessionEvent, WatchSessionsRequest};
+use futures::StreamExt;
+use tonic::Streaming;
+use tracing::Instrument;
+use warp::ws::WebSocket;
+
+use crate::auth::Credential;
+use crate::broker::RequestId;
+use crate::model;
+use crate::state::AppState;
+use crate::ws::{Outbox, close};
+
+/// Runs one event socket until it closes.
+pub async fn run(socket: WebSocket, state: Arc<AppState>, credential: Credential, id: RequestId) {
+    let span = tracing::info_span!("events", request_id = %id);
+    async move {
+        let (sink, mut stream) = socket.split();
+        let outbox = Outbox::start(sink);
+        let (code, reason) = serve(&state, &outbox, &mut stream, &credential, &id).await;
+        tracing::debug!(code, reason, "event socket closed");
+        outbox.close(code, reason).await;
+    }
+    .instrument(span)
+    .await
+}
+
+async fn watch(state: &AppState, id: &RequestId) -> Result<Streaming<SessionEvent>, tonic::Status> {
+    let request = state.broker.stream_request(WatchSessionsRequest {}, id);
+    Ok(state
+        .broker
+        .sessions()
+        .watch_sessions(request)
+        .await?
+        .into_inner())
+}
+
+async fn serve(
+    state: &AppState,
+    outbox: &Outbox,
+    stream: &mut futures::stream::SplitStream<WebSocket>,
+    credential: &Credential,
+    id: &RequestId,
+) -> (u16, &'static str) {
+    let mut events = match watch(state, id).await {
+        Ok(events) => Some(events),
+        Err(_) => return (close::BROKER_UNREACHABLE, "broker unreachable"),
+    };
+    let mut revocations = state.auth.revocations();
+    let expiry = state.auth.expires_in(credential);
+    let expired = tokio::time::sleep(expiry.unwrap_or(std::time::Duration::from_secs(86400 * 365)));
+    tokio::pin!(expired);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return (close::GOING_AWAY, "gateway shutting down"),
+            _ = revocations.changed() => {
+                if !state.auth.still_valid(credential) {
+                    return (close::REVOKED, "credentials revoked");
+                }
+            }
+            _ = &mut expired, if expiry.is_some() => return (close::REVOKED, "credentials expired"),
+            _ = outbox.closed() => return (close::NORMAL, "client gone"),
+            message = crate::ws::next_message(stream) => match message {
+                None | Some(Err(_)) => return (close::NORMAL, "client gone"),
+                Some(Ok(m)) if m.is_close() => return (close::NORMAL, "client closed"),
+                Some(Ok(_)) => {}
+            },
+            event = next_event(&mut events) => match event {
+                Ok(Some(event)) => {
+                    let delivered = model::session_event(&event).iter().all(|m| outbox.json(m));
+                    if !delivered {
+                        events = None;
+                    }
+                }
+                Ok(None) | Err(_) => return (close::BROKER_UNREACHABLE, "broker unreachable"),
+            },
+            _ = outbox.drained(), if events.is_none() => {
+                match watch(state, id).await {
+                    Ok(stream) => events = Some(stream),
+                    Err(_) => return (close::BROKER_UNREACHABLE, "broker unreachable"),
+                }
+            }
+        }
+    }
+}
+
+async fn next_event(
+    events: &mut Option<Streaming<SessionEvent>>,
+) -> Result<Option<SessionEvent>, tonic::Status> {
+    match events {
+        Some(events) => events.message().await,
+        None => std::future::pending().await,
+    }
+}

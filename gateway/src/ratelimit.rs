@@ -1,0 +1,106 @@
+//! Failed-login rate limiting per client address: a token bucket of
+//! `LOGIN_BURST` failures refilled one every `LOGIN_REFILL_SECS`, so a
+//! guesser is slowed to a crawl while the real user, after a few typos, waits
+//! seconds, not hours. The table is bounded: full buckets are forgotten.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Most addresses tracked at once; beyond that, the fullest buckets are dropped.
+const MAX_TRACKED: usize = 100_000;
+
+#[derive(Debug)]
+pub struct LoginLimiter {
+    burst: f64,
+    refill: Duration,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl LoginLimiter {
+    pub fn new(burst: u32, refill: Duration) -> Self {
+        Self {
+            burst: f64::from(burst.max(1)),
+            refill: refill.max(Duration::from_millis(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Err(retry_after_secs)` when `ip` has no attempt left right now.
+    pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
+        let now = Instant::now();
+        let buckets = self.buckets.lock().unwrap();
+        match buckets.get(&ip) {
+            Some(bucket) => {
+                let tokens = self.refilled(bucket, now);
+                if tokens >= 1.0 {
+                    Ok(())
+                } else {
+                    let wait = (1.0 - tokens) * self.refill.as_secs_f64();
+                    Err(wait.ceil().max(1.0) as u64)
+                }
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Records a failed attempt from `ip`.
+    pub fn fail(&self, ip: IpAddr) {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap();
+        if buckets.len() >= MAX_TRACKED {
+            let (burst, refill) = (self.burst, self.refill);
+            buckets.retain(|_, b| refilled(burst, refill, b, now) < burst);
+        }
+        let tokens = buckets
+            .get(&ip)
+            .map_or(self.burst, |b| self.refilled(b, now));
+        buckets.insert(
+            ip,
+            Bucket {
+                tokens: (tokens - 1.0).max(0.0),
+                updated: now,
+            },
+        );
+    }
+
+    /// Forgets `ip`'s failures after a successful login.
+    pub fn succeed(&self, ip: IpAddr) {
+        self.buckets.lock().unwrap().remove(&ip);
+    }
+
+    fn refilled(&self, bucket: &Bucket, now: Instant) -> f64 {
+        refilled(self.burst, self.refill, bucket, now)
+    }
+}
+
+fn refilled(burst: f64, refill: Duration, bucket: &Bucket, now: Instant) -> f64 {
+    let elapsed = now.duration_since(bucket.updated).as_secs_f64();
+    (bucket.tokens + elapsed / refill.as_secs_f64()).min(burst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_refused_then_refilled() {
+        let limiter = LoginLimiter::new(3, Duration::from_millis(50));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limiter.check(ip).is_ok());
+            limiter.fail(ip);
+        }
+        assert_eq!(limiter.check(ip), Err(1));
+        assert!(limiter.check("192.0.2.2".parse().unwrap()).is_ok());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(limiter.check(ip).is_ok());
+    }
+}

@@ -1,0 +1,412 @@
+//! The route table and the dispatcher: one warp filter collects each request
+//! into an [`ApiRequest`], then plain Rust decides. Every `/api/*` path (but
+//! `POST /api/login`), every `/ws/*` path and `/metrics` require
+//! authentication before anything else is looked at; WebSocket upgrades and
+//! state-changing requests also pass the Origin check.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use tracing::Instrument;
+use warp::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use warp::reply::Response;
+use warp::{Buf, Filter};
+
+use crate::auth::Credential;
+use crate::broker::RequestId;
+use crate::error::{ApiError, json_response};
+use crate::state::AppState;
+
+/// Largest request body accepted (64 KiB); larger gets 413.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// One route of the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    /// `{id}` stands for one path segment.
+    pub path: &'static str,
+    /// Whether credentials are required.
+    pub auth: bool,
+    /// Whether it is a WebSocket upgrade.
+    pub websocket: bool,
+}
+
+const fn route(method: &'static str, path: &'static str, auth: bool, websocket: bool) -> Route {
+    Route {
+        method,
+        path,
+        auth,
+        websocket,
+    }
+}
+
+/// The gateway's own routes (the conversation browser adds
+/// [`crate::conversations::ROUTES`]).
+pub const ROUTES: &[Route] = &[
+    route("GET", "/healthz", false, false),
+    route("GET", "/readyz", false, false),
+    route("GET", "/public-url", false, false),
+    route("POST", "/api/login", false, false),
+    route("POST", "/api/logout", true, false),
+    route("GET", "/api/sessions", true, false),
+    route("POST", "/api/sessions", true, false),
+    route("GET", "/api/sessions/{id}", true, false),
+    route("PATCH", "/api/sessions/{id}", true, false),
+    route("DELETE", "/api/sessions/{id}", true, false),
+    route("GET", "/ws/sessions/{id}", true, true),
+    route("GET", "/ws/events", true, true),
+];
+
+/// Every route: the gateway's and the conversation browser's.
+pub fn all_routes() -> Vec<Route> {
+    ROUTES
+        .iter()
+        .chain(crate::conversations::ROUTES)
+        .copied()
+        .collect()
+}
+
+/// Whether a path requires authentication.
+pub fn requires_auth(method: &Method, path: &str) -> bool {
+    if path == "/api/login" && method == Method::POST {
+        return false;
+    }
+    under(path, "/api") || under(path, "/ws") || under(path, "/metrics")
+}
+
+fn under(path: &str, prefix: &str) -> bool {
+    path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The client address that a connection was accepted from (set by the server loop).
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// A request, collected for the dispatcher and the route hooks.
+pub struct ApiRequest {
+    pub method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// Present when the request is a WebSocket upgrade.
+    pub ws: Option<warp::ws::Ws>,
+    /// The client: the peer, or what a trusted proxy's `X-Forwarded-For` says.
+    pub client_ip: IpAddr,
+    /// Whether the client reached us over HTTPS through a trusted proxy.
+    pub secure: bool,
+    /// Whether the peer is a trusted proxy (its `X-Forwarded-*` headers count).
+    pub proxied: bool,
+    pub id: RequestId,
+    /// Set once the request is authenticated.
+    pub credential: Option<Credential>,
+}
+
+impl std::fmt::Debug for ApiRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiRequest {
+    /// A header as text.
+    pub fn header(&self, name: impl header::AsHeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The path's segments after a prefix: `segments("/api/sessions")` of
+    /// `/api/sessions/x` is `["x"]`.
+    pub fn segments(&self, prefix: &str) -> Option<Vec<&str>> {
+        let rest = self.path.strip_prefix(prefix)?;
+        if rest.is_empty() {
+            return Some(Vec::new());
+        }
+        let rest = rest.strip_prefix('/')?;
+        Some(rest.split('/').collect())
+    }
+
+    /// A query parameter (not percent-decoded beyond `+`).
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query.as_deref()?.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == name).then_some(v)
+        })
+    }
+
+    /// The body as JSON; an empty body is `{}`.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &self.body
+        };
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))
+    }
+}
+
+/// The whole gateway as one warp filter.
+pub fn filter(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
+    let ws = warp::ws().map(Some).or(warp::any().map(|| None)).unify();
+    let query = warp::query::raw()
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify();
+    warp::any()
+        .map(move || state.clone())
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<PeerAddr>())
+        .and(ws)
+        .and(warp::body::stream())
+        .then(collect)
+        .recover(|_| async {
+            Ok::<_, Infallible>(ApiError::not_found("no such endpoint").into_response())
+        })
+        .unify()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn collect(
+    state: Arc<AppState>,
+    method: Method,
+    path: warp::path::FullPath,
+    query: Option<String>,
+    headers: HeaderMap,
+    peer: Option<PeerAddr>,
+    ws: Option<warp::ws::Ws>,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin + Send,
+) -> Response {
+    let id = RequestId::generate();
+    let peer_ip = peer.map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |p| p.0.ip());
+    let trusted = state.config.trust_proxy.trusts(peer_ip);
+    let client_ip = if trusted {
+        forwarded_for(&headers, &state).unwrap_or(peer_ip)
+    } else {
+        peer_ip
+    };
+    let secure = trusted
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .eq_ignore_ascii_case("https")
+            });
+    let span =
+        tracing::info_span!("http", request_id = %id, method = %method, path = path.as_str());
+    respond(
+        state, method, path, query, headers, ws, body, client_ip, secure, trusted, id,
+    )
+    .instrument(span)
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn respond(
+    state: Arc<AppState>,
+    method: Method,
+    path: warp::path::FullPath,
+    query: Option<String>,
+    headers: HeaderMap,
+    ws: Option<warp::ws::Ws>,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin + Send,
+    client_ip: IpAddr,
+    secure: bool,
+    trusted: bool,
+    id: RequestId,
+) -> Response {
+    let body = if ws.is_some() {
+        Ok(Bytes::new())
+    } else {
+        read_body(body).await
+    };
+    let mut request = ApiRequest {
+        method,
+        path: path.as_str().to_string(),
+        query,
+        headers,
+        body: Bytes::new(),
+        ws,
+        client_ip,
+        secure,
+        proxied: trusted,
+        id: id.clone(),
+        credential: None,
+    };
+    let mut response = match body {
+        Ok(body) => {
+            request.body = body;
+            dispatch(&state, request).await
+        }
+        Err(err) => err.into_response(),
+    };
+    let status = response.status();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&id.0) {
+        headers.insert("x-request-id", value);
+    }
+    if status.is_server_error() {
+        tracing::warn!(status = status.as_u16(), "answered");
+    } else {
+        tracing::debug!(status = status.as_u16(), "answered");
+    }
+    response
+}
+
+/// The rightmost `X-Forwarded-For` address that is not itself a trusted proxy.
+fn forwarded_for(headers: &HeaderMap, state: &AppState) -> Option<IpAddr> {
+    let addresses: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    addresses
+        .iter()
+        .rev()
+        .find(|ip| !state.config.trust_proxy.trusts(**ip))
+        .or(addresses.first())
+        .copied()
+}
+
+async fn read_body(
+    mut body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
+) -> Result<Bytes, ApiError> {
+    let mut collected = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+        if collected.len() + chunk.remaining() > MAX_BODY {
+            return Err(ApiError::too_large(MAX_BODY));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            collected.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(collected.freeze())
+}
+
+/// Routes one collected request.
+pub async fn dispatch(state: &Arc<AppState>, mut request: ApiRequest) -> Response {
+    let path = request.path.clone();
+    let method = request.method.clone();
+    let state_changing = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if (request.ws.is_some() || state_changing) && !origin_allowed(state, &request) {
+        return ApiError::origin().into_response();
+    }
+    match (method.as_str(), path.as_str()) {
+        ("GET" | "HEAD", "/healthz") => {
+            return json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}));
+        }
+        ("GET" | "HEAD", "/readyz") => return crate::api::ready(state).await,
+        ("GET" | "HEAD", "/public-url") => {
+            return json_response(
+                StatusCode::OK,
+                &serde_json::json!({"url": state.public_url.get()}),
+            );
+        }
+        ("POST", "/api/login") => return crate::api::login(state, &request).await,
+        _ => {}
+    }
+    if !requires_auth(&method, &path) {
+        return match method {
+            Method::GET | Method::HEAD => crate::assets::serve(&path),
+            _ => ApiError::method_not_allowed().into_response(),
+        };
+    }
+    let cookie = request.header(header::COOKIE).map(str::to_owned);
+    let authorization = request.header(header::AUTHORIZATION).map(str::to_owned);
+    match state
+        .auth
+        .authenticate(cookie.as_deref(), authorization.as_deref())
+    {
+        Some(credential) => request.credential = Some(credential),
+        None => return ApiError::unauthenticated().into_response(),
+    }
+    if let Some(response) = crate::api::route(state, &mut request).await {
+        return response;
+    }
+    if let Some(response) = crate::conversations::handle(state, &mut request).await {
+        return response;
+    }
+    ApiError::not_found("no such endpoint").into_response()
+}
+
+fn origin_allowed(state: &AppState, request: &ApiRequest) -> bool {
+    let host = request
+        .proxied
+        .then(|| request.header("x-forwarded-host"))
+        .flatten()
+        .or_else(|| request.header(header::HOST));
+    state.origins.allows(request.header(header::ORIGIN), host)
+}
+
+/// Answers 405 when a path exists with other methods, else `None`.
+pub fn method_not_allowed(path: &str) -> Option<Response> {
+    all_routes()
+        .iter()
+        .any(|route| pattern_matches(route.path, path))
+        .then(|| ApiError::method_not_allowed().into_response())
+}
+
+/// Whether `path` matches a route pattern with `{id}` segments.
+pub fn pattern_matches(pattern: &str, path: &str) -> bool {
+    let mut a = pattern.split('/');
+    let mut b = path.split('/');
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some(p), Some(s)) if p.starts_with('{') && !s.is_empty() => {}
+            (Some(p), Some(s)) if p == s => {}
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        assert!(pattern_matches("/api/sessions/{id}", "/api/sessions/abc"));
+        assert!(!pattern_matches("/api/sessions/{id}", "/api/sessions/"));
+        assert!(!pattern_matches("/api/sessions/{id}", "/api/sessions/a/b"));
+        assert!(requires_auth(&Method::GET, "/api/sessions"));
+        assert!(requires_auth(&Method::GET, "/ws/events"));
+        assert!(!requires_auth(&Method::POST, "/api/login"));
+        assert!(!requires_auth(&Method::GET, "/apiary"));
+        assert!(!requires_auth(&Method::GET, "/"));
+    }
+}

@@ -1,0 +1,43 @@
+//! What every request handler shares: configuration, authentication, the
+//! login limiter, the origin policy, the broker link and the shutdown signal.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Auth;
+use crate::broker::Broker;
+use crate::config::Config;
+use crate::origin::OriginPolicy;
+use crate::public_url::PublicUrl;
+use crate::ratelimit::LoginLimiter;
+
+/// Shared gateway state (behind an `Arc`).
+#[derive(Debug)]
+pub struct AppState {
+    pub config: Config,
+    pub auth: Auth,
+    pub limiter: LoginLimiter,
+    pub origins: OriginPolicy,
+    pub broker: Broker,
+    pub public_url: PublicUrl,
+    /// Cancelled when the gateway shuts down; every long-lived task selects on it.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    pub fn new(config: Config, broker: Broker, shutdown: CancellationToken) -> Self {
+        Self {
+            auth: Auth::new(&config.terminal_key, config.session_ttl()),
+            limiter: LoginLimiter::new(
+                config.login_burst,
+                Duration::from_secs(config.login_refill_secs),
+            ),
+            origins: OriginPolicy::new(&config.allowed_origins),
+            broker,
+            public_url: PublicUrl::default(),
+            shutdown,
+            config,
+        }
+    }
+}

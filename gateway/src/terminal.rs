@@ -1,0 +1,407 @@
+//! The terminal WebSocket (`/ws/sessions/{id}`): bridges one browser socket to
+//! one broker `Attach` stream, per docs/protocol.md.
+//!
+//! Flow control: every binary frame sent is recorded with the broker stream
+//! offset it ends at; the client's cumulative `ack` byte counts are mapped back
+//! onto those offsets and forwarded as `AttachRequest.ack`, so acknowledging
+//! viewers pace the PTY. The broker stream is always read promptly (a stalled
+//! client never holds HTTP/2 flow-control credit that other viewers share);
+//! output goes into the socket's byte-bounded [`Outbox`]. When a client stops
+//! reading and the queue passes its bound, the queue is abandoned, the broker
+//! stream detached, and once the client has drained what was already sent the
+//! bridge reattaches: the fresh replay arrives as `reset` plus the screen.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use dispatch_proto::v1::{
+    AttachRequest, AttachResponse, AttachStart, Detach, EndSessionRequest, GetSessionRequest,
+    Resize, attach_request, attach_response,
+};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Status, Streaming};
+use tracing::Instrument;
+use warp::ws::{Message, WebSocket};
+
+use crate::auth::Credential;
+use crate::broker::RequestId;
+use crate::model;
+use crate::state::AppState;
+use crate::ws::{Outbox, close};
+
+/// Offsets remembered for acknowledgement; older ones are forgotten (such a
+/// client is not acknowledging and is resynchronised by the broker anyway).
+const MAX_PENDING_ACKS: usize = 4096;
+/// Input held while reattaching after a resynchronisation.
+const MAX_PENDING_INPUT: usize = 64 * 1024;
+
+/// What a client asked for in the upgrade URL.
+#[derive(Clone, Debug)]
+pub struct TerminalRequest {
+    pub session_id: String,
+    pub cols: u32,
+    pub rows: u32,
+    pub credential: Credential,
+    pub request_id: RequestId,
+}
+
+/// Client-to-gateway control messages.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum ClientMessage {
+    Resize {
+        cols: u32,
+        rows: u32,
+    },
+    Ack {
+        bytes: u64,
+    },
+    Detach,
+    End,
+    #[serde(other)]
+    Unknown,
+}
+
+/// Runs one terminal socket until it closes.
+pub async fn run(socket: WebSocket, state: Arc<AppState>, request: TerminalRequest) {
+    let span = tracing::info_span!("terminal", session = %request.session_id, request_id = %request.request_id);
+    async move {
+        tracing::info!("terminal attached");
+        let (sink, stream) = socket.split();
+        let outbox = Outbox::start(sink);
+        let mut bridge = Bridge {
+            state,
+            outbox,
+            cols: request.cols,
+            rows: request.rows,
+            acks: VecDeque::new(),
+            sent: 0,
+            acked_offset: 0,
+            request,
+        };
+        let (code, reason) = bridge.serve(stream).await;
+        tracing::info!(code, reason, "terminal closed");
+        bridge.outbox.close(code, reason).await;
+    }
+    .instrument(span)
+    .await
+}
+
+struct Bridge {
+    state: Arc<AppState>,
+    outbox: Outbox,
+    request: TerminalRequest,
+    cols: u32,
+    rows: u32,
+    /// (binary bytes sent on this socket so far, broker offset they end at)
+    acks: VecDeque<(u64, u64)>,
+    sent: u64,
+    acked_offset: u64,
+}
+
+/// The live broker stream, or none while resynchronising.
+struct Link {
+    tx: mpsc::Sender<AttachRequest>,
+    rx: Streaming<AttachResponse>,
+}
+
+enum Step {
+    Continue,
+    Close(u16, &'static str),
+}
+
+impl Bridge {
+    async fn serve(
+        &mut self,
+        mut stream: futures::stream::SplitStream<WebSocket>,
+    ) -> (u16, &'static str) {
+        let session = match self.get_session().await {
+            Ok(session) => session,
+            Err(status) => return close_for(&status),
+        };
+        self.outbox
+            .json(&json!({"type": "attached", "session": model::session(&session)}));
+        let mut link = match self.attach().await {
+            Ok(link) => Some(link),
+            Err(status) => return close_for(&status),
+        };
+        let mut pending_input: Vec<u8> = Vec::new();
+        let mut revocations = self.state.auth.revocations();
+        let expiry = self.state.auth.expires_in(&self.request.credential);
+        let expired =
+            tokio::time::sleep(expiry.unwrap_or(std::time::Duration::from_secs(86400 * 365)));
+        tokio::pin!(expired);
+        loop {
+            let step = tokio::select! {
+                _ = self.state.shutdown.cancelled() => Step::Close(close::GOING_AWAY, "gateway shutting down"),
+                _ = revocations.changed() => {
+                    if self.state.auth.still_valid(&self.request.credential) { Step::Continue }
+                    else { Step::Close(close::REVOKED, "credentials revoked") }
+                }
+                _ = &mut expired, if expiry.is_some() => Step::Close(close::REVOKED, "credentials expired"),
+                _ = self.outbox.closed() => return (close::NORMAL, "client gone"),
+                message = crate::ws::next_message(&mut stream) => {
+                    self.client_message(message, &mut link, &mut pending_input).await
+                }
+                response = next_response(&mut link) => self.broker_message(response, &mut link),
+                _ = self.outbox.drained(), if link.is_none() => {
+                    match self.attach().await {
+                        Ok(new_link) => {
+                            if !pending_input.is_empty() {
+                                let input = std::mem::take(&mut pending_input);
+                                let _ = new_link.tx.send(input_request(input)).await;
+                            }
+                            link = Some(new_link);
+                            Step::Continue
+                        }
+                        Err(status) => { let (c, r) = close_for(&status); Step::Close(c, r) }
+                    }
+                }
+            };
+            if let Step::Close(code, reason) = step {
+                if let Some(link) = &link {
+                    let _ = link.tx.try_send(AttachRequest {
+                        kind: Some(attach_request::Kind::Detach(Detach {})),
+                    });
+                }
+                return (code, reason);
+            }
+        }
+    }
+
+    async fn get_session(&self) -> Result<dispatch_proto::v1::Session, Status> {
+        let broker = &self.state.broker;
+        let request = broker.request(
+            GetSessionRequest {
+                id: self.request.session_id.clone(),
+            },
+            &self.request.request_id,
+        );
+        Ok(broker.sessions().get_session(request).await?.into_inner())
+    }
+
+    async fn attach(&mut self) -> Result<Link, Status> {
+        let (tx, rx) = mpsc::channel(64);
+        let start = AttachStart {
+            session_id: self.request.session_id.clone(),
+            cols: self.cols,
+            rows: self.rows,
+            flow_control: true,
+        };
+        tx.send(AttachRequest {
+            kind: Some(attach_request::Kind::Start(start)),
+        })
+        .await
+        .map_err(|_| Status::internal("attach channel closed"))?;
+        let broker = &self.state.broker;
+        let request = broker.stream_request(ReceiverStream::new(rx), &self.request.request_id);
+        let rx = broker.sessions().attach(request).await?.into_inner();
+        self.acks.clear();
+        Ok(Link { tx, rx })
+    }
+
+    async fn client_message(
+        &mut self,
+        message: Option<Result<Message, warp::Error>>,
+        link: &mut Option<Link>,
+        pending_input: &mut Vec<u8>,
+    ) -> Step {
+        let message = match message {
+            None => return Step::Close(close::NORMAL, "client gone"),
+            Some(Err(err)) if crate::ws::is_too_big(&err) => {
+                return Step::Close(close::TOO_BIG, "frame too large");
+            }
+            Some(Err(_)) => return Step::Close(close::NORMAL, "client gone"),
+            Some(Ok(message)) => message,
+        };
+        if message.is_close() {
+            return Step::Close(close::NORMAL, "client closed");
+        }
+        if message.is_binary() {
+            let input = message.into_bytes();
+            match link {
+                Some(link) => {
+                    let _ = link.tx.send(input_request(input.to_vec())).await;
+                }
+                None if pending_input.len() + input.len() <= MAX_PENDING_INPUT => {
+                    pending_input.extend_from_slice(&input)
+                }
+                None => {
+                    self.outbox.json(
+                        &json!({"type": "error", "message": "input dropped while resynchronising"}),
+                    );
+                }
+            }
+            return Step::Continue;
+        }
+        let Ok(text) = message.to_str() else {
+            return Step::Continue;
+        };
+        let Ok(control) = serde_json::from_str::<ClientMessage>(text) else {
+            return Step::Close(close::MALFORMED, "malformed message");
+        };
+        match control {
+            ClientMessage::Resize { cols, rows } => {
+                self.cols = cols.clamp(1, 1000);
+                self.rows = rows.clamp(1, 1000);
+                let resize = Resize {
+                    cols: self.cols,
+                    rows: self.rows,
+                };
+                self.send(link, attach_request::Kind::Resize(resize)).await;
+            }
+            ClientMessage::Ack { bytes } => {
+                if let Some(offset) = self.ack_offset(bytes) {
+                    self.send(link, attach_request::Kind::Ack(offset)).await;
+                }
+            }
+            ClientMessage::Detach => {
+                self.send(link, attach_request::Kind::Detach(Detach {}))
+                    .await;
+                return Step::Close(close::NORMAL, "detached");
+            }
+            ClientMessage::End => self.end_session().await,
+            ClientMessage::Unknown => {
+                self.outbox
+                    .json(&json!({"type": "error", "message": "unknown message type"}));
+            }
+        }
+        Step::Continue
+    }
+
+    async fn send(&self, link: &mut Option<Link>, kind: attach_request::Kind) {
+        if let Some(link) = link {
+            let _ = link.tx.send(AttachRequest { kind: Some(kind) }).await;
+        }
+    }
+
+    async fn end_session(&self) {
+        let broker = &self.state.broker;
+        let request = broker.request(
+            EndSessionRequest {
+                id: self.request.session_id.clone(),
+            },
+            &self.request.request_id,
+        );
+        if let Err(status) = broker.sessions().end_session(request).await {
+            let message = crate::error::ApiError::from_status(&status).message;
+            self.outbox
+                .json(&json!({"type": "error", "message": message}));
+        }
+    }
+
+    /// The broker offset covered by `bytes` acknowledged bytes, if it moved.
+    fn ack_offset(&mut self, bytes: u64) -> Option<u64> {
+        let mut offset = None;
+        while let Some(&(sent, end)) = self.acks.front() {
+            if sent > bytes {
+                break;
+            }
+            offset = Some(end);
+            self.acks.pop_front();
+        }
+        let offset = offset.filter(|o| *o > self.acked_offset)?;
+        self.acked_offset = offset;
+        Some(offset)
+    }
+
+    fn record(&mut self, bytes: usize, end_offset: u64) {
+        self.sent += bytes as u64;
+        if self.acks.len() >= MAX_PENDING_ACKS {
+            self.acks.pop_front();
+        }
+        self.acks.push_back((self.sent, end_offset));
+    }
+
+    fn broker_message(
+        &mut self,
+        response: Result<Option<AttachResponse>, Status>,
+        link: &mut Option<Link>,
+    ) -> Step {
+        let kind = match response {
+            Ok(Some(AttachResponse { kind: Some(kind) })) => kind,
+            Ok(Some(AttachResponse { kind: None })) => return Step::Continue,
+            Ok(None) => return Step::Close(close::BROKER_UNREACHABLE, "broker closed the stream"),
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), "attach stream failed: {}", status.message());
+                let (code, reason) = close_for(&status);
+                return Step::Close(code, reason);
+            }
+        };
+        let delivered = match kind {
+            attach_response::Kind::Replay(replay) => {
+                self.acked_offset = 0;
+                let mut ok = self
+                    .outbox
+                    .json(&json!({"type": "reset", "cols": replay.cols, "rows": replay.rows}));
+                let len = replay.scrollback.len() + replay.screen.len();
+                if !replay.scrollback.is_empty() {
+                    ok &= self.outbox.binary(replay.scrollback);
+                }
+                if !replay.screen.is_empty() {
+                    ok &= self.outbox.binary(replay.screen);
+                }
+                self.record(len, replay.offset);
+                ok
+            }
+            attach_response::Kind::Output(output) => {
+                let len = output.data.len();
+                let ok = self.outbox.binary(output.data);
+                if ok {
+                    self.record(len, output.end_offset);
+                }
+                ok
+            }
+            attach_response::Kind::Exit(exit) => {
+                self.outbox.json(&model::exit(&exit));
+                return Step::Close(close::NORMAL, "exited");
+            }
+            attach_response::Kind::Notice(notice) => self
+                .outbox
+                .json(&json!({"type": "notice", "text": notice.text})),
+            attach_response::Kind::Session(session) => self
+                .outbox
+                .json(&json!({"type": "session", "session": model::session(&session)})),
+        };
+        if !delivered {
+            // The client stopped reading: drop the stream, reattach once it has caught up.
+            tracing::info!(
+                queued = self.outbox.queued(),
+                "viewer stalled; resynchronising it"
+            );
+            *link = None;
+            self.acks.clear();
+        }
+        Step::Continue
+    }
+}
+
+fn input_request(input: Vec<u8>) -> AttachRequest {
+    AttachRequest {
+        kind: Some(attach_request::Kind::Input(input.into())),
+    }
+}
+
+async fn next_response(link: &mut Option<Link>) -> Result<Option<AttachResponse>, Status> {
+    match link {
+        Some(link) => link.rx.message().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The close code and reason for a broker error.
+fn close_for(status: &Status) -> (u16, &'static str) {
+    match status.code() {
+        Code::NotFound => (close::UNKNOWN_SESSION, "unknown session"),
+        Code::InvalidArgument => (close::UNKNOWN_SESSION, "bad session id"),
+        Code::Unauthenticated | Code::PermissionDenied => (
+            close::BROKER_UNREACHABLE,
+            "broker refused the gateway's credentials",
+        ),
+        _ => (close::BROKER_UNREACHABLE, "broker unreachable"),
+    }
+}
