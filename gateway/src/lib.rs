@@ -27,7 +27,6 @@ pub mod terminal;
 pub mod tunnel;
 pub mod ws;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -54,7 +53,7 @@ impl Gateway {
             tracing::warn!("{warning}");
         }
         if config.enable_tunnel {
-            tunnel_config(&config, config.listen_addr())?;
+            tunnel_config(&config, tunnel::Destination::dial(config.listen_addr()))?;
         }
         let shutdown = CancellationToken::new();
         let (broker, local_broker) = match &config.broker_url {
@@ -101,12 +100,27 @@ impl Gateway {
 
     /// Starts the tunnel task (the hook for `tunnel::run`): it publishes the
     /// URL in the shared [`PublicUrl`] and stops on shutdown.
-    fn start_tunnel(&self, local_addr: SocketAddr) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-        let config = tunnel_config(&self.state.config, local_addr)?;
-        let public_url = self.state.public_url.sender();
+    fn start_tunnel<F>(
+        &self,
+        server: &server::ConnectionServer<F>,
+    ) -> anyhow::Result<tokio::task::JoinHandle<()>>
+    where
+        F: warp::Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+    {
+        let server = server.clone();
+        let serve: tunnel::ServeConnection = Arc::new(move |stream, peer| {
+            let server = server.clone();
+            Box::pin(async move { server.serve_connection(stream, peer).await })
+        });
+        let config = tunnel_config(&self.state.config, tunnel::Destination::Serve(serve))?;
+        let public_url = self.state.public_url.clone();
         Ok(tokio::spawn(tunnel::run(
             config,
-            public_url,
+            move |url| public_url.set(url),
             self.state.shutdown.clone(),
         )))
     }
@@ -116,7 +130,7 @@ impl Gateway {
         let local_addr = listener.local_addr()?;
         let server = server::ConnectionServer::new(router::filter(self.state.clone()));
         let tunnel = match self.state.config.enable_tunnel {
-            true => Some(self.start_tunnel(local_addr)?),
+            true => Some(self.start_tunnel(&server)?),
             false => None,
         };
         tracing::info!(%local_addr, ui_built = assets::ui_built(), "serving");
@@ -132,7 +146,10 @@ impl Gateway {
 }
 
 /// The tunnel's settings from `LT_HOST`, `LT_SUBDOMAIN` and the listening address.
-fn tunnel_config(config: &Config, local_addr: SocketAddr) -> anyhow::Result<tunnel::TunnelConfig> {
+fn tunnel_config(
+    config: &Config,
+    destination: tunnel::Destination,
+) -> anyhow::Result<tunnel::TunnelConfig> {
     let subdomain =
         tunnel::Subdomain::parse_optional(config.lt_subdomain.as_deref().unwrap_or(""))?;
     let server = config
@@ -140,5 +157,5 @@ fn tunnel_config(config: &Config, local_addr: SocketAddr) -> anyhow::Result<tunn
         .as_deref()
         .filter(|h| !h.is_empty())
         .unwrap_or(tunnel::DEFAULT_SERVER);
-    Ok(tunnel::TunnelConfig::new(server, subdomain, local_addr)?)
+    Ok(tunnel::TunnelConfig::new(server, subdomain, destination)?)
 }

@@ -9,7 +9,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use warp::Filter;
 
@@ -44,6 +46,45 @@ where
             filter,
             limit: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
         }
+    }
+
+    /// Serves one connection until it closes (from the listener, or handed
+    /// over by the tunnel). `peer` is the address on the other end.
+    pub async fn serve_connection(&self, stream: TcpStream, peer: SocketAddr) {
+        let Ok(_permit) = self.limit.clone().acquire_owned().await else {
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = Builder::new(TokioExecutor::new())
+            .serve_connection_with_upgrades(TokioIo::new(stream), self.service(peer))
+            .into_owned();
+        if let Err(err) = connection.await {
+            tracing::debug!("connection ended: {err}");
+        }
+    }
+
+    fn service(
+        &self,
+        peer: SocketAddr,
+    ) -> TowerToHyperService<
+        impl tower::Service<
+            warp::http::Request<warp::hyper::body::Incoming>,
+            Response = warp::reply::Response,
+            Error = std::convert::Infallible,
+            Future = impl Send,
+        > + Clone
+        + Send
+        + 'static,
+    > {
+        let service = tower::ServiceBuilder::new()
+            .map_request(
+                move |mut request: warp::http::Request<warp::hyper::body::Incoming>| {
+                    request.extensions_mut().insert(PeerAddr(peer));
+                    request
+                },
+            )
+            .service(warp::service(self.filter.clone()));
+        TowerToHyperService::new(service)
     }
 
     /// Accepts until `shutdown`, then waits up to 10 s for open HTTP requests.
