@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use dispatch_proto::v1::conversations_client::ConversationsClient;
 use dispatch_proto::v1::sessions_client::SessionsClient;
 use hyper_util::rt::TokioIo;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
@@ -78,6 +79,13 @@ impl Broker {
     /// The `Sessions` client.
     pub fn sessions(&self) -> SessionsClient<Channel> {
         SessionsClient::new(self.channel.clone())
+            .max_decoding_message_size(32 * 1024 * 1024)
+            .max_encoding_message_size(4 * 1024 * 1024)
+    }
+
+    /// The `Conversations` client.
+    pub fn conversations(&self) -> ConversationsClient<Channel> {
+        ConversationsClient::new(self.channel.clone())
             .max_decoding_message_size(32 * 1024 * 1024)
             .max_encoding_message_size(4 * 1024 * 1024)
     }

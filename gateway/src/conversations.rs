@@ -1,22 +1,666 @@
-//! The conversation browser's HTTP routes (`/api/conversations`,
-//! `/api/search`, ...), in front of the broker's conversation index.
+//! The conversation browser's HTTP routes, in front of the broker's
+//! `dispatch.v1.Conversations` service: the paged list with filters, one
+//! conversation, its messages, search, a live feed (server-sent events) and
+//! a streamed Markdown export. All of them sit behind the gateway's
+//! authentication (the dispatcher authenticates before calling [`handle`]).
 //!
-//! Hook: [`handle`] is called by the dispatcher for every authenticated
-//! request that the gateway's own routes did not take; it answers `None` for
-//! paths that are not its own. Routes listed in [`ROUTES`] join the route
-//! table that the authentication test walks.
+//! Responses never carry transcript file paths; list entries carry metadata
+//! only (no message text, no tool inputs).
 
+use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
+use dispatch_proto::v1 as pb;
+use futures::StreamExt;
+use pb::content_block::Kind as Block;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use warp::Reply;
+use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
+use crate::error::{ApiError, json_response};
 use crate::router::{ApiRequest, Route};
 use crate::state::AppState;
 
 /// The conversation browser's routes (all authenticated).
-pub const ROUTES: &[Route] = &[];
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        path: "/api/conversations",
+        auth: true,
+        websocket: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/conversations/events",
+        auth: true,
+        websocket: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/conversations/{id}",
+        auth: true,
+        websocket: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/conversations/{id}/messages",
+        auth: true,
+        websocket: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/conversations/{id}/export.md",
+        auth: true,
+        websocket: false,
+    },
+    Route {
+        method: "GET",
+        path: "/api/search",
+        auth: true,
+        websocket: false,
+    },
+];
+
+/// A conversation counts as active for this long after its last record.
+const ACTIVE_MS: i64 = 2 * 60 * 1000;
+/// ... and as recent for this long.
+const RECENT_MS: i64 = 60 * 60 * 1000;
+/// Messages fetched per broker call while exporting.
+const EXPORT_PAGE: u32 = 200;
+/// Keep-alive comment period of the live feed.
+const FEED_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Answers a conversation-browser request, or `None` when the path is not one.
-pub async fn handle(_state: &Arc<AppState>, _request: &mut ApiRequest) -> Option<Response> {
-    None
+pub async fn handle(state: &Arc<AppState>, request: &mut ApiRequest) -> Option<Response> {
+    if request.path == "/api/search" {
+        let answer = match only_get(request) {
+            Ok(()) => search(state, request).await,
+            Err(e) => Err(e),
+        };
+        return Some(answer.unwrap_or_else(ApiError::into_response));
+    }
+    let segments: Vec<String> = request
+        .segments("/api/conversations")?
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    if let Err(e) = only_get(request) {
+        return Some(e.into_response());
+    }
+    let answer = match segments
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] => list(state, request).await,
+        ["events"] => Ok(feed(state, request).await),
+        [id] => get(state, request, id).await,
+        [id, "messages"] => messages(state, request, id).await,
+        [id, "export.md"] => export(state, request, id).await,
+        _ => return None,
+    };
+    Some(answer.unwrap_or_else(ApiError::into_response))
+}
+
+fn only_get(request: &ApiRequest) -> Result<(), ApiError> {
+    match request.method.as_str() {
+        "GET" | "HEAD" => Ok(()),
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// Query parameters, percent-decoded.
+fn query<T: for<'de> Deserialize<'de>>(request: &ApiRequest) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(request.query.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    project: Option<String>,
+    q: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+    sort: Option<String>,
+    order: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+async fn list(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
+    let params: ListParams = query(request)?;
+    let sort = match params.sort.as_deref() {
+        None | Some("activity") => pb::ConversationSort::LastActivity,
+        Some("created") => pb::ConversationSort::Created,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "sort must be activity or created, not {other:?}"
+            )));
+        }
+    };
+    let ascending = match params.order.as_deref() {
+        None | Some("desc") => false,
+        Some("asc") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "order must be asc or desc, not {other:?}"
+            )));
+        }
+    };
+    let req = pb::ListConversationsRequest {
+        project: params.project.unwrap_or_default(),
+        text: params.q.unwrap_or_default(),
+        active_since_ms: params.since.unwrap_or(0),
+        active_until_ms: params.until.unwrap_or(0),
+        sort: sort as i32,
+        ascending,
+        page_size: params.limit.unwrap_or(0),
+        page_token: params.cursor.unwrap_or_default(),
+    };
+    let mut client = state.broker.conversations();
+    let page = client
+        .list_conversations(state.broker.request(req, &request.id))
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner();
+    let now = now_ms();
+    let conversations: Vec<Value> = page
+        .conversations
+        .iter()
+        .map(|c| conversation_json(c, now))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "conversations": conversations,
+            "total": page.total,
+            "nextCursor": non_empty(page.next_page_token),
+        }),
+    ))
+}
+
+fn check_id(id: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !id.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("invalid conversation id"))
+    }
+}
+
+async fn get(state: &AppState, request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
+    check_id(id)?;
+    let mut client = state.broker.conversations();
+    let conversation = client
+        .get_conversation(state.broker.request(
+            pb::GetConversationRequest { id: id.to_owned() },
+            &request.id,
+        ))
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner();
+    Ok(json_response(
+        StatusCode::OK,
+        &conversation_json(&conversation, now_ms()),
+    ))
+}
+
+#[derive(Deserialize)]
+struct MessageParams {
+    cursor: Option<String>,
+    limit: Option<u32>,
+    from: Option<String>,
+    agent: Option<String>,
+}
+
+async fn messages(state: &AppState, request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
+    check_id(id)?;
+    let params: MessageParams = query(request)?;
+    let from_end = match params.from.as_deref() {
+        None | Some("start") => false,
+        Some("end") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "from must be start or end, not {other:?}"
+            )));
+        }
+    };
+    let req = pb::GetMessagesRequest {
+        id: id.to_owned(),
+        cursor: params.cursor.unwrap_or_default(),
+        limit: params.limit.unwrap_or(0),
+        from_end,
+        agent_id: params.agent.unwrap_or_default(),
+    };
+    let mut client = state.broker.conversations();
+    let page = client
+        .get_messages(state.broker.request(req, &request.id))
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner();
+    let messages: Vec<Value> = page.messages.iter().map(message_json).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "messages": messages,
+            "total": page.total,
+            "beforeCursor": non_empty(page.before_cursor),
+            "afterCursor": non_empty(page.after_cursor),
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct SearchParams {
+    q: Option<String>,
+    conversation: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn search(state: &Arc<AppState>, request: &ApiRequest) -> Result<Response, ApiError> {
+    let params: SearchParams = query(request)?;
+    let q = params.q.unwrap_or_default();
+    if q.trim().is_empty() {
+        return Err(ApiError::bad_request("q is required"));
+    }
+    let conversation_id = params.conversation.unwrap_or_default();
+    if !conversation_id.is_empty() {
+        check_id(&conversation_id)?;
+    }
+    let req = pb::SearchConversationsRequest {
+        query: q,
+        conversation_id,
+        limit: params.limit.unwrap_or(0),
+    };
+    let mut client = state.broker.conversations();
+    let mut stream = client
+        .search_conversations(state.broker.stream_request(req, &request.id))
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner();
+    let mut hits = Vec::new();
+    let mut complete = true;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(hit))) => hits.push(hit_json(&hit)),
+            Ok(Some(Err(status))) => return Err(ApiError::from_status(&status)),
+            Ok(None) => break,
+            Err(_) => {
+                complete = false;
+                break;
+            }
+        }
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"hits": hits, "complete": complete}),
+    ))
+}
+
+/// The live feed: `ready` once subscribed, then `changed` / `removed`
+/// events; an `error` event ends it (the browser reconnects by itself).
+async fn feed(state: &Arc<AppState>, request: &ApiRequest) -> Response {
+    let (tx, rx) = mpsc::channel::<Result<warp::sse::Event, Infallible>>(64);
+    let mut client = state.broker.conversations();
+    let call = client.watch_conversations(
+        state
+            .broker
+            .stream_request(pb::WatchConversationsRequest {}, &request.id),
+    );
+    let upstream = match call.await {
+        Ok(response) => response.into_inner(),
+        Err(status) => return ApiError::from_status(&status).into_response(),
+    };
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        let mut upstream = upstream;
+        let ready = warp::sse::Event::default().event("ready").data("{}");
+        if tx.send(Ok(ready)).await.is_err() {
+            return;
+        }
+        loop {
+            let item = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tx.closed() => break,
+                item = upstream.next() => item,
+            };
+            let last = !matches!(item, Some(Ok(_)));
+            let event = match item {
+                Some(Ok(event)) => feed_event(&event),
+                Some(Err(status)) => error_event(&ApiError::from_status(&status).message),
+                None => error_event("the broker ended the feed"),
+            };
+            if tx.send(Ok(event)).await.is_err() || last {
+                break;
+            }
+        }
+    });
+    let stream = warp::sse::keep_alive()
+        .interval(FEED_KEEP_ALIVE)
+        .stream(ReceiverStream::new(rx));
+    let mut response = warp::sse::reply(stream).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn feed_event(event: &pb::ConversationEvent) -> warp::sse::Event {
+    let now = now_ms();
+    let body = match pb::conversation_event::Kind::try_from(event.kind) {
+        Ok(pb::conversation_event::Kind::Removed) => json!({"type": "removed", "id": event.id}),
+        _ => json!({
+            "type": "changed",
+            "id": event.id,
+            "conversation": event.conversation.as_ref().map(|c| conversation_json(c, now)),
+        }),
+    };
+    let kind = body["type"].as_str().unwrap_or("changed").to_owned();
+    warp::sse::Event::default()
+        .event(kind)
+        .data(body.to_string())
+}
+
+fn error_event(message: &str) -> warp::sse::Event {
+    warp::sse::Event::default()
+        .event("error")
+        .data(json!({"error": message}).to_string())
+}
+
+/// The whole conversation as Markdown, streamed page by page.
+async fn export(
+    state: &Arc<AppState>,
+    request: &ApiRequest,
+    id: &str,
+) -> Result<Response, ApiError> {
+    check_id(id)?;
+    let mut client = state.broker.conversations();
+    let conversation = client
+        .get_conversation(state.broker.request(
+            pb::GetConversationRequest { id: id.to_owned() },
+            &request.id,
+        ))
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner();
+    let filename = format!(
+        "attachment; filename=\"conversation-{}.md\"",
+        conversation.id
+    );
+    let (tx, rx) = mpsc::channel::<Result<String, std::io::Error>>(8);
+    let broker = state.broker.clone();
+    let request_id = request.id.clone();
+    let shutdown = state.shutdown.clone();
+    let id = id.to_owned();
+    tokio::spawn(async move {
+        if tx.send(Ok(markdown_header(&conversation))).await.is_err() {
+            return;
+        }
+        let mut cursor = String::new();
+        loop {
+            let req = pb::GetMessagesRequest {
+                id: id.clone(),
+                cursor: cursor.clone(),
+                limit: EXPORT_PAGE,
+                ..Default::default()
+            };
+            let page = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                page = client.get_messages(broker.request(req, &request_id)) => page,
+            };
+            let page = match page {
+                Ok(page) => page.into_inner(),
+                Err(status) => {
+                    let _ = tx
+                        .send(Err(std::io::Error::other(status.message().to_owned())))
+                        .await;
+                    return;
+                }
+            };
+            let mut chunk = String::new();
+            for message in &page.messages {
+                chunk.push_str(&markdown_message(message));
+            }
+            if tx.send(Ok(chunk)).await.is_err() || page.after_cursor.is_empty() {
+                return;
+            }
+            cursor = page.after_cursor;
+        }
+    });
+    let mut response = warp::reply::stream(ReceiverStream::new(rx)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/markdown; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(value) = HeaderValue::from_str(&filename) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+fn markdown_header(c: &pb::Conversation) -> String {
+    let title = if c.title.is_empty() {
+        "Untitled conversation"
+    } else {
+        &c.title
+    };
+    let tokens = c.tokens.unwrap_or_default();
+    format!(
+        "# {}\n\n- Conversation: `{}`\n- Project: `{}`\n- Messages: {}\n- Models: {}\n- Tokens: {} in, {} out, {} cache write, {} cache read\n\n",
+        title.replace('\n', " "),
+        c.id,
+        c.project,
+        c.message_count,
+        c.models.join(", "),
+        tokens.input,
+        tokens.output,
+        tokens.cache_creation,
+        tokens.cache_read,
+    )
+}
+
+fn fence(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    "`".repeat((longest + 1).max(3))
+}
+
+fn markdown_message(m: &pb::Message) -> String {
+    let who = match pb::MessageRole::try_from(m.role) {
+        Ok(pb::MessageRole::Assistant) => "Assistant",
+        Ok(pb::MessageRole::User) if m.is_meta => "Context",
+        Ok(pb::MessageRole::User) => "User",
+        _ => "System",
+    };
+    let mut out = format!("## {who}\n\n");
+    for block in &m.blocks {
+        match &block.kind {
+            Some(Block::Text(text)) => out.push_str(&format!("{text}\n\n")),
+            Some(Block::Thinking(text)) => {
+                let quoted: Vec<String> = text.lines().map(|l| format!("> {l}")).collect();
+                out.push_str(&format!("> *Thinking*\n>\n{}\n\n", quoted.join("\n")));
+            }
+            Some(Block::ToolCall(call)) => {
+                let f = fence(&call.input_json);
+                out.push_str(&format!(
+                    "**Tool: {}** {}\n\n{f}json\n{}\n{f}\n\n",
+                    call.name, call.summary, call.input_json
+                ));
+                if let Some(result) = &call.result {
+                    out.push_str(&markdown_result(result));
+                }
+            }
+            Some(Block::ToolResult(result)) => out.push_str(&markdown_result(result)),
+            Some(Block::Image(image)) => out.push_str(&format!(
+                "*[image {}, {} bytes]*\n\n",
+                image.media_type, image.size_bytes
+            )),
+            None => {}
+        }
+    }
+    out
+}
+
+fn markdown_result(r: &pb::ToolResult) -> String {
+    let label = if r.is_error { "Error" } else { "Result" };
+    let f = fence(&r.text);
+    let cut = if r.truncated {
+        format!("\n*(cut, {} bytes in all)*", r.size_bytes)
+    } else {
+        String::new()
+    };
+    format!("{label}:\n\n{f}\n{}\n{f}{cut}\n\n", r.text)
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn tokens_json(t: Option<&pb::TokenTotals>) -> Value {
+    let t = t.copied().unwrap_or_default();
+    json!({"input": t.input, "output": t.output, "cacheCreation": t.cache_creation, "cacheRead": t.cache_read})
+}
+
+fn tools_json(tools: &std::collections::HashMap<String, u32>) -> BTreeMap<&str, u32> {
+    tools.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+}
+
+/// `active` (a record in the last two minutes), `recent` (the last hour) or `idle`.
+pub fn activity_status(last_activity_ms: i64, now_ms: i64) -> &'static str {
+    let age = now_ms - last_activity_ms;
+    if age < ACTIVE_MS {
+        "active"
+    } else if age < RECENT_MS {
+        "recent"
+    } else {
+        "idle"
+    }
+}
+
+/// A conversation's metadata as JSON (no file paths, no message content).
+pub fn conversation_json(c: &pb::Conversation, now: i64) -> Value {
+    let subagents: Vec<Value> = c
+        .subagents
+        .iter()
+        .map(|s| {
+            json!({
+                "agentId": s.agent_id,
+                "messageCount": s.message_count,
+                "tokens": tokens_json(s.tokens.as_ref()),
+                "toolUses": tools_json(&s.tool_uses),
+                "createdAt": s.created_at_ms,
+                "lastActivity": s.last_activity_ms,
+                "sizeBytes": s.size_bytes,
+            })
+        })
+        .collect();
+    json!({
+        "id": c.id,
+        "project": c.project,
+        "title": c.title,
+        "createdAt": c.created_at_ms,
+        "lastActivity": c.last_activity_ms,
+        "status": activity_status(c.last_activity_ms, now),
+        "messageCount": c.message_count,
+        "models": c.models,
+        "tokens": tokens_json(c.tokens.as_ref()),
+        "toolUses": tools_json(&c.tool_uses),
+        "subagents": subagents,
+        "sizeBytes": c.size_bytes,
+        "gitBranch": c.git_branch,
+        "version": c.version,
+        "damagedLines": c.damaged_lines,
+    })
+}
+
+fn role_name(role: i32) -> &'static str {
+    match pb::MessageRole::try_from(role) {
+        Ok(pb::MessageRole::User) => "user",
+        Ok(pb::MessageRole::Assistant) => "assistant",
+        _ => "system",
+    }
+}
+
+fn image_json(i: &pb::Image) -> Value {
+    json!({"type": "image", "mediaType": i.media_type, "data": non_empty(i.data_base64.clone()), "sizeBytes": i.size_bytes})
+}
+
+fn result_json(r: &pb::ToolResult) -> Value {
+    json!({
+        "toolUseId": r.tool_use_id,
+        "text": r.text,
+        "isError": r.is_error,
+        "truncated": r.truncated,
+        "sizeBytes": r.size_bytes,
+        "images": r.images.iter().map(image_json).collect::<Vec<_>>(),
+    })
+}
+
+fn block_json(block: &pb::ContentBlock) -> Option<Value> {
+    Some(match block.kind.as_ref()? {
+        Block::Text(text) => json!({"type": "text", "text": text}),
+        Block::Thinking(text) => json!({"type": "thinking", "thinking": text}),
+        Block::ToolCall(call) => json!({
+            "type": "tool_call",
+            "id": call.id,
+            "name": call.name,
+            "summary": call.summary,
+            "input": call.input_json,
+            "inputTruncated": call.input_truncated,
+            "result": call.result.as_ref().map(result_json),
+        }),
+        Block::Image(image) => image_json(image),
+        Block::ToolResult(result) => {
+            let mut v = result_json(result);
+            v["type"] = json!("tool_result");
+            v
+        }
+    })
+}
+
+/// A message as JSON.
+pub fn message_json(m: &pb::Message) -> Value {
+    json!({
+        "index": m.index,
+        "uuid": m.uuid,
+        "role": role_name(m.role),
+        "timestamp": m.timestamp_ms,
+        "model": non_empty(m.model.clone()),
+        "isMeta": m.is_meta,
+        "isCompactSummary": m.is_compact_summary,
+        "usage": m.usage.as_ref().map(|u| tokens_json(Some(u))),
+        "blocks": m.blocks.iter().filter_map(block_json).collect::<Vec<_>>(),
+    })
+}
+
+fn hit_json(h: &pb::SearchHit) -> Value {
+    json!({
+        "conversationId": h.conversation_id,
+        "title": h.title,
+        "project": h.project,
+        "messageIndex": h.message_index,
+        "role": role_name(h.role),
+        "snippet": h.snippet,
+        "timestamp": h.timestamp_ms,
+    })
 }
