@@ -12,10 +12,11 @@ import { Shell } from './app/shell';
 import { toast } from './app/toast';
 import { loginScreen } from './login/view';
 import { terminalsView } from './terminals/view';
+import { conversationsView } from './conversations/view';
 
 /** The app's views, in navigation order. The first is the default route. */
 function views(shell: Shell): ViewDefinition[] {
-  return [terminalsView(shell)];
+  return [terminalsView(shell), conversationsView(shell)];
 }
 
 const root = document.getElementById('app') ?? document.body;
