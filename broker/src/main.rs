@@ -1,1 +1,73 @@
-fn main() {}
+//! `dispatch-broker`: serves the PTY sessions over gRPC (see the library).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use dispatch_broker::{Broker, Cli, Command, Listener, client};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("dispatch-broker: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Some(Command::Healthcheck) => healthcheck(&cli.config.listen).await,
+            None => serve(cli.config).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn healthcheck(addr: &dispatch_broker::ListenAddr) -> anyhow::Result<ExitCode> {
+    Ok(if client::healthcheck(addr).await? {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("dispatch-broker at {addr} is not serving");
+        ExitCode::FAILURE
+    })
+}
+
+async fn serve(config: dispatch_broker::Config) -> anyhow::Result<ExitCode> {
+    let listener = Listener::bind(&config.listen).await?;
+    let broker = Broker::new(config)?;
+    if broker.config().token.0.is_empty() {
+        tracing::warn!("BROKER_TOKEN is empty: calls are not authenticated (local address only)");
+    }
+    // Machine-readable line for supervisors (the real port when binding :0).
+    println!("dispatch-broker listening on {}", listener.local_addr()?);
+    let shutdown = broker.shutdown_handle();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        shutdown.shutdown();
+    });
+    broker.serve(listener).await?;
+    Ok(ExitCode::SUCCESS)
+}

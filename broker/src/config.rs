@@ -1,0 +1,214 @@
+//! Command line and environment configuration of `dispatch-broker`.
+//!
+//! Every flag can also be set through the environment variable named beside
+//! it; the token is never printed (`Debug` redacts it).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The broker's command line.
+#[derive(Parser, Debug)]
+#[command(
+    name = "dispatch-broker",
+    version,
+    about = "Owns dispatch's PTYs and serves them over gRPC"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands; without one the broker serves.
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Exits 0 when the broker at BROKER_LISTEN answers SERVING to a
+    /// `grpc.health.v1` check (for container health checks).
+    Healthcheck,
+}
+
+/// Where the broker listens: `host:port` or `unix:/path/to.sock`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a socket path".into());
+            }
+            return Ok(Self::Unix(PathBuf::from(path)));
+        }
+        s.parse::<SocketAddr>()
+            .map(Self::Tcp)
+            .map_err(|e| format!("expected host:port or unix:/path ({e})"))
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+impl ListenAddr {
+    /// Whether only local processes can reach this address.
+    pub fn is_local(&self) -> bool {
+        match self {
+            Self::Tcp(addr) => addr.ip().is_loopback(),
+            Self::Unix(_) => true,
+        }
+    }
+}
+
+/// The mode a session runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DefaultMode {
+    Shell,
+    Claude,
+}
+
+/// A secret that never shows up in `Debug` output or logs.
+#[derive(Clone, Default)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("<unset>")
+        } else {
+            f.write_str("<redacted>")
+        }
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// Everything the broker needs to run.
+#[derive(Args, Debug, Clone)]
+pub struct Config {
+    /// Address to serve gRPC on: `host:port`, or `unix:/path/to.sock` for a
+    /// Unix socket (created with mode 0600).
+    #[arg(long, env = "BROKER_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: ListenAddr,
+
+    /// Shared secret every call but health must present as
+    /// `authorization: Bearer <token>`. Required unless listening on
+    /// loopback or a Unix socket.
+    #[arg(
+        long,
+        env = "BROKER_TOKEN",
+        default_value = "",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub token: Secret,
+
+    /// Directory holding one 0700 directory per session.
+    #[arg(long, env = "PTY_ROOT", default_value = "/tmp/dispatch-sessions")]
+    pub pty_root: PathBuf,
+
+    /// Mode of sessions created without an explicit mode.
+    #[arg(long, env = "PTY_MODE", value_enum, default_value = "shell")]
+    pub pty_mode: DefaultMode,
+
+    /// Comma-separated names of extra environment variables passed from the
+    /// broker to sessions (beyond the fixed allowlist).
+    #[arg(
+        long,
+        env = "SESSION_ENV_PASSTHROUGH",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub session_env_passthrough: Vec<String>,
+
+    /// Maximum number of sessions (running and retained ended ones).
+    #[arg(long, env = "BROKER_MAX_SESSIONS", default_value_t = 256)]
+    pub max_sessions: usize,
+
+    /// Maximum size in bytes of one gRPC message received by the broker.
+    #[arg(long, env = "BROKER_MAX_MESSAGE_BYTES", default_value_t = 1 << 20)]
+    pub max_message_bytes: usize,
+
+    /// Bytes of scrollback kept per session (the lines that scrolled off the
+    /// screen, replayed to new viewers).
+    #[arg(long, env = "BROKER_SCROLLBACK_BYTES", default_value_t = 2 << 20)]
+    pub scrollback_bytes: usize,
+
+    /// Flow-control window in bytes: how far output may run ahead of the
+    /// acknowledgements of the fastest acknowledging viewer.
+    #[arg(long, env = "BROKER_FLOW_WINDOW_BYTES", default_value_t = 512 << 10)]
+    pub flow_window_bytes: usize,
+
+    /// Milliseconds after which a viewer that stopped acknowledging no longer
+    /// paces the PTY.
+    #[arg(long, env = "BROKER_FLOW_STALL_MS", default_value_t = 3000)]
+    pub flow_stall_ms: u64,
+
+    /// Seconds an ended session stays listed (with its exit status).
+    #[arg(long, env = "BROKER_RETENTION_SECS", default_value_t = 3600)]
+    pub retention_secs: u64,
+}
+
+impl Config {
+    /// A configuration with the defaults, for tests and embedding.
+    pub fn with_defaults(listen: ListenAddr, token: &str, pty_root: PathBuf) -> Self {
+        Self {
+            listen,
+            token: Secret(token.to_owned()),
+            pty_root,
+            pty_mode: DefaultMode::Shell,
+            session_env_passthrough: Vec::new(),
+            max_sessions: 256,
+            max_message_bytes: 1 << 20,
+            scrollback_bytes: 2 << 20,
+            flow_window_bytes: 512 << 10,
+            flow_stall_ms: 3000,
+            retention_secs: 3600,
+        }
+    }
+
+    pub fn flow_stall(&self) -> Duration {
+        Duration::from_millis(self.flow_stall_ms)
+    }
+
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(self.retention_secs)
+    }
+
+    /// Checks the combinations clap cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.token.0.is_empty() && !self.listen.is_local() {
+            return Err(format!(
+                "refusing to listen on non-loopback {} without BROKER_TOKEN",
+                self.listen
+            ));
+        }
+        if self.flow_window_bytes < 4096 {
+            return Err("BROKER_FLOW_WINDOW_BYTES must be at least 4096".into());
+        }
+        if self.max_message_bytes < 4096 {
+            return Err("BROKER_MAX_MESSAGE_BYTES must be at least 4096".into());
+        }
+        Ok(())
+    }
+}

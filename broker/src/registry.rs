@@ -1,0 +1,352 @@
+//! The session registry: creates sessions (directory, program, environment),
+//! finds, lists and ends them, reaps exited children, drops ended sessions
+//! after their retention, and broadcasts every change to watchers.
+
+use std::collections::HashMap;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dispatch_proto::v1 as pb;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, DefaultMode};
+use crate::error::SessionError;
+use crate::session::pty::{self, Program};
+use crate::session::terminal::clamp_dimension;
+use crate::session::{Limits, Session, SessionId, SessionInfo, now_ms};
+
+/// Longest session name accepted.
+pub const MAX_NAME_CHARS: usize = 128;
+/// Most metadata entries per session, and the longest key and value.
+pub const MAX_METADATA_ENTRIES: usize = 32;
+pub const MAX_METADATA_KEY: usize = 128;
+pub const MAX_METADATA_VALUE: usize = 4096;
+/// Most `claude_args`, and the longest one.
+pub const MAX_CLAUDE_ARGS: usize = 64;
+pub const MAX_CLAUDE_ARG: usize = 4096;
+
+/// Every session of the broker.
+#[derive(Clone)]
+pub struct SessionRegistry {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SessionRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRegistry").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    config: Arc<Config>,
+    sessions: Mutex<HashMap<SessionId, Arc<Session>>>,
+    events: broadcast::Sender<pb::SessionEvent>,
+    shutdown: CancellationToken,
+    shell: PathBuf,
+}
+
+impl SessionRegistry {
+    /// Creates the registry and its background tasks (child reaper,
+    /// retention sweeper), which stop with `shutdown`.
+    pub fn new(config: Arc<Config>, shutdown: CancellationToken) -> Self {
+        let registry = Self {
+            inner: Arc::new(Inner {
+                config,
+                sessions: Mutex::new(HashMap::new()),
+                events: broadcast::channel(256).0,
+                shutdown,
+                shell: pty::login_shell(),
+            }),
+        };
+        tokio::spawn(registry.clone().reap_children());
+        tokio::spawn(registry.clone().sweep_retention());
+        registry
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<Session>>> {
+        self.inner
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every session, oldest first.
+    pub fn list(&self) -> Vec<Arc<Session>> {
+        let mut sessions: Vec<_> = self.sessions().values().cloned().collect();
+        sessions.sort_by_key(|s| (s.info().created_at_ms, s.id()));
+        sessions
+    }
+
+    /// Number of running sessions.
+    pub fn running(&self) -> usize {
+        self.sessions().values().filter(|s| s.is_running()).count()
+    }
+
+    /// Finds a session by its id string.
+    pub fn get(&self, id: &str) -> Result<Arc<Session>, SessionError> {
+        let id: SessionId = id.parse()?;
+        self.sessions()
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| SessionError::NotFound(id.to_string()))
+    }
+
+    /// Receives every change (created, updated, ended, removed).
+    pub fn subscribe(&self) -> broadcast::Receiver<pb::SessionEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Starts a session.
+    pub fn create(&self, request: pb::CreateSessionRequest) -> Result<Arc<Session>, SessionError> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(SessionError::ShuttingDown);
+        }
+        validate(&request)?;
+        let config = &self.inner.config;
+        if self.running() >= config.max_sessions {
+            return Err(SessionError::TooManySessions(config.max_sessions));
+        }
+        let id = SessionId::new();
+        let cols = clamp_dimension(request.cols, 80);
+        let rows = clamp_dimension(request.rows, 24);
+        let cwd = self.session_dir(id, &request.cwd)?;
+        let env = pty::session_env(
+            &id.to_string(),
+            &self.inner.shell,
+            &config.session_env_passthrough,
+        );
+        let requested_mode = match pb::SessionMode::try_from(request.mode) {
+            Ok(pb::SessionMode::Unspecified) => match config.pty_mode {
+                DefaultMode::Shell => pb::SessionMode::Shell,
+                DefaultMode::Claude => pb::SessionMode::Claude,
+            },
+            Ok(mode) => mode,
+            Err(_) => {
+                return Err(SessionError::InvalidArgument(format!(
+                    "unknown mode {}",
+                    request.mode
+                )));
+            }
+        };
+        let path = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str());
+        let (mode, argv, fallback_reason, banner) = match requested_mode {
+            pb::SessionMode::Claude => match pty::find_in_path("claude", path) {
+                Some(claude) => {
+                    let mut argv = vec![claude.into_os_string()];
+                    argv.extend(request.claude_args.iter().map(Into::into));
+                    (pb::SessionMode::Claude, argv, String::new(), None)
+                }
+                None => {
+                    let reason =
+                        "claude is not installed on this server (not found in PATH)".to_owned();
+                    let banner = format!("dispatch: {reason}; running a shell instead.\r\n");
+                    (
+                        pb::SessionMode::Shell,
+                        self.shell_argv(),
+                        reason,
+                        Some(banner),
+                    )
+                }
+            },
+            _ => (
+                pb::SessionMode::Shell,
+                self.shell_argv(),
+                String::new(),
+                None,
+            ),
+        };
+        let info = SessionInfo {
+            id,
+            mode,
+            requested_mode,
+            fallback_reason,
+            cwd: cwd.clone(),
+            metadata: request.metadata.clone(),
+            created_at_ms: now_ms(),
+        };
+        let program = Program { argv, cwd, env };
+        let limits = Limits {
+            window: config.flow_window_bytes as u64,
+            stall: config.flow_stall(),
+            scrollback_bytes: config.scrollback_bytes,
+        };
+        let session = Session::start(
+            info,
+            request.name.clone(),
+            &program,
+            (cols, rows),
+            limits,
+            self.inner.events.clone(),
+            banner,
+        )?;
+        tracing::info!(session = %id, mode = ?mode, pid = session.stats().pid, "session created");
+        self.sessions().insert(id, Arc::clone(&session));
+        let _ = self.inner.events.send(pb::SessionEvent {
+            kind: pb::session_event::Kind::Created as i32,
+            sessions: vec![session.to_proto()],
+        });
+        Ok(session)
+    }
+
+    fn shell_argv(&self) -> Vec<std::ffi::OsString> {
+        vec![self.inner.shell.clone().into_os_string()]
+    }
+
+    /// The working directory: the requested one (which must exist), or a new
+    /// 0700 directory `PTY_ROOT/<id>`.
+    fn session_dir(&self, id: SessionId, requested: &str) -> Result<PathBuf, SessionError> {
+        if !requested.is_empty() {
+            let path = Path::new(requested);
+            if !path.is_absolute() || !path.is_dir() {
+                return Err(SessionError::InvalidArgument(format!(
+                    "cwd {requested:?} is not an absolute path to an existing directory"
+                )));
+            }
+            return Ok(path.to_path_buf());
+        }
+        let dir = self.inner.config.pty_root.join(id.to_string());
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| {
+                SessionError::Spawn(format!("cannot create the session directory: {e}"))
+            })?;
+        Ok(dir)
+    }
+
+    /// Ends a session (killing its process tree) and waits until it is
+    /// recorded as ended.
+    pub async fn end(&self, id: &str) -> Result<Arc<Session>, SessionError> {
+        let session = self.get(id)?;
+        session.terminate();
+        let _ = tokio::time::timeout(Duration::from_secs(10), session.wait_ended()).await;
+        Ok(session)
+    }
+
+    /// Tells viewers, ends every session and waits for them (bounded).
+    pub async fn shutdown(&self) {
+        let sessions = self.list();
+        for session in &sessions {
+            session.notify_viewers("dispatch-broker is shutting down");
+            session.terminate();
+        }
+        let all = futures::future::join_all(sessions.iter().map(|s| s.wait_ended()));
+        let _ = tokio::time::timeout(Duration::from_secs(10), all).await;
+    }
+
+    /// Reaps session leaders on SIGCHLD (and periodically, as a fallback).
+    async fn reap_children(self) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut sigchld = signal(SignalKind::child()).ok();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                () = self.inner.shutdown.cancelled() => return,
+                _ = async {
+                    match sigchld.as_mut() {
+                        Some(s) => { s.recv().await; }
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {}
+                _ = tick.tick() => {}
+            }
+            for session in self.list() {
+                if session.is_running() {
+                    session.poll_leader();
+                }
+            }
+        }
+    }
+
+    /// Drops ended sessions once their retention has passed.
+    async fn sweep_retention(self) {
+        let retention = self.inner.config.retention();
+        let period = (retention / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                () = self.inner.shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let cutoff = now_ms() - retention.as_millis() as i64;
+            let expired: Vec<Arc<Session>> = {
+                let mut sessions = self.sessions();
+                let ids: Vec<SessionId> = sessions
+                    .values()
+                    .filter(|s| !s.is_running() && s.ended_at_ms() <= cutoff)
+                    .map(|s| s.id())
+                    .collect();
+                ids.iter().filter_map(|id| sessions.remove(id)).collect()
+            };
+            for session in expired {
+                tracing::debug!(session = %session.id(), "ended session dropped after retention");
+                let _ = self.inner.events.send(pb::SessionEvent {
+                    kind: pb::session_event::Kind::Removed as i32,
+                    sessions: vec![session.to_proto()],
+                });
+            }
+        }
+    }
+}
+
+fn validate(request: &pb::CreateSessionRequest) -> Result<(), SessionError> {
+    let invalid = |msg: String| Err(SessionError::InvalidArgument(msg));
+    if request.name.chars().count() > MAX_NAME_CHARS {
+        return invalid(format!("name longer than {MAX_NAME_CHARS} characters"));
+    }
+    if request.metadata.len() > MAX_METADATA_ENTRIES {
+        return invalid(format!("more than {MAX_METADATA_ENTRIES} metadata entries"));
+    }
+    if request
+        .metadata
+        .iter()
+        .any(|(k, v)| k.is_empty() || k.len() > MAX_METADATA_KEY || v.len() > MAX_METADATA_VALUE)
+    {
+        return invalid(format!(
+            "metadata keys must be 1..={MAX_METADATA_KEY} bytes and values at most {MAX_METADATA_VALUE}"
+        ));
+    }
+    if request.claude_args.len() > MAX_CLAUDE_ARGS
+        || request
+            .claude_args
+            .iter()
+            .any(|a| a.len() > MAX_CLAUDE_ARG || a.contains('\0'))
+    {
+        return invalid(format!(
+            "claude_args: at most {MAX_CLAUDE_ARGS} arguments of at most {MAX_CLAUDE_ARG} bytes, without NUL"
+        ));
+    }
+    Ok(())
+}
+
+/// Validates a rename.
+pub fn validate_name(name: &str) -> Result<(), SessionError> {
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(SessionError::InvalidArgument(format!(
+            "name longer than {MAX_NAME_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Creates `PTY_ROOT` (mode 0700) if it is missing.
+pub fn prepare_pty_root(root: &Path) -> std::io::Result<()> {
+    if !root.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)?;
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}

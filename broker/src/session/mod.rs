@@ -1,0 +1,711 @@
+//! One PTY session: its child, terminal state, attached viewers and the
+//! output pump that paces the PTY to them (flow control).
+//!
+//! Flow control: every byte read from the PTY gets a stream offset. Each
+//! viewer has an outbox of output not yet handed to its stream, bounded by
+//! `window + 2 * READ_CHUNK` bytes; when it would overflow, the outbox is
+//! dropped and the viewer is resynchronised with a fresh [`Replay`] from the
+//! screen state. Viewers with flow control acknowledge the offsets they have
+//! consumed; the pump stops reading the PTY while every acknowledging viewer
+//! is a full window behind, so the child blocks on its writes. A viewer that
+//! has not acknowledged for `flow_stall` stops pacing, and a session without
+//! viewers never blocks.
+
+pub mod pty;
+pub mod terminal;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use dispatch_proto::v1 as pb;
+use tokio::sync::{Notify, broadcast, watch};
+use uuid::Uuid;
+
+use crate::error::SessionError;
+pub use pty::ExitInfo;
+use pty::Pty;
+use terminal::Terminal;
+
+/// Bytes read from the PTY at once.
+pub const READ_CHUNK: usize = 16 * 1024;
+/// Largest `Output` message sent to a viewer.
+pub const MAX_OUTPUT_CHUNK: usize = 64 * 1024;
+/// Pending metadata/notice events kept per viewer.
+const MAX_VIEWER_EVENTS: usize = 64;
+
+/// A session id (a UUID).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(Uuid);
+
+impl SessionId {
+    pub fn new() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+impl Default for SessionId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for SessionId {
+    type Err = SessionError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s)
+            .map(Self)
+            .map_err(|_| SessionError::InvalidId(s.chars().take(64).collect()))
+    }
+}
+
+/// Identifies one attachment of a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ViewerId(u64);
+
+/// Flow-control and memory limits of a session.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub window: u64,
+    pub stall: Duration,
+    pub scrollback_bytes: usize,
+}
+
+impl Limits {
+    /// Output a viewer may have queued before it is resynchronised.
+    fn outbox_limit(&self) -> usize {
+        self.window as usize + 2 * READ_CHUNK
+    }
+}
+
+/// The immutable description of a session.
+#[derive(Clone, Debug)]
+pub struct SessionInfo {
+    pub id: SessionId,
+    pub mode: pb::SessionMode,
+    pub requested_mode: pb::SessionMode,
+    pub fallback_reason: String,
+    pub cwd: PathBuf,
+    pub metadata: std::collections::HashMap<String, String>,
+    pub created_at_ms: i64,
+}
+
+/// Live figures of a session (for listings and administration).
+#[derive(Clone, Debug)]
+pub struct SessionStats {
+    pub id: SessionId,
+    pub name: String,
+    pub pid: u32,
+    pub running: bool,
+    pub viewers: usize,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub idle: Duration,
+    pub cols: u16,
+    pub rows: u16,
+    pub scrollback_bytes: usize,
+}
+
+/// What a viewer's stream should send next.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // built and consumed at once, never stored
+pub enum Outgoing {
+    Message(pb::attach_response::Kind),
+    /// Nothing more will come: close the stream.
+    Closed,
+    /// Nothing to send now; wait for the viewer's wake-up.
+    Idle,
+}
+
+struct Viewer {
+    id: ViewerId,
+    flow_control: bool,
+    /// This viewer's own terminal size (applied when it is active).
+    size: Option<(u16, u16)>,
+    acked: u64,
+    last_ack: Instant,
+    pending: VecDeque<Bytes>,
+    pending_bytes: usize,
+    /// Stream offset just after the pending output.
+    pending_end: u64,
+    resync: bool,
+    events: VecDeque<pb::attach_response::Kind>,
+    closed: bool,
+    wake: Arc<Notify>,
+}
+
+struct State {
+    name: String,
+    terminal: Terminal,
+    offset: u64,
+    cols: u16,
+    rows: u16,
+    viewers: Vec<Viewer>,
+    next_viewer: u64,
+    last_active: Instant,
+    last_active_ms: i64,
+    exit: Option<ExitInfo>,
+    ended_at_ms: i64,
+}
+
+/// Where session changes are announced (the registry's event stream).
+pub type EventSender = broadcast::Sender<pb::SessionEvent>;
+
+/// A running or ended session.
+pub struct Session {
+    info: SessionInfo,
+    pty: Pty,
+    limits: Limits,
+    state: Mutex<State>,
+    leader_exit: Mutex<Option<ExitInfo>>,
+    wake_pump: Notify,
+    input: tokio::sync::Mutex<()>,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    ended: watch::Sender<bool>,
+    events: EventSender,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.info.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Session {
+    /// Spawns `program` and starts pumping its output. `banner` is shown as
+    /// the session's first lines.
+    pub fn start(
+        info: SessionInfo,
+        name: String,
+        program: &pty::Program,
+        (cols, rows): (u16, u16),
+        limits: Limits,
+        events: EventSender,
+        banner: Option<String>,
+    ) -> Result<Arc<Self>, SessionError> {
+        let pty = Pty::spawn(program, cols, rows)?;
+        let session = Arc::new(Self {
+            info,
+            pty,
+            limits,
+            state: Mutex::new(State {
+                name,
+                terminal: Terminal::new(cols, rows, limits.scrollback_bytes),
+                offset: 0,
+                cols,
+                rows,
+                viewers: Vec::new(),
+                next_viewer: 0,
+                last_active: Instant::now(),
+                last_active_ms: now_ms(),
+                exit: None,
+                ended_at_ms: 0,
+            }),
+            leader_exit: Mutex::new(None),
+            wake_pump: Notify::new(),
+            input: tokio::sync::Mutex::new(()),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            ended: watch::channel(false).0,
+            events,
+        });
+        if let Some(banner) = banner {
+            session.publish(banner.as_bytes());
+        }
+        tokio::spawn(Arc::clone(&session).pump());
+        Ok(session)
+    }
+
+    pub fn id(&self) -> SessionId {
+        self.info.id
+    }
+
+    pub fn info(&self) -> &SessionInfo {
+        &self.info
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn is_running(&self) -> bool {
+        !*self.ended.borrow()
+    }
+
+    /// Resolves once the session has ended.
+    pub async fn wait_ended(&self) {
+        let mut ended = self.ended.subscribe();
+        let _ = ended.wait_for(|ended| *ended).await;
+    }
+
+    /// How the session ended, once it has.
+    pub fn exit(&self) -> Option<ExitInfo> {
+        self.lock().exit.clone()
+    }
+
+    pub fn ended_at_ms(&self) -> i64 {
+        self.lock().ended_at_ms
+    }
+
+    /// Live figures.
+    pub fn stats(&self) -> SessionStats {
+        let state = self.lock();
+        SessionStats {
+            id: self.info.id,
+            name: state.name.clone(),
+            pid: if state.exit.is_none() {
+                self.pty.pid()
+            } else {
+                0
+            },
+            running: state.exit.is_none(),
+            viewers: state.viewers.len(),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            idle: state.last_active.elapsed(),
+            cols: state.cols,
+            rows: state.rows,
+            scrollback_bytes: state.terminal.scrollback().allocated(),
+        }
+    }
+
+    /// The session as the gRPC contract describes it.
+    pub fn to_proto(&self) -> pb::Session {
+        let state = self.lock();
+        self.proto_locked(&state)
+    }
+
+    fn proto_locked(&self, state: &State) -> pb::Session {
+        let info = &self.info;
+        pb::Session {
+            id: info.id.to_string(),
+            name: state.name.clone(),
+            mode: info.mode as i32,
+            requested_mode: info.requested_mode as i32,
+            fallback_reason: info.fallback_reason.clone(),
+            status: if state.exit.is_some() {
+                pb::SessionStatus::Exited
+            } else {
+                pb::SessionStatus::Running
+            } as i32,
+            cols: u32::from(state.cols),
+            rows: u32::from(state.rows),
+            created_at_ms: info.created_at_ms,
+            last_active_ms: state.last_active_ms,
+            ended_at_ms: state.ended_at_ms,
+            exit: state.exit.as_ref().map(exit_proto),
+            metadata: info.metadata.clone(),
+            viewers: state.viewers.len() as u32,
+            cwd: info.cwd.display().to_string(),
+            pid: if state.exit.is_some() {
+                0
+            } else {
+                self.pty.pid()
+            },
+        }
+    }
+
+    /// Announces a change to the registry's watchers and to every viewer.
+    fn announce(&self, state: &mut State, kind: pb::session_event::Kind) {
+        let session = self.proto_locked(state);
+        for viewer in &mut state.viewers {
+            viewer.push_event(pb::attach_response::Kind::Session(session.clone()));
+        }
+        let _ = self.events.send(pb::SessionEvent {
+            kind: kind as i32,
+            sessions: vec![session],
+        });
+    }
+
+    pub fn rename(&self, name: String) -> pb::Session {
+        let mut state = self.lock();
+        state.name = name;
+        self.announce(&mut state, pb::session_event::Kind::Updated);
+        self.proto_locked(&state)
+    }
+
+    /// Adds a viewer; its first message will be a replay.
+    pub fn attach(&self, flow_control: bool, size: Option<(u16, u16)>) -> (ViewerId, Arc<Notify>) {
+        let mut state = self.lock();
+        let id = ViewerId(state.next_viewer);
+        state.next_viewer += 1;
+        let wake = Arc::new(Notify::new());
+        let mut viewer = Viewer {
+            id,
+            flow_control,
+            size,
+            acked: state.offset,
+            last_ack: Instant::now(),
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            pending_end: state.offset,
+            resync: true,
+            events: VecDeque::new(),
+            closed: false,
+            wake: Arc::clone(&wake),
+        };
+        if let Some(exit) = &state.exit {
+            viewer
+                .events
+                .push_back(pb::attach_response::Kind::Exit(exit_proto(exit)));
+            viewer.closed = true;
+        }
+        state.viewers.push(viewer);
+        if let Some((cols, rows)) = size {
+            self.apply_size(&mut state, cols, rows);
+        }
+        self.announce(&mut state, pb::session_event::Kind::Updated);
+        wake.notify_one();
+        (id, wake)
+    }
+
+    /// Removes a viewer.
+    pub fn detach(&self, viewer: ViewerId) {
+        let mut state = self.lock();
+        let before = state.viewers.len();
+        state.viewers.retain(|v| v.id != viewer);
+        if state.viewers.len() != before {
+            self.announce(&mut state, pb::session_event::Kind::Updated);
+        }
+        drop(state);
+        self.wake_pump.notify_one();
+    }
+
+    /// The next message for a viewer's stream.
+    pub fn next_outgoing(&self, viewer: ViewerId) -> Outgoing {
+        let mut state = self.lock();
+        let offset = state.offset;
+        let (cols, rows) = (state.cols, state.rows);
+        let snapshot_needed = match state.viewers.iter().find(|v| v.id == viewer) {
+            None => return Outgoing::Closed,
+            Some(v) => v.resync,
+        };
+        if snapshot_needed {
+            let snapshot = state.terminal.snapshot();
+            let v = state.viewer_mut(viewer);
+            v.resync = false;
+            v.pending.clear();
+            v.pending_bytes = 0;
+            v.pending_end = offset;
+            v.acked = offset;
+            v.last_ack = Instant::now();
+            return Outgoing::Message(pb::attach_response::Kind::Replay(pb::Replay {
+                scrollback: snapshot.scrollback.into(),
+                screen: snapshot.screen.into(),
+                offset,
+                cols: u32::from(cols),
+                rows: u32::from(rows),
+            }));
+        }
+        let v = state.viewer_mut(viewer);
+        if let Some(output) = v.take_output() {
+            return Outgoing::Message(pb::attach_response::Kind::Output(output));
+        }
+        if let Some(event) = v.events.pop_front() {
+            return Outgoing::Message(event);
+        }
+        if v.closed {
+            Outgoing::Closed
+        } else {
+            Outgoing::Idle
+        }
+    }
+
+    /// Records that a viewer consumed output up to `offset`.
+    pub fn ack(&self, viewer: ViewerId, offset: u64) {
+        let mut state = self.lock();
+        let current = state.offset;
+        if let Some(v) = state.viewers.iter_mut().find(|v| v.id == viewer) {
+            v.acked = v.acked.max(offset.min(current));
+            v.last_ack = Instant::now();
+        }
+        drop(state);
+        self.wake_pump.notify_one();
+    }
+
+    /// Sets a viewer's own size and makes it the PTY's size.
+    pub fn resize(&self, viewer: ViewerId, cols: u16, rows: u16) {
+        let mut state = self.lock();
+        if let Some(v) = state.viewers.iter_mut().find(|v| v.id == viewer) {
+            v.size = Some((cols, rows));
+        }
+        self.apply_size(&mut state, cols, rows);
+    }
+
+    fn apply_size(&self, state: &mut State, cols: u16, rows: u16) {
+        if (state.cols, state.rows) == (cols, rows) || state.exit.is_some() {
+            return;
+        }
+        state.cols = cols;
+        state.rows = rows;
+        state.terminal.resize(cols, rows);
+        self.pty.resize(cols, rows);
+        self.announce(state, pb::session_event::Kind::Updated);
+    }
+
+    /// Writes a viewer's keystrokes to the PTY; the PTY takes that viewer's
+    /// size (it is now the most recently active one).
+    pub async fn input(&self, viewer: ViewerId, data: &[u8]) -> Result<(), SessionError> {
+        {
+            let mut state = self.lock();
+            if state.exit.is_some() {
+                return Err(SessionError::Ended(self.info.id.to_string()));
+            }
+            let size = state
+                .viewers
+                .iter()
+                .find(|v| v.id == viewer)
+                .and_then(|v| v.size);
+            if let Some((cols, rows)) = size {
+                self.apply_size(&mut state, cols, rows);
+            }
+            state.last_active = Instant::now();
+            state.last_active_ms = now_ms();
+        }
+        let _serialised = self.input.lock().await;
+        self.pty.write_all(data).await?;
+        self.bytes_in
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sends a notice line to every viewer.
+    pub fn notify_viewers(&self, text: &str) {
+        let mut state = self.lock();
+        for viewer in &mut state.viewers {
+            viewer.push_event(pb::attach_response::Kind::Notice(pb::Notice {
+                text: text.to_owned(),
+            }));
+        }
+    }
+
+    /// Kills the session's whole process tree; the pump then ends it.
+    pub fn terminate(&self) {
+        if self.is_running() {
+            self.pty.kill_all();
+        }
+    }
+
+    /// Reaps the session leader if it exited; then kills what it left
+    /// behind so the PTY closes. Returns whether the leader has exited.
+    pub fn poll_leader(&self) -> bool {
+        let mut exit = self.leader_exit.lock().unwrap_or_else(|p| p.into_inner());
+        if exit.is_some() {
+            return true;
+        }
+        match self.pty.try_wait() {
+            Some(status) => {
+                tracing::debug!(session = %self.info.id, ?status, "session leader exited");
+                *exit = Some(status);
+                drop(exit);
+                self.pty.kill_all();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Appends PTY output to the screen state and every viewer's outbox.
+    fn publish(&self, data: &[u8]) {
+        let chunk = Bytes::copy_from_slice(data);
+        let limit = self.limits.outbox_limit();
+        let mut state = self.lock();
+        state.terminal.process(data);
+        state.offset += data.len() as u64;
+        state.last_active = Instant::now();
+        state.last_active_ms = now_ms();
+        let offset = state.offset;
+        for viewer in &mut state.viewers {
+            if viewer.resync || viewer.closed {
+                continue;
+            }
+            viewer.pending_bytes += chunk.len();
+            viewer.pending.push_back(chunk.clone());
+            viewer.pending_end = offset;
+            if viewer.pending_bytes > limit {
+                // Too far behind: drop the backlog, restore from the screen.
+                viewer.resync = true;
+                viewer.pending.clear();
+                viewer.pending_bytes = 0;
+            }
+            viewer.wake.notify_one();
+        }
+        drop(state);
+        self.bytes_out
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+    }
+
+    /// How long the pump must wait before reading more, if at all.
+    fn pacing_delay(&self) -> Option<Duration> {
+        let state = self.lock();
+        let now = Instant::now();
+        let mut wait: Option<Duration> = None;
+        for viewer in &state.viewers {
+            if !viewer.flow_control || viewer.resync || viewer.closed {
+                continue;
+            }
+            if state.offset.saturating_sub(viewer.acked) < self.limits.window {
+                return None;
+            }
+            let quiet = now.saturating_duration_since(viewer.last_ack);
+            if let Some(left) = self
+                .limits
+                .stall
+                .checked_sub(quiet)
+                .filter(|d| !d.is_zero())
+            {
+                wait = Some(wait.map_or(left, |w| w.min(left)));
+            }
+        }
+        wait
+    }
+
+    /// Reads the PTY until every slave side is closed, then ends the session.
+    async fn pump(self: Arc<Self>) {
+        let span = tracing::info_span!("session", id = %self.info.id);
+        let _ = &span;
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            while let Some(delay) = self.pacing_delay() {
+                tokio::select! {
+                    () = self.wake_pump.notified() => {}
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+            match self.pty.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => self.publish(&buf[..n]),
+                Err(e) => {
+                    tracing::warn!(session = %self.info.id, error = %e, "PTY read failed");
+                    break;
+                }
+            }
+        }
+        drop(buf);
+        let exit = self.await_leader().await;
+        self.finish(exit);
+    }
+
+    /// The leader's exit status, killing it if it lingers after its
+    /// terminal closed.
+    async fn await_leader(&self) -> ExitInfo {
+        let started = Instant::now();
+        let mut killed = false;
+        loop {
+            if self.poll_leader() {
+                let exit = self.leader_exit.lock().unwrap_or_else(|p| p.into_inner());
+                return exit.clone().unwrap_or(ExitInfo::Signal("SIGKILL".into()));
+            }
+            if !killed && started.elapsed() > Duration::from_secs(2) {
+                self.pty.kill_all();
+                killed = true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn finish(&self, exit: ExitInfo) {
+        self.pty.kill_all();
+        let mut state = self.lock();
+        tracing::info!(session = %self.info.id, ?exit, "session ended");
+        state.exit = Some(exit.clone());
+        state.ended_at_ms = now_ms();
+        for viewer in &mut state.viewers {
+            viewer
+                .events
+                .push_back(pb::attach_response::Kind::Exit(exit_proto(&exit)));
+            viewer.closed = true;
+            viewer.wake.notify_one();
+        }
+        self.announce(&mut state, pb::session_event::Kind::Ended);
+        drop(state);
+        self.ended.send_replace(true);
+    }
+}
+
+impl State {
+    fn viewer_mut(&mut self, id: ViewerId) -> &mut Viewer {
+        self.viewers
+            .iter_mut()
+            .find(|v| v.id == id)
+            .expect("viewer present (checked under the same lock)")
+    }
+}
+
+impl Viewer {
+    fn push_event(&mut self, event: pb::attach_response::Kind) {
+        if self.events.len() >= MAX_VIEWER_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+        self.wake.notify_one();
+    }
+
+    /// Coalesces pending output into one message of at most
+    /// [`MAX_OUTPUT_CHUNK`] bytes.
+    fn take_output(&mut self) -> Option<pb::Output> {
+        let first = self.pending.pop_front()?;
+        let mut data = if self
+            .pending
+            .front()
+            .is_some_and(|next| first.len() + next.len() <= MAX_OUTPUT_CHUNK)
+        {
+            let mut buf = Vec::with_capacity(MAX_OUTPUT_CHUNK.min(self.pending_bytes));
+            buf.extend_from_slice(&first);
+            while let Some(next) = self.pending.front() {
+                if buf.len() + next.len() > MAX_OUTPUT_CHUNK {
+                    break;
+                }
+                buf.extend_from_slice(next);
+                self.pending.pop_front();
+            }
+            Bytes::from(buf)
+        } else {
+            first
+        };
+        self.pending_bytes -= data.len();
+        let end_offset = self.pending_end - self.pending_bytes as u64;
+        Some(pb::Output {
+            data: std::mem::take(&mut data),
+            end_offset,
+        })
+    }
+}
+
+/// The contract's form of an exit status.
+pub fn exit_proto(exit: &ExitInfo) -> pb::ExitStatus {
+    match exit {
+        ExitInfo::Code(code) => pb::ExitStatus {
+            code: Some(*code),
+            signal: String::new(),
+        },
+        ExitInfo::Signal(signal) => pb::ExitStatus {
+            code: None,
+            signal: signal.clone(),
+        },
+    }
+}

@@ -1,0 +1,293 @@
+//! Spawning a session's program on a PTY, its environment, and killing its
+//! whole process tree.
+//!
+//! The child runs as the leader of a new session (setsid) with the PTY as
+//! its controlling terminal. Its environment is built from an allowlist so
+//! that no secret of the broker (its token, the gateway's key) reaches it.
+
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
+use tokio::io::unix::AsyncFd;
+
+use crate::error::SessionError;
+
+/// Variables always copied from the broker's environment when set.
+const ALLOWED_ENV: &[&str] = &["COLORTERM", "LANG", "HOME", "PATH", "USER", "SHELL"];
+
+/// What to run in a session.
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub argv: Vec<OsString>,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+/// Builds the child's environment from the allowlist and `passthrough`.
+pub fn session_env(
+    session_id: &str,
+    shell: &Path,
+    passthrough: &[String],
+) -> Vec<(String, String)> {
+    let mut env = vec![("TERM".to_owned(), "xterm-256color".to_owned())];
+    for name in ALLOWED_ENV
+        .iter()
+        .copied()
+        .chain(passthrough.iter().map(String::as_str))
+    {
+        if name.is_empty() || is_broker_secret(name) || env.iter().any(|(k, _)| k == name) {
+            continue;
+        }
+        let value = match (name, std::env::var(name)) {
+            (_, Ok(value)) => value,
+            ("SHELL", Err(_)) => shell.display().to_string(),
+            ("COLORTERM", Err(_)) => "truecolor".to_owned(),
+            _ => continue,
+        };
+        env.push((name.to_owned(), value));
+    }
+    env.push(("DISPATCH_SESSION_ID".to_owned(), session_id.to_owned()));
+    env
+}
+
+/// Names that are never passed through, even when asked to.
+fn is_broker_secret(name: &str) -> bool {
+    matches!(name, "BROKER_TOKEN" | "TERMINAL_KEY" | "BROKER_ADMIN_TOKEN")
+}
+
+/// The user's login shell, or `/bin/bash`.
+pub fn login_shell() -> PathBuf {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|user| user.shell)
+        .filter(|shell| shell.is_file())
+        .unwrap_or_else(|| PathBuf::from("/bin/bash"))
+}
+
+/// Finds `program` in the colon-separated `path`.
+pub fn find_in_path(program: &str, path: Option<&str>) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    path?
+        .split(':')
+        .filter(|dir| !dir.is_empty())
+        .find_map(|dir| {
+            let candidate = Path::new(dir).join(program);
+            let meta = std::fs::metadata(&candidate).ok()?;
+            (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(candidate)
+        })
+}
+
+/// A running child on a PTY.
+pub struct Pty {
+    master: Mutex<Box<dyn MasterPty + Send>>,
+    /// Non-blocking duplicate of the master side, for async reads and writes.
+    io: AsyncFd<OwnedFd>,
+    pid: Pid,
+}
+
+impl Pty {
+    /// Starts `program` on a new PTY of the given size.
+    pub fn spawn(program: &Program, cols: u16, rows: u16) -> Result<Self, SessionError> {
+        let pair = native_pty_system()
+            .openpty(pty_size(cols, rows))
+            .map_err(|e| SessionError::Spawn(format!("openpty: {e}")))?;
+        let mut cmd = CommandBuilder::from_argv(program.argv.clone());
+        cmd.env_clear();
+        for (key, value) in &program.env {
+            cmd.env(key, value);
+        }
+        cmd.cwd(&program.cwd);
+        let child = pair
+            .slave
+            .spawn_command(cmd)
+            .map_err(|e| SessionError::Spawn(e.to_string()))?;
+        drop(pair.slave);
+        let pid = child
+            .process_id()
+            .ok_or_else(|| SessionError::Spawn("child has no pid".into()))?;
+        // The child is reaped with waitpid on its pid (see `try_wait`).
+        drop(child);
+        let io = nonblocking_dup(pair.master.as_ref())?;
+        Ok(Self {
+            master: Mutex::new(pair.master),
+            io: register(io)?,
+            pid: Pid::from_raw(pid as i32),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid.as_raw() as u32
+    }
+
+    pub fn resize(&self, cols: u16, rows: u16) {
+        if let Ok(master) = self.master.lock() {
+            let _ = master.resize(pty_size(cols, rows));
+        }
+    }
+
+    /// Reads available output; `Ok(0)` at end of file (every slave closed).
+    pub async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let mut guard = self.io.readable().await?;
+            match guard.try_io(|fd| read_fd(fd.get_ref(), buf)) {
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Writes all of `data` to the PTY (the child's input).
+    pub async fn write_all(&self, mut data: &[u8]) -> std::io::Result<()> {
+        while !data.is_empty() {
+            let mut guard = self.io.writable().await?;
+            match guard
+                .try_io(|fd| nix::unistd::write(fd.get_ref(), data).map_err(std::io::Error::from))
+            {
+                Ok(Ok(n)) => data = &data[n..],
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+        Ok(())
+    }
+
+    /// Reaps the session leader if it exited.
+    pub fn try_wait(&self) -> Option<ExitInfo> {
+        match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => Some(ExitInfo::Code(code)),
+            Ok(WaitStatus::Signaled(_, signal, _)) => {
+                Some(ExitInfo::Signal(signal.as_str().to_owned()))
+            }
+            Ok(_) => None,
+            // ECHILD: already reaped elsewhere; report it as killed.
+            Err(nix::errno::Errno::ECHILD) => Some(ExitInfo::Signal("SIGKILL".into())),
+            Err(_) => None,
+        }
+    }
+
+    /// Kills every process of the session (the leader, its process group
+    /// and any job it moved to another group), so nothing survives it.
+    pub fn kill_all(&self) {
+        kill_session(self.pid);
+    }
+}
+
+/// How a session's program ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitInfo {
+    Code(i32),
+    Signal(String),
+}
+
+fn read_fd(fd: &OwnedFd, buf: &mut [u8]) -> std::io::Result<usize> {
+    match nix::unistd::read(fd, buf) {
+        Ok(n) => Ok(n),
+        // Linux reports EIO on the master once every slave is closed.
+        Err(nix::errno::Errno::EIO) => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Registers the PTY descriptor with the Tokio reactor.
+#[allow(unsafe_code)]
+fn register(fd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: an `OwnedFd` stays open and keeps returning the same
+    // descriptor until the `AsyncFd` owning it is dropped.
+    unsafe { AsyncFd::register(fd) }.map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+fn pty_size(cols: u16, rows: u16) -> PtySize {
+    PtySize {
+        rows,
+        cols,
+        pixel_width: 0,
+        pixel_height: 0,
+    }
+}
+
+fn nonblocking_dup(master: &dyn MasterPty) -> Result<OwnedFd, SessionError> {
+    let raw = master
+        .as_raw_fd()
+        .ok_or_else(|| SessionError::Spawn("PTY master has no file descriptor".into()))?;
+    // SAFETY: `raw` belongs to `master`, which outlives this borrow; the
+    // descriptor is immediately duplicated into an owned one.
+    #[allow(unsafe_code)]
+    let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
+    let owned = borrowed.try_clone_to_owned()?;
+    let flags = fcntl(&owned, FcntlArg::F_GETFL).map_err(std::io::Error::from)?;
+    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+    fcntl(&owned, FcntlArg::F_SETFL(flags)).map_err(std::io::Error::from)?;
+    debug_assert!(owned.as_raw_fd() >= 0);
+    Ok(owned)
+}
+
+/// SIGKILLs every process whose session id is `leader` (scanning `/proc`),
+/// plus the leader's process group, until none is left.
+pub fn kill_session(leader: Pid) {
+    let _ = nix::sys::signal::killpg(leader, Signal::SIGKILL);
+    for _ in 0..5 {
+        let members = session_members(leader);
+        if members.is_empty() {
+            return;
+        }
+        for pid in members {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+    }
+}
+
+/// Processes whose session id is `leader`, other than zombies.
+pub fn session_members(leader: Pid) -> Vec<Pid> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // Fields after the command name: state ppid pgrp session ...
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            fields.len() > 3 && fields[0] != "Z" && fields[3] == leader.as_raw().to_string()
+        })
+        .map(Pid::from_raw)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_has_allowlist_only() {
+        let env = session_env(
+            "abc",
+            Path::new("/bin/sh"),
+            &["BROKER_TOKEN".into(), "NOPE_UNSET_VAR".into()],
+        );
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(names.contains(&"TERM"));
+        assert!(names.contains(&"DISPATCH_SESSION_ID"));
+        assert!(!names.contains(&"BROKER_TOKEN"));
+        assert!(!names.contains(&"NOPE_UNSET_VAR"));
+    }
+
+    #[test]
+    fn finds_programs_in_path() {
+        assert!(find_in_path("sh", Some("/nonexistent:/bin:/usr/bin")).is_some());
+        assert!(find_in_path("definitely-not-a-program", Some("/bin")).is_none());
+    }
+}

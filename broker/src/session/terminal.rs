@@ -1,0 +1,289 @@
+//! A session's terminal state: the screen (kept by a `vt100` parser) and the
+//! recent scrollback, from which viewers are restored with a replay.
+//!
+//! Scrollback is captured line by line as rows scroll off the main screen
+//! (the alternate screen of full-screen programs is not history), rendered
+//! with SGR attributes only, and trimmed from the front to a byte bound. Its
+//! storage grows with what was printed, so an idle session holds only its
+//! screen grid.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::num::NonZeroU16;
+
+use vt100::capture::BasicFormattedCaptureState;
+
+/// Sizes are clamped to this range of columns and rows.
+pub const MAX_DIMENSION: u16 = 1000;
+
+/// Clamps a requested dimension to `1..=1000`, mapping 0 to `default`.
+pub fn clamp_dimension(value: u32, default: u16) -> u16 {
+    if value == 0 {
+        return default;
+    }
+    value.clamp(1, u32::from(MAX_DIMENSION)) as u16
+}
+
+/// Lines that scrolled off the main screen, bounded in bytes.
+pub struct Scrollback {
+    text: VecDeque<u8>,
+    capacity: usize,
+    state: BasicFormattedCaptureState,
+}
+
+impl Scrollback {
+    fn new(capacity: usize) -> Self {
+        Self {
+            text: VecDeque::new(),
+            capacity,
+            state: BasicFormattedCaptureState::new(),
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        if bytes.len() >= self.capacity {
+            self.text.clear();
+            let start = bytes.len() - self.capacity / 2;
+            self.text.extend(&bytes[start..]);
+            self.trim_to_line_start();
+            return;
+        }
+        let needed = self.text.len() + bytes.len();
+        if needed > self.capacity {
+            // Drop a quarter of the capacity at once so trimming stays rare.
+            let excess = needed - self.capacity + self.capacity / 4;
+            self.text.drain(..excess.min(self.text.len()));
+            self.trim_to_line_start();
+        }
+        self.text.extend(bytes);
+    }
+
+    /// Drops a partial first line so the text starts at a line boundary.
+    fn trim_to_line_start(&mut self) {
+        match self.text.iter().position(|&b| b == b'\n') {
+            Some(newline) => {
+                self.text.drain(..=newline);
+            }
+            None => self.text.clear(),
+        }
+    }
+
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.text.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// Lines held (approximately: rows that did not wrap).
+    pub fn lines(&self) -> usize {
+        self.text.iter().filter(|&&b| b == b'\n').count() + usize::from(!self.text.is_empty())
+    }
+
+    /// Bytes allocated.
+    pub fn allocated(&self) -> usize {
+        self.text.capacity()
+    }
+}
+
+struct Capture {
+    scrollback: Scrollback,
+    line: String,
+}
+
+impl vt100::Callbacks for Capture {
+    fn on_scroll(&mut self, contents: vt100::capture::RowContents<'_>, alternate_screen: bool) {
+        if alternate_screen {
+            return;
+        }
+        self.line.clear();
+        // Writing to a String cannot fail.
+        let _ = contents.write_formatted_basic(&mut self.line, &mut self.scrollback.state);
+        let line = std::mem::take(&mut self.line);
+        match line.strip_prefix('\n') {
+            Some(rest) => {
+                self.scrollback.push(b"\r\n");
+                self.scrollback.push(rest.as_bytes());
+            }
+            None => self.scrollback.push(line.as_bytes()),
+        }
+        self.line = line;
+        if self.line.capacity() > 4096 {
+            self.line = String::new();
+        }
+    }
+}
+
+/// The screen and scrollback of one session.
+pub struct Terminal {
+    parser: vt100::Parser<Capture>,
+}
+
+/// What a viewer needs to restore the terminal.
+pub struct Snapshot {
+    pub scrollback: Vec<u8>,
+    pub screen: Vec<u8>,
+}
+
+impl Terminal {
+    pub fn new(cols: u16, rows: u16, scrollback_bytes: usize) -> Self {
+        let capture = Capture {
+            scrollback: Scrollback::new(scrollback_bytes.max(1024)),
+            line: String::new(),
+        };
+        Self {
+            parser: vt100::Parser::new_with_callbacks(nonzero(rows), nonzero(cols), 0, capture),
+        }
+    }
+
+    /// Feeds output of the PTY.
+    pub fn process(&mut self, bytes: &[u8]) {
+        self.parser.process(bytes);
+    }
+
+    pub fn resize(&mut self, cols: u16, rows: u16) {
+        self.parser.set_size(nonzero(rows), nonzero(cols));
+    }
+
+    pub fn size(&self) -> (u16, u16) {
+        let (rows, cols) = self.parser.screen().size();
+        (cols.get(), rows.get())
+    }
+
+    pub fn scrollback(&self) -> &Scrollback {
+        &self.parser.callbacks().scrollback
+    }
+
+    /// Bytes that, fed to a freshly reset terminal of the same size, restore
+    /// the recent scrollback and then exactly the current screen: contents,
+    /// colours, cursor position and visibility, alternate screen and input
+    /// modes.
+    pub fn snapshot(&self) -> Snapshot {
+        let screen = self.parser.screen();
+        let (rows, cols) = screen.size();
+        let (rows, cols) = (rows.get(), cols.get());
+        let mut scrollback = Vec::new();
+        let history = &self.scrollback().text;
+        if !history.is_empty() {
+            scrollback.extend_from_slice(b"\x1b[m");
+            let (front, back) = history.as_slices();
+            scrollback.extend_from_slice(front);
+            scrollback.extend_from_slice(back);
+            scrollback.extend_from_slice(b"\x1b[m\r\n");
+            // Scroll what was just written off the visible area, so that the
+            // screen below starts from a blank page and the history stays in
+            // the viewer's own scrollback.
+            let on_screen = visible_rows_used(history, cols).min(usize::from(rows));
+            let _ = write!(
+                StrBuf(&mut scrollback),
+                "\x1b[{rows};1H{}",
+                "\n".repeat(on_screen)
+            );
+        }
+        let mut redraw = String::new();
+        if screen.alternate_screen() {
+            redraw.push_str("\x1b[?1049h");
+        }
+        redraw.push_str(&screen.state_formatted());
+        Snapshot {
+            scrollback,
+            screen: redraw.into_bytes(),
+        }
+    }
+}
+
+/// Upper bound of the screen rows the last lines of `history` occupy once
+/// written (long lines wrap).
+fn visible_rows_used(history: &VecDeque<u8>, cols: u16) -> usize {
+    let cols = usize::from(cols.max(1));
+    let mut rows: usize = 1; // the line the cursor ends on
+    let mut width: usize = 0;
+    for &byte in history.iter().rev() {
+        if byte == b'\n' {
+            rows += width.div_ceil(cols).max(1);
+            width = 0;
+            if rows > 1000 {
+                break;
+            }
+        } else if byte != b'\r' {
+            width += 1;
+        }
+    }
+    rows + width.div_ceil(cols)
+}
+
+struct StrBuf<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for StrBuf<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+fn nonzero(value: u16) -> NonZeroU16 {
+    NonZeroU16::new(value.max(1)).unwrap_or(NonZeroU16::MIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn restore(snapshot: &Snapshot, cols: u16, rows: u16) -> vt100::Parser {
+        let mut parser = vt100::Parser::new(nonzero(rows), nonzero(cols), 0);
+        parser.process(&snapshot.scrollback);
+        parser.process(&snapshot.screen);
+        parser
+    }
+
+    #[test]
+    fn snapshot_restores_screen_and_alternate_screen() {
+        let mut term = Terminal::new(40, 10, 1 << 16);
+        let mut reference = vt100::Parser::new(nonzero(10), nonzero(40), 0);
+        let mut feed = |bytes: &[u8]| {
+            term.process(bytes);
+            reference.process(bytes);
+        };
+        for i in 0..50 {
+            feed(format!("line {i}\r\n").as_bytes());
+        }
+        feed(b"\x1b[?1049h\x1b[2J\x1b[3;5H\x1b[1;31mred\x1b[0m\x1b[?1h\x1b[7;2H");
+        let restored = restore(&term.snapshot(), 40, 10);
+        assert_eq!(
+            restored.screen().contents_formatted(),
+            reference.screen().contents_formatted()
+        );
+        assert_eq!(restored.screen().cursor_position(), (6, 1));
+        assert!(restored.screen().alternate_screen());
+        assert!(restored.screen().application_cursor());
+        assert!(term.scrollback().lines() >= 40);
+    }
+
+    #[test]
+    fn scrollback_is_bounded_and_starts_at_a_line() {
+        let mut term = Terminal::new(80, 24, 4096);
+        for i in 0..10_000 {
+            term.process(format!("some output line number {i}\r\n").as_bytes());
+        }
+        let len = term.scrollback().len();
+        assert!(len <= 4096, "{len}");
+        assert!(len > 1024);
+        let snapshot = term.snapshot();
+        let text = String::from_utf8_lossy(&snapshot.scrollback);
+        assert!(
+            text.starts_with("\x1b[msome output line number"),
+            "{}",
+            &text[..40]
+        );
+        assert!(text.contains("line number 9975"));
+    }
+
+    #[test]
+    fn clamps_dimensions() {
+        assert_eq!(clamp_dimension(0, 80), 80);
+        assert_eq!(clamp_dimension(5000, 80), 1000);
+        assert_eq!(clamp_dimension(1, 80), 1);
+    }
+}

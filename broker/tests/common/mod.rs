@@ -1,0 +1,324 @@
+//! Test harness: starts the real `dispatch-broker` binary on an ephemeral
+//! port with a temporary PTY_ROOT, and drives it with the generated tonic
+//! client.
+
+#![allow(dead_code)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use dispatch_broker::ListenAddr;
+use dispatch_broker::client::{self, BearerToken};
+use dispatch_proto::v1 as pb;
+use dispatch_proto::v1::sessions_client::SessionsClient;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tonic::Streaming;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub const TOKEN: &str = "test-token-0123456789";
+/// Generous deadline for anything that should happen "soon" on a loaded
+/// machine.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub type Client = SessionsClient<InterceptedService<Channel, BearerToken>>;
+
+/// A running `dispatch-broker` process.
+pub struct TestBroker {
+    pub child: Child,
+    pub addr: ListenAddr,
+    pub root: tempfile::TempDir,
+}
+
+impl TestBroker {
+    /// Starts a broker on 127.0.0.1:0 with the test token.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a broker after `configure` adjusted its command.
+    pub async fn start_with(configure: impl FnOnce(&mut Command)) -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dispatch-broker"));
+        command
+            .env("BROKER_LISTEN", "127.0.0.1:0")
+            .env("BROKER_TOKEN", TOKEN)
+            .env("PTY_ROOT", root.path().join("sessions"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        configure(&mut command);
+        let mut child = command.spawn().expect("start dispatch-broker");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(DEADLINE, lines.next_line())
+            .await
+            .expect("broker announces its address in time")
+            .unwrap()
+            .expect("broker printed its address");
+        let addr = line
+            .strip_prefix("dispatch-broker listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .unwrap();
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, addr, root }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("broker running")
+    }
+
+    pub async fn channel(&self) -> Channel {
+        client::connect(&self.addr)
+            .await
+            .expect("connect to the broker")
+    }
+
+    /// A Sessions client with the right token.
+    pub async fn client(&self) -> Client {
+        self.client_with_token(TOKEN).await
+    }
+
+    pub async fn client_with_token(&self, token: &str) -> Client {
+        SessionsClient::with_interceptor(self.channel().await, BearerToken::new(token).unwrap())
+            .max_decoding_message_size(64 << 20)
+    }
+
+    /// Resident memory of the broker process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.pid())
+    }
+}
+
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Creates a shell session of the given size.
+pub async fn create_shell(client: &mut Client, cols: u32, rows: u32) -> pb::Session {
+    client
+        .create_session(pb::CreateSessionRequest {
+            mode: pb::SessionMode::Shell as i32,
+            cols,
+            rows,
+            name: "test".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create session")
+        .into_inner()
+}
+
+/// One attach stream, with a terminal emulator fed everything it received.
+pub struct Viewer {
+    pub tx: mpsc::Sender<pb::AttachRequest>,
+    pub rx: Streaming<pb::AttachResponse>,
+    pub screen: vt100::Parser,
+    /// Raw output received after the first replay.
+    pub output: Vec<u8>,
+    pub offset: u64,
+    pub replays: usize,
+    pub exit: Option<pb::ExitStatus>,
+    pub acknowledge: bool,
+}
+
+impl Viewer {
+    /// Attaches and waits for the first replay.
+    pub async fn attach(
+        client: &mut Client,
+        id: &str,
+        cols: u32,
+        rows: u32,
+        flow_control: bool,
+    ) -> Self {
+        let (tx, requests) = mpsc::channel(64);
+        tx.send(pb::AttachRequest {
+            kind: Some(pb::attach_request::Kind::Start(pb::AttachStart {
+                session_id: id.into(),
+                cols,
+                rows,
+                flow_control,
+            })),
+        })
+        .await
+        .unwrap();
+        let rx = client
+            .attach(tokio_stream::wrappers::ReceiverStream::new(requests))
+            .await
+            .expect("attach")
+            .into_inner();
+        let mut viewer = Self {
+            tx,
+            rx,
+            screen: parser(cols, rows),
+            output: Vec::new(),
+            offset: 0,
+            replays: 0,
+            exit: None,
+            acknowledge: flow_control,
+        };
+        let first = viewer.next().await.expect("a first message");
+        assert!(
+            matches!(first, pb::attach_response::Kind::Replay(_)),
+            "first message is a replay: {first:?}"
+        );
+        viewer
+    }
+
+    /// Receives and applies the next message.
+    pub async fn next(&mut self) -> Option<pb::attach_response::Kind> {
+        let message = tokio::time::timeout(DEADLINE, self.rx.message())
+            .await
+            .expect("a message in time")
+            .ok()??;
+        let kind = message.kind?;
+        match &kind {
+            pb::attach_response::Kind::Replay(replay) => {
+                self.replays += 1;
+                self.screen = parser(replay.cols, replay.rows);
+                self.screen.process(&replay.scrollback);
+                self.screen.process(&replay.screen);
+                self.offset = replay.offset;
+                if self.acknowledge {
+                    self.ack(replay.offset).await;
+                }
+            }
+            pb::attach_response::Kind::Output(output) => {
+                self.screen.process(&output.data);
+                self.output.extend_from_slice(&output.data);
+                assert_eq!(
+                    output.end_offset,
+                    self.offset + output.data.len() as u64,
+                    "offsets are contiguous"
+                );
+                self.offset = output.end_offset;
+                if self.acknowledge {
+                    self.ack(output.end_offset).await;
+                }
+            }
+            pb::attach_response::Kind::Exit(exit) => self.exit = Some(exit.clone()),
+            pb::attach_response::Kind::Session(session) => {
+                let (rows, cols) = self.screen.screen().size();
+                if (u32::from(cols.get()), u32::from(rows.get())) != (session.cols, session.rows) {
+                    self.screen.set_size(
+                        (session.rows as u16).try_into().unwrap(),
+                        (session.cols as u16).try_into().unwrap(),
+                    );
+                }
+            }
+            pb::attach_response::Kind::Notice(_) => {}
+        }
+        Some(kind)
+    }
+
+    pub async fn ack(&self, offset: u64) {
+        let _ = self
+            .tx
+            .send(pb::AttachRequest {
+                kind: Some(pb::attach_request::Kind::Ack(offset)),
+            })
+            .await;
+    }
+
+    pub async fn input(&self, data: &str) {
+        self.tx
+            .send(pb::AttachRequest {
+                kind: Some(pb::attach_request::Kind::Input(
+                    data.as_bytes().to_vec().into(),
+                )),
+            })
+            .await
+            .unwrap();
+    }
+
+    pub async fn resize(&self, cols: u32, rows: u32) {
+        self.tx
+            .send(pb::AttachRequest {
+                kind: Some(pb::attach_request::Kind::Resize(pb::Resize { cols, rows })),
+            })
+            .await
+            .unwrap();
+    }
+
+    pub async fn detach(self) {
+        let _ = self
+            .tx
+            .send(pb::AttachRequest {
+                kind: Some(pb::attach_request::Kind::Detach(pb::Detach {})),
+            })
+            .await;
+    }
+
+    /// Reads until the raw output contains `needle`.
+    pub async fn wait_for_output(&mut self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while !String::from_utf8_lossy(&self.output).contains(needle) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {needle:?}; got {:?}",
+                String::from_utf8_lossy(&self.output)
+            );
+            if self.next().await.is_none() {
+                panic!("stream ended waiting for {needle:?}");
+            }
+        }
+    }
+
+    /// Reads until the emulated screen contains `needle`.
+    pub async fn wait_for_screen(&mut self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while !self.screen.screen().contents().contains(needle) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {needle:?} on screen:\n{}",
+                self.screen.screen().contents()
+            );
+            if self.next().await.is_none() {
+                panic!("stream ended waiting for {needle:?}");
+            }
+        }
+    }
+
+    /// Reads until the exit event.
+    pub async fn wait_for_exit(&mut self) -> pb::ExitStatus {
+        while self.exit.is_none() {
+            if self.next().await.is_none() {
+                break;
+            }
+        }
+        self.exit.clone().expect("an exit event")
+    }
+}
+
+/// Polls `condition` until it holds or the deadline passes.
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn process_exists(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// A terminal emulator of the given size (0 means 80x24).
+pub fn parser(cols: u32, rows: u32) -> vt100::Parser {
+    let nz = |v: u32, d: u16| std::num::NonZeroU16::new(if v == 0 { d } else { v as u16 }).unwrap();
+    vt100::Parser::new(nz(rows, 24), nz(cols, 80), 0)
+}

@@ -1,0 +1,223 @@
+//! Session lifecycle, terminal I/O, viewers and replay through the real
+//! broker binary and the generated gRPC client.
+
+mod common;
+
+use common::*;
+use dispatch_proto::v1 as pb;
+
+#[tokio::test]
+async fn echo_hello_round_trips() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let session = create_shell(&mut client, 80, 24).await;
+    assert_eq!(session.status, pb::SessionStatus::Running as i32);
+    assert_eq!(session.mode, pb::SessionMode::Shell as i32);
+    assert!(session.pid > 0);
+    let dir = std::path::Path::new(&session.cwd);
+    assert_eq!(dir, broker.root.path().join("sessions").join(&session.id));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+
+    let mut viewer = Viewer::attach(&mut client, &session.id, 80, 24, true).await;
+    viewer.input("echo hel''lo; pwd\r").await;
+    viewer.wait_for_output("hello").await;
+    viewer.wait_for_output(&session.cwd).await;
+}
+
+#[tokio::test]
+async fn resize_changes_stty_size() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let session = create_shell(&mut client, 80, 24).await;
+    let mut viewer = Viewer::attach(&mut client, &session.id, 80, 24, true).await;
+    viewer.input("stty size\r").await;
+    viewer.wait_for_output("24 80").await;
+    viewer.resize(132, 43).await;
+    viewer.input("stty size\r").await;
+    viewer.wait_for_output("43 132").await;
+    let updated = client
+        .get_session(pb::GetSessionRequest {
+            id: session.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((updated.cols, updated.rows), (132, 43));
+    // Sizes are clamped to 1..=1000.
+    viewer.resize(5000, 0).await;
+    viewer.input("stty size\r").await;
+    viewer.wait_for_output("24 1000").await;
+}
+
+#[tokio::test]
+async fn two_viewers_see_the_same_output() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let session = create_shell(&mut client, 80, 24).await;
+    let mut first = Viewer::attach(&mut client, &session.id, 80, 24, true).await;
+    let mut second = Viewer::attach(&mut client, &session.id, 80, 24, false).await;
+    first
+        .input("for i in 1 2 3; do echo line-$i-done; done\r")
+        .await;
+    first.wait_for_output("line-3-done").await;
+    second.wait_for_output("line-3-done").await;
+    let listed = client
+        .get_session(pb::GetSessionRequest {
+            id: session.id.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.into_inner().viewers, 2);
+    second.input("echo from-sec''ond\r").await;
+    first.wait_for_output("from-second").await;
+}
+
+#[tokio::test]
+async fn ending_kills_background_grandchildren() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let session = create_shell(&mut client, 80, 24).await;
+    let mut viewer = Viewer::attach(&mut client, &session.id, 80, 24, true).await;
+    viewer.input("sleep 1000 & echo grand''child=$!=\r").await;
+    let pid = loop {
+        let text = String::from_utf8_lossy(&viewer.output).to_string();
+        let found = text
+            .split("grandchild=")
+            .nth(1)
+            .and_then(|rest| rest.split_once('='))
+            .and_then(|(digits, _)| digits.parse::<i32>().ok());
+        if let Some(pid) = found {
+            break pid;
+        }
+        viewer.next().await.expect("more output");
+    };
+    assert!(process_exists(pid));
+    let ended = client
+        .end_session(pb::EndSessionRequest {
+            id: session.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ended.status, pb::SessionStatus::Exited as i32);
+    assert_eq!(ended.pid, 0);
+    assert!(ended.exit.is_some());
+    eventually("the grandchild is gone", || !process_exists(pid)).await;
+    eventually("the shell is gone", || !process_exists(session.pid as i32)).await;
+    let exit = viewer.wait_for_exit().await;
+    assert_eq!(exit.signal, "SIGKILL");
+    // Still listed as ended.
+    let listed = client
+        .list_sessions(pb::ListSessionsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed
+            .sessions
+            .iter()
+            .any(|s| s.id == session.id && s.status == pb::SessionStatus::Exited as i32)
+    );
+}
+
+#[tokio::test]
+async fn child_exit_ends_the_session_with_its_status() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let session = create_shell(&mut client, 80, 24).await;
+    let mut viewer = Viewer::attach(&mut client, &session.id, 80, 24, true).await;
+    viewer.input("exit 7\r").await;
+    let exit = viewer.wait_for_exit().await;
+    assert_eq!(exit.code, Some(7));
+    let got = client
+        .get_session(pb::GetSessionRequest { id: session.id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.status, pb::SessionStatus::Exited as i32);
+    assert_eq!(got.exit.and_then(|e| e.code), Some(7));
+    assert!(got.ended_at_ms >= got.created_at_ms);
+}
+
+#[tokio::test]
+async fn session_environment_holds_no_secret() {
+    let broker = TestBroker::start_with(|cmd| {
+        cmd.env("TERMINAL_KEY", "terminal-key-secret-value")
+            .env("SOME_BROKER_VAR", "not-for-sessions")
+            .env("EXTRA_ALLOWED", "passed-through")
+            .env("SESSION_ENV_PASSTHROUGH", "EXTRA_ALLOWED,BROKER_TOKEN");
+    })
+    .await;
+    let mut client = broker.client().await;
+    let session = create_shell(&mut client, 200, 50).await;
+    let mut viewer = Viewer::attach(&mut client, &session.id, 200, 50, true).await;
+    viewer.input("env; echo env-dump-''done\r").await;
+    viewer.wait_for_output("env-dump-done").await;
+    let text = String::from_utf8_lossy(&viewer.output).to_string();
+    assert!(!text.contains(TOKEN), "BROKER_TOKEN leaked");
+    assert!(
+        !text.contains("terminal-key-secret-value"),
+        "TERMINAL_KEY leaked"
+    );
+    assert!(!text.contains("not-for-sessions"));
+    assert!(text.contains("EXTRA_ALLOWED=passed-through"));
+    assert!(text.contains("TERM=xterm-256color"));
+    assert!(text.contains(&format!("DISPATCH_SESSION_ID={}", session.id)));
+}
+
+#[tokio::test]
+async fn rename_list_and_watch() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let mut events = client
+        .watch_sessions(pb::WatchSessionsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let snapshot = events.message().await.unwrap().unwrap();
+    assert_eq!(snapshot.kind, pb::session_event::Kind::Snapshot as i32);
+    assert!(snapshot.sessions.is_empty());
+    let mut metadata = std::collections::HashMap::new();
+    metadata.insert("project".to_owned(), "dispatch".to_owned());
+    let session = client
+        .create_session(pb::CreateSessionRequest {
+            metadata,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((session.cols, session.rows), (80, 24));
+    assert_eq!(session.requested_mode, pb::SessionMode::Shell as i32);
+    assert_eq!(session.metadata["project"], "dispatch");
+    let created = events.message().await.unwrap().unwrap();
+    assert_eq!(created.kind, pb::session_event::Kind::Created as i32);
+    let renamed = client
+        .rename_session(pb::RenameSessionRequest {
+            id: session.id.clone(),
+            name: "build".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(renamed.name, "build");
+    loop {
+        let event = events.message().await.unwrap().unwrap();
+        if event.kind == pb::session_event::Kind::Updated as i32
+            && event.sessions[0].name == "build"
+        {
+            break;
+        }
+    }
+    let listed = client
+        .list_sessions(pb::ListSessionsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.sessions.len(), 1);
+    assert_eq!(listed.sessions[0].name, "build");
+}
