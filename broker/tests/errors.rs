@@ -146,7 +146,7 @@ async fn oversized_messages_are_out_of_range_and_the_session_survives() {
         .into_inner();
     assert_eq!(got.status, pb::SessionStatus::Running as i32);
     let mut again = Viewer::attach(&mut client, &session.id, 80, 24, true).await;
-    again.input("\x03echo still-al''ive\r").await;
+    again.input("echo still-al''ive\r").await;
     again.wait_for_output("still-alive").await;
 }
 

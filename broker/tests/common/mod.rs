@@ -41,12 +41,17 @@ impl TestBroker {
     /// Starts a broker after `configure` adjusted its command.
     pub async fn start_with(configure: impl FnOnce(&mut Command)) -> Self {
         let root = tempfile::tempdir().unwrap();
+        // Sessions get the broker's HOME: an empty one keeps shells free of
+        // the machine's rc files (fast, deterministic, no shared history).
+        let home = root.path().join("home");
+        std::fs::create_dir(&home).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_dispatch-broker"));
         command
             .env("BROKER_LISTEN", "127.0.0.1:0")
             .env("BROKER_TOKEN", TOKEN)
             .env("PTY_ROOT", root.path().join("sessions"))
             .env("RUST_LOG", "warn")
+            .env("HOME", &home)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
@@ -176,10 +181,14 @@ impl Viewer {
 
     /// Receives and applies the next message.
     pub async fn next(&mut self) -> Option<pb::attach_response::Kind> {
-        let message = tokio::time::timeout(DEADLINE, self.rx.message())
-            .await
-            .expect("a message in time")
-            .ok()??;
+        let Ok(message) = tokio::time::timeout(DEADLINE, self.rx.message()).await else {
+            panic!(
+                "no message within {DEADLINE:?}; output so far: {:?}\nscreen:\n{}",
+                String::from_utf8_lossy(&self.output),
+                self.screen.screen().contents()
+            );
+        };
+        let message = message.ok()??;
         let kind = message.kind?;
         match &kind {
             pb::attach_response::Kind::Replay(replay) => {
