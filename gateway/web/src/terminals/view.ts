@@ -167,6 +167,12 @@ class TerminalsView implements View, PaneHost {
       this.iconButton('search', 'Search the scrollback (Ctrl+Shift+F)', 'search-toggle', () => this.openSearch()),
       this.iconButton('textSmaller', 'Smaller text', 'font-smaller', () => this.changeFont(-1)),
       this.iconButton('textLarger', 'Larger text', 'font-larger', () => this.changeFont(1)),
+      this.iconButton(
+        'fullscreen',
+        'Full screen (the terminal also gets Ctrl+W, Ctrl+T and other browser keys)',
+        'fullscreen',
+        () => void this.toggleFullscreen(),
+      ),
       this.iconButton('edit', 'Rename the session', 'rename-session', () => void this.renameActive()),
       this.iconButton('power', 'End the session', 'end-session', () => void this.endActive(), 'danger'),
     );
@@ -496,6 +502,26 @@ class TerminalsView implements View, PaneHost {
     this.fontSize = Math.min(MAX_FONT, Math.max(MIN_FONT, this.fontSize + delta));
     localStorage.setItem(FONT_KEY, String(this.fontSize));
     for (const pane of this.panes.values()) pane.setFontSize(this.fontSize);
+  }
+
+  /**
+   * Full screen with the Keyboard Lock API, where the browser has it: keys the
+   * browser keeps for itself otherwise (Ctrl+W, Ctrl+T, Ctrl+N) reach the terminal.
+   */
+  private async toggleFullscreen(): Promise<void> {
+    const keyboard = (navigator as Navigator & { keyboard?: { lock?(): Promise<void>; unlock?(): void } }).keyboard;
+    try {
+      if (document.fullscreenElement) {
+        keyboard?.unlock?.();
+        await document.exitFullscreen();
+      } else {
+        await document.documentElement.requestFullscreen();
+        await keyboard?.lock?.();
+      }
+    } catch {
+      // Not allowed here (an iframe, a phone): nothing to undo.
+    }
+    this.activePane()?.focus();
   }
 
   private toggleDrawer(open?: boolean): void {

@@ -42,9 +42,9 @@ function binary(name: string): string {
  * Starts the gateway with a broker child; resolves once /readyz answers 200.
  * With `DISPATCH_E2E_URL` set, uses that running gateway instead.
  */
-export async function startGateway(): Promise<Gateway> {
+export async function startGateway(options: { env?: Record<string, string>; ready?: boolean } = {}): Promise<Gateway> {
   const external = process.env.DISPATCH_E2E_URL;
-  if (external) {
+  if (external && !options.env) {
     return { url: external.replace(/\/$/, ''), process: null, output: () => '', stop: async () => {} };
   }
   const ptyRoot = mkdtempSync(join(tmpdir(), 'dispatch-e2e-'));
@@ -60,6 +60,7 @@ export async function startGateway(): Promise<Gateway> {
     SHELL: '/bin/bash',
     BROKER_BIN: binary('dispatch-broker'),
     RUST_LOG: process.env.RUST_LOG ?? 'info',
+    ...options.env,
   };
   const child = spawn(binary('dispatch-gateway'), [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -86,6 +87,7 @@ export async function startGateway(): Promise<Gateway> {
 
   const deadline = Date.now() + 60_000;
   for (;;) {
+    if (options.ready === false) break;
     try {
       const response = await fetch(`${url}/readyz`);
       if (response.status === 200) break;

@@ -267,6 +267,30 @@ describe('dispatch web UI', { timeout: 600_000 }, () => {
     assert.deepEqual(errors, []);
   });
 
+  test('an unreachable broker is shown, and logging out works', TEST, async () => {
+    const orphan = await startGateway({ env: { BROKER_URL: 'unix:/nonexistent/dispatch-broker.sock' }, ready: false });
+    const other = await newContext(browser);
+    try {
+      const lost = await other.newPage();
+      await login(lost, orphan.url);
+      await lost.waitForFunction(
+        () => document.querySelector('[data-testid="connection-status"]')?.getAttribute('data-state') === 'broker-unreachable',
+      );
+      assert.match((await lost.getByTestId('connection-status').textContent()) ?? '', /broker unreachable/i);
+      await lost.getByTestId('new-session').click();
+      await lost.getByTestId('create-session').click();
+      await lost.getByText(/could not create the session/i).waitFor();
+      await lost.screenshot({ path: join(ensureArtifacts(), 'broker-unreachable.png') });
+      await lost.getByTestId('logout').click();
+      await lost.getByTestId('login-key').waitFor();
+      await lost.reload();
+      await lost.getByTestId('login-key').waitFor();
+    } finally {
+      await other.close();
+      await orphan.stop();
+    }
+  });
+
   test('state is shown when the terminal cannot connect', TEST, async () => {
     await page.goto(`${gateway.url}/#/terminals/00000000-0000-4000-8000-000000000000`);
     await page.waitForFunction(() => {
