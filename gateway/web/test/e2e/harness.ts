@@ -48,9 +48,11 @@ export async function startGateway(options: { env?: Record<string, string>; read
     return { url: external.replace(/\/$/, ''), process: null, output: () => '', stop: async () => {} };
   }
   const ptyRoot = mkdtempSync(join(tmpdir(), 'dispatch-e2e-'));
+  // The shells start in an empty home: no dotfiles of the machine's user.
+  const home = mkdtempSync(join(tmpdir(), 'dispatch-e2e-home-'));
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
-    HOME: process.env.HOME,
+    HOME: home,
     LANG: 'C.UTF-8',
     HOST: '127.0.0.1',
     PORT: '0',
@@ -110,6 +112,7 @@ export async function startGateway(options: { env?: Record<string, string>; read
         clearTimeout(timer);
       }
       rmSync(ptyRoot, { recursive: true, force: true });
+      rmSync(home, { recursive: true, force: true });
     },
   };
 }
