@@ -353,6 +353,23 @@ async def check_broker_crash():
             check("a new session works after the broker restart", m is not None)
 
 
+def check_claude_build_arg():
+    """CLAUDE_CODE adds the Claude Code CLI to the broker image and makes it the default mode."""
+    plain = inspect(os.environ["BROKER_IMAGE"])["Config"]["Env"]
+    check("broker image defaults to PTY_MODE=shell", "PTY_MODE=shell" in plain, str(plain))
+    tag = os.environ["BROKER_IMAGE"].rsplit(":", 1)[0] + ":claude"
+    build = subprocess.run(
+        ["docker", "build", "-q", "-f", "Dockerfile.broker", "--build-arg", "CLAUDE_CODE=latest", "-t", tag, "."],
+        capture_output=True, text=True)
+    if not check("broker image builds with CLAUDE_CODE=latest", build.returncode == 0, build.stderr[-800:]):
+        return
+    env = inspect(tag)["Config"]["Env"]
+    check("CLAUDE_CODE makes PTY_MODE=claude the default", "PTY_MODE=claude" in env, str(env))
+    out = docker("run", "--rm", "--read-only", "--cap-drop", "ALL", "--network", "none",
+                 "--entrypoint", "claude", tag, "--version", check_rc=False)
+    check("the claude CLI runs in that image as appuser", "Claude Code" in out.stdout, out.stdout + out.stderr)
+
+
 async def main():
     opener, ws_headers = check_ui_and_login()
     check_containers()
@@ -360,6 +377,7 @@ async def main():
     sid = await check_session(opener, ws_headers)
     await check_gateway_restart(sid)
     await check_broker_crash()
+    check_claude_build_arg()
 
 
 if __name__ == "__main__":

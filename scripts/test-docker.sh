@@ -68,6 +68,10 @@ wait_healthy() {  # CONTAINER DEADLINE_S
   done
 }
 
+image_size() {
+  docker image inspect -f '{{.Size}}' "$DISPATCH_IMAGE_PREFIX-$1:$DISPATCH_IMAGE_TAG" | numfmt --to=iec
+}
+
 python_env() {
   local venv=target/docker-e2e-venv
   if ! "$venv/bin/python" -c 'import websockets' 2>/dev/null; then
@@ -95,10 +99,17 @@ main() {
   fi
   grep -q TERMINAL_KEY "$WORK/err" || { cat "$WORK/err" >&2; return 1; }
 
+  # Both Dockerfiles carry the same build stages, so that the workspace is
+  # compiled once for the two images.
+  shared_stages() { sed -n '/^FROM node:.* AS web$/,/cp target\/release/p' "$1"; }
+  if ! diff <(shared_stages Dockerfile.gateway) <(shared_stages Dockerfile.broker) >&2; then
+    log "the build stages of Dockerfile.gateway and Dockerfile.broker differ"; return 1
+  fi
+
   local start=$SECONDS
   log "building the images with Dockerfile.broker and Dockerfile.gateway"
   compose build >"$WORK/build.log" 2>&1 || { tail -60 "$WORK/build.log" >&2; return 1; }
-  log "images built in $((SECONDS - start))s"
+  log "images built in $((SECONDS - start))s: gateway $(image_size gateway), broker $(image_size broker)"
 
   # A free loopback port for the gateway.
   PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
