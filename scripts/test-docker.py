@@ -235,18 +235,18 @@ async def check_session(opener, ws_headers):
         check("no secret in the session's environment", m.group(1) == "0", m.group(1))
         m = await term.run(
             "echo \"STATUS=$(grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status"
-            " | tr -s ' \\t' '=' | paste -sd, -)\"",
-            r"STATUS=(\S+)")
+            " | sed 's/:[[:space:]]*/=/' | paste -sd, -)\"",
+            r"STATUS=(Cap\w+=[0-9a-f]+\S*)")
         fields = dict(kv.split("=", 1) for kv in m.group(1).split(","))
         check("session: empty capability sets (/proc/self/status)", caps_empty(fields), m.group(1))
         check("session: no_new_privs", fields.get("NoNewPrivs") == "1", m.group(1))
-        m = await term.run('touch /usr/local/bin/probe 2>/dev/null && echo "ROOTFS=rw" || echo "ROOTFS=ro"',
-                           r"ROOTFS=(r\w)")
-        check("session: read-only root filesystem", m.group(1) == "ro", m.group(1))
+        m = await term.run('echo "ROOTFS=$(touch /usr/local/bin/probe 2>/dev/null && echo writable || echo readonly)"',
+                           r"ROOTFS=(writable|readonly)")
+        check("session: read-only root filesystem", m.group(1) == "readonly", m.group(1))
         ip, port = os.environ["LISTENER_IP"], os.environ["LISTENER_PORT"]
         m = await term.run(
-            f"timeout 5 bash -c 'exec 3<>/dev/tcp/{ip}/{port} && head -c5 <&3' 2>/dev/null"
-            f' && echo "NET=open" || echo "NET=blocked"',
+            f"echo \"NET=$(timeout 5 bash -c 'exec 3<>/dev/tcp/{ip}/{port} && head -c5 <&3' >/dev/null 2>&1"
+            " && echo open || echo blocked)\"",
             r"NET=(open|blocked)", deadline=30)
         check("session cannot reach a listener on the edge network", m.group(1) == "blocked", m.group(1))
         m = await term.run('echo "SCREEN-$((6*7))-MARK"', r"SCREEN-42-MARK")
