@@ -21,6 +21,16 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(flatten)]
     pub config: Config,
+    /// Log format on stderr: `text` (human-readable) or `json` (one object
+    /// per line).
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -31,6 +41,16 @@ pub enum Command {
     /// Exits 0 when the broker at BROKER_LISTEN answers SERVING to a
     /// `grpc.health.v1` check (for container health checks).
     Healthcheck,
+    /// Operator calls on a running broker (`dispatch.v1.Admin`); the secret
+    /// comes from BROKER_ADMIN_TOKEN, never from the command line.
+    Admin(crate::admin::cli::AdminArgs),
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Where the broker listens: `host:port` or `unix:/path/to.sock`.
@@ -93,6 +113,13 @@ impl fmt::Debug for Secret {
         } else {
             f.write_str("<redacted>")
         }
+    }
+}
+
+impl Secret {
+    /// The value of environment variable `name` (empty when unset).
+    pub fn from_env(name: &str) -> Self {
+        Self(std::env::var(name).unwrap_or_default())
     }
 }
 
@@ -167,6 +194,17 @@ pub struct Config {
     /// Seconds an ended session stays listed (with its exit status).
     #[arg(long, env = "BROKER_RETENTION_SECS", default_value_t = 3600)]
     pub retention_secs: u64,
+
+    /// Secret of the `dispatch.v1.Admin` service, read from the environment
+    /// variable BROKER_ADMIN_TOKEN only (a flag would show in `ps`). Without
+    /// it the Admin service is not served.
+    #[arg(skip = Secret::from_env("BROKER_ADMIN_TOKEN"))]
+    pub admin_token: Secret,
+
+    /// Address serving Prometheus metrics at `/metrics` (plain HTTP, no
+    /// authentication: keep it on an internal network). Off when unset.
+    #[arg(long, env = "BROKER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -184,6 +222,8 @@ impl Config {
             flow_window_bytes: 512 << 10,
             flow_stall_ms: 3000,
             retention_secs: 3600,
+            admin_token: Secret::default(),
+            metrics_listen: None,
         }
     }
 
@@ -202,6 +242,9 @@ impl Config {
                 "refusing to listen on non-loopback {} without BROKER_TOKEN",
                 self.listen
             ));
+        }
+        if !self.admin_token.0.is_empty() && self.admin_token.0 == self.token.0 {
+            return Err("BROKER_ADMIN_TOKEN must differ from BROKER_TOKEN".into());
         }
         if self.flow_window_bytes < 4096 {
             return Err("BROKER_FLOW_WINDOW_BYTES must be at least 4096".into());

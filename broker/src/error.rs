@@ -17,6 +17,8 @@ pub enum SessionError {
     Ended(String),
     #[error("broker is shutting down")]
     ShuttingDown,
+    #[error("broker is draining: no new sessions")]
+    Draining,
     #[error("could not start the session: {0}")]
     Spawn(String),
     #[error("PTY error: {0}")]
@@ -33,7 +35,7 @@ impl From<SessionError> for Status {
             SessionError::NotFound(_) => Status::not_found(message),
             SessionError::TooManySessions(_) => Status::resource_exhausted(message),
             SessionError::Ended(_) => Status::failed_precondition(message),
-            SessionError::ShuttingDown => Status::unavailable(message),
+            SessionError::ShuttingDown | SessionError::Draining => Status::unavailable(message),
             SessionError::Spawn(_) | SessionError::Io(_) => Status::internal(message),
         }
     }

@@ -14,11 +14,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 pub mod auth;
 pub mod client;
 pub mod config;
 pub mod conversations;
 pub mod error;
+pub mod metrics;
 pub mod registry;
 pub mod server;
 pub mod service;

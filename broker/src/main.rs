@@ -3,17 +3,16 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use dispatch_broker::{Broker, Cli, Command, Listener, client};
+use dispatch_broker::config::LogFormat;
+use dispatch_broker::{Broker, Cli, Command, Listener, admin, client};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_tracing(
+        cli.log_format,
+        matches!(cli.command, Some(Command::Admin(_))),
+    );
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -24,6 +23,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Some(Command::Healthcheck) => healthcheck(&cli.config.listen).await,
+            Some(Command::Admin(args)) => {
+                Ok(admin::cli::run(args, &cli.config.listen, &cli.config.admin_token.0).await)
+            }
             None => serve(cli.config).await,
         }
     });
@@ -33,6 +35,21 @@ fn main() -> ExitCode {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs to stderr, as text or JSON lines. The admin client only logs
+/// warnings (its output is the answer).
+fn init_tracing(format: LogFormat, client: bool) {
+    let default = if client { "warn" } else { "info" };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
     }
 }
 
@@ -53,6 +70,19 @@ async fn serve(config: dispatch_broker::Config) -> anyhow::Result<ExitCode> {
     }
     // Machine-readable line for supervisors (the real port when binding :0).
     println!("dispatch-broker listening on {}", listener.local_addr()?);
+    if let Some(addr) = broker.config().metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))?;
+        println!(
+            "dispatch-broker metrics on http://{}/metrics",
+            metrics.local_addr()?
+        );
+        broker.serve_metrics(metrics);
+    }
+    if broker.config().admin_token.0.is_empty() {
+        tracing::info!("BROKER_ADMIN_TOKEN is not set: the Admin service is off");
+    }
     let shutdown = broker.shutdown_handle();
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,6 +47,8 @@ struct Inner {
     events: broadcast::Sender<pb::SessionEvent>,
     shutdown: CancellationToken,
     shell: PathBuf,
+    /// Set by the Admin service's drain: no new sessions.
+    draining: AtomicBool,
 }
 
 impl SessionRegistry {
@@ -59,6 +62,7 @@ impl SessionRegistry {
                 events: broadcast::channel(256).0,
                 shutdown,
                 shell: pty::login_shell(),
+                draining: AtomicBool::new(false),
             }),
         };
         tokio::spawn(registry.clone().reap_children());
@@ -89,6 +93,15 @@ impl SessionRegistry {
         self.sessions().values().filter(|s| s.is_running()).count()
     }
 
+    /// Stops (`true`) or restarts the creation of sessions.
+    pub fn set_draining(&self, draining: bool) {
+        self.inner.draining.store(draining, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::SeqCst)
+    }
+
     /// Finds a session by its id string.
     pub fn get(&self, id: &str) -> Result<Arc<Session>, SessionError> {
         let id: SessionId = id.parse()?;
@@ -107,6 +120,9 @@ impl SessionRegistry {
     pub fn create(&self, request: pb::CreateSessionRequest) -> Result<Arc<Session>, SessionError> {
         if self.inner.shutdown.is_cancelled() {
             return Err(SessionError::ShuttingDown);
+        }
+        if self.is_draining() {
+            return Err(SessionError::Draining);
         }
         validate(&request)?;
         let config = &self.inner.config;
@@ -191,6 +207,7 @@ impl SessionRegistry {
         )?;
         tracing::info!(session = %id, mode = ?mode, pid = session.stats().pid, "session created");
         self.sessions().insert(id, Arc::clone(&session));
+        crate::metrics::SESSIONS_CREATED.inc();
         let _ = self.inner.events.send(pb::SessionEvent {
             kind: pb::session_event::Kind::Created as i32,
             sessions: vec![session.to_proto()],

@@ -15,6 +15,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::admin::{AdminAuth, AdminService, BrokerState, EitherAuth};
 use crate::auth::BearerAuth;
 use crate::config::{Config, ListenAddr};
 use crate::registry::{SessionRegistry, prepare_pty_root};
@@ -109,6 +110,8 @@ pub struct Broker {
     config: Arc<Config>,
     registry: SessionRegistry,
     shutdown: CancellationToken,
+    /// What admin calls and metrics observe.
+    state: BrokerState,
 }
 
 impl Broker {
@@ -120,10 +123,12 @@ impl Broker {
         let config = Arc::new(config);
         let shutdown = CancellationToken::new();
         let registry = SessionRegistry::new(Arc::clone(&config), shutdown.clone());
+        let state = BrokerState::new(registry.clone());
         Ok(Self {
             config,
             registry,
             shutdown,
+            state,
         })
     }
 
@@ -134,6 +139,23 @@ impl Broker {
     /// The sessions (live figures through [`crate::Session::stats`]).
     pub fn registry(&self) -> &SessionRegistry {
         &self.registry
+    }
+
+    /// What the Admin service and the metrics observe (uptime, counts, and
+    /// the conversation index once [`BrokerState::set_conversations`] is
+    /// called).
+    pub fn state(&self) -> &BrokerState {
+        &self.state
+    }
+
+    /// Serves Prometheus metrics on `listener` (`GET /metrics`) until
+    /// shutdown.
+    pub fn serve_metrics(&self, listener: TcpListener) {
+        tokio::spawn(crate::metrics::serve(
+            listener,
+            self.state.clone(),
+            self.shutdown.clone(),
+        ));
     }
 
     /// The interceptor checking `BROKER_TOKEN`.
@@ -158,6 +180,8 @@ impl Broker {
         let stopped = self.stopped(health.clone());
         let server = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .trace_fn(request_span)
+            .layer(crate::metrics::GrpcMetricsLayer)
             .add_routes(routes);
         let socket_path = match &listener {
             Listener::Unix(_, path) => Some(path.clone()),
@@ -213,9 +237,23 @@ impl Broker {
     }
 }
 
+/// The span of one gRPC call: its method and the caller's `x-request-id`
+/// (the gateway's id for the HTTP request or WebSocket behind it).
+fn request_span(request: &tonic::codegen::http::Request<()>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| id.len() <= 128)
+        .unwrap_or("");
+    tracing::info_span!("grpc", method = request.uri().path(), request_id)
+}
+
 /// Builds the gRPC router: `dispatch.v1.Sessions` and server reflection
-/// behind [`BearerAuth`], `grpc.health.v1.Health` without authentication.
-/// Further services are added here, each wrapped in its interceptor.
+/// behind [`BearerAuth`], `grpc.health.v1.Health` without authentication,
+/// and `dispatch.v1.Admin` behind its own token when one is configured
+/// (reflection accepts either token). Further services are added here,
+/// each wrapped in its interceptor.
 pub fn grpc_routes(
     broker: &Broker,
     health_service: tonic_health::pb::health_server::HealthServer<
@@ -233,7 +271,19 @@ pub fn grpc_routes(
         .register_encoded_file_descriptor_set(dispatch_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    Ok(Routes::new(health_service)
-        .add_service(InterceptedService::new(sessions, auth.clone()))
-        .add_service(InterceptedService::new(reflection, auth)))
+    let admin_auth = AdminAuth::new(&broker.config.admin_token.0);
+    let reflection_auth = EitherAuth(
+        auth.clone(),
+        admin_auth
+            .as_ref()
+            .map(|_| BearerAuth::new(&broker.config.admin_token.0)),
+    );
+    let mut routes = Routes::new(health_service)
+        .add_service(InterceptedService::new(sessions, auth))
+        .add_service(InterceptedService::new(reflection, reflection_auth));
+    if let Some(admin_auth) = admin_auth {
+        let admin = AdminService::new(broker.state.clone()).into_server();
+        routes = routes.add_service(InterceptedService::new(admin, admin_auth));
+    }
+    Ok(routes)
 }

@@ -490,6 +490,7 @@ impl Session {
         self.pty.write_all(data).await?;
         self.bytes_in
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        crate::metrics::BYTES_IN.add(data.len() as u64);
         Ok(())
     }
 
@@ -557,6 +558,7 @@ impl Session {
         drop(state);
         self.bytes_out
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        crate::metrics::BYTES_OUT.add(data.len() as u64);
     }
 
     /// How long the pump must wait before reading more, if at all.
@@ -632,6 +634,7 @@ impl Session {
         self.pty.kill_all();
         let mut state = self.lock();
         tracing::info!(session = %self.info.id, ?exit, "session ended");
+        crate::metrics::SESSIONS_ENDED.inc();
         state.exit = Some(exit.clone());
         state.ended_at_ms = now_ms();
         for viewer in &mut state.viewers {

@@ -1,0 +1,108 @@
+//! CPU and memory of a session's processes, read from `/proc`: every process
+//! whose session id is the session leader's pid (the leader runs `setsid`),
+//! so background jobs in their own process groups count too.
+
+/// Clock ticks per second of `/proc/<pid>/stat` times (`USER_HZ`, fixed at
+/// 100 in the Linux user ABI).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// Summed figures of a session's processes.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ProcessTotals {
+    pub processes: u32,
+    pub cpu_seconds: f64,
+    pub rss_bytes: u64,
+}
+
+/// Figures of every live process in session `leader`.
+pub fn session_totals(leader: u32) -> ProcessTotals {
+    let mut totals = ProcessTotals::default();
+    if leader == 0 {
+        return totals;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return totals;
+    };
+    for pid in entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+    {
+        let Some(stat) = read_stat(pid) else { continue };
+        if stat.session != leader || stat.state == 'Z' {
+            continue;
+        }
+        totals.processes += 1;
+        totals.cpu_seconds += (stat.utime + stat.stime) as f64 / TICKS_PER_SECOND;
+        totals.rss_bytes += rss_bytes(pid).unwrap_or(0);
+    }
+    totals
+}
+
+/// The fields of `/proc/<pid>/stat` used here.
+#[derive(Debug, PartialEq)]
+struct Stat {
+    state: char,
+    session: u32,
+    utime: u64,
+    stime: u64,
+}
+
+fn read_stat(pid: u32) -> Option<Stat> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Parses `/proc/<pid>/stat`; the command name (field 2) may hold spaces
+/// and parentheses, so fields are counted after its last `)`.
+fn parse_stat(text: &str) -> Option<Stat> {
+    let (_, rest) = text.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state(3) ppid(4) pgrp(5) session(6) ... utime(14) stime(15).
+    Some(Stat {
+        state: fields.first()?.chars().next()?,
+        session: fields.get(3)?.parse().ok()?,
+        utime: fields.get(11)?.parse().ok()?,
+        stime: fields.get(12)?.parse().ok()?,
+    })
+}
+
+/// Resident memory from `/proc/<pid>/status` (`VmRSS`, in kB).
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_with_spaces_and_parens() {
+        let line = "4242 (my (odd) prog) S 1 4242 4242 34816 4242 4194304 100 0 0 0 250 50 0 0 20 0 1 0 1000 1000000 300 18446744073709551615";
+        assert_eq!(
+            parse_stat(line),
+            Some(Stat {
+                state: 'S',
+                session: 4242,
+                utime: 250,
+                stime: 50
+            })
+        );
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn own_session_has_this_process() {
+        let own = read_stat(std::process::id()).unwrap();
+        let totals = session_totals(own.session);
+        assert!(totals.processes >= 1);
+        assert!(totals.rss_bytes > 0);
+    }
+}
