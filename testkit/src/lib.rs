@@ -7,6 +7,8 @@
 //! symlink, a symlink loop, unrelated files such as `.credentials.json`).
 //! It returns a [`Manifest`] of what an index should report.
 
+pub mod prometheus;
+
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
