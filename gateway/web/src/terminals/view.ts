@@ -263,6 +263,12 @@ class TerminalsView implements View, PaneHost {
         return pane ? { cols: pane.term.cols, rows: pane.term.rows } : null;
       },
       terminalState: () => this.activePane()?.state.kind ?? null,
+      viewport: () => {
+        const term = this.activePane()?.term;
+        if (!term) return null;
+        const buffer = term.buffer.active;
+        return { length: buffer.length, baseY: buffer.baseY, viewportY: buffer.viewportY, cursorY: buffer.cursorY, rows: term.rows };
+      },
       ackStats: () => this.activePane()?.ackStats ?? null,
       selectionText: () => this.activePane()?.term.getSelection() ?? '',
       renderer: () => this.activePane()?.element.dataset.renderer ?? null,
