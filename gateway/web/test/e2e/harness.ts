@@ -38,81 +38,149 @@ function binary(name: string): string {
   return process.env[variable] ?? join(REPO, 'target', 'debug', name);
 }
 
+interface Service {
+  process: ChildProcess;
+  /** What the first line matching `listening` captured. */
+  address: string;
+  output: () => string;
+  stop(): Promise<void>;
+}
+
+/** Spawns one of the binaries and waits for its "listening on ..." line. */
+async function spawnService(name: string, env: NodeJS.ProcessEnv, listening: RegExp): Promise<Service> {
+  const child = spawn(binary(name), [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
+  const address = await new Promise<string>((resolveAddress, reject) => {
+    const deadline = setTimeout(() => reject(new Error(`${name} did not report its address in 60 s:\n${output}`)), 60_000);
+    const collect = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = listening.exec(output);
+      if (match) {
+        clearTimeout(deadline);
+        resolveAddress(match[1]);
+      }
+    };
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
+    child.once('exit', (code) => {
+      clearTimeout(deadline);
+      reject(new Error(`${name} exited with ${code}:\n${output}`));
+    });
+  });
+  return {
+    process: child,
+    address,
+    output: () => output,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+function baseEnv(home: string, ptyRoot: string): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: home,
+    LANG: 'C.UTF-8',
+    PTY_ROOT: ptyRoot,
+    PTY_MODE: 'shell',
+    SHELL: '/bin/bash',
+    RUST_LOG: process.env.RUST_LOG ?? 'info',
+  };
+}
+
+/** Temporary session root and home; the shells start with no dotfiles of the machine's user. */
+function scratch(): { ptyRoot: string; home: string; remove(): void } {
+  const ptyRoot = mkdtempSync(join(tmpdir(), 'dispatch-e2e-'));
+  const home = mkdtempSync(join(tmpdir(), 'dispatch-e2e-home-'));
+  return {
+    ptyRoot,
+    home,
+    remove() {
+      rmSync(ptyRoot, { recursive: true, force: true });
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface GatewayOptions {
+  /** Extra environment (e.g. `BROKER_URL` for a broker of the test's own). */
+  env?: Record<string, string>;
+  /** Wait until /readyz answers 200 (default true). */
+  ready?: boolean;
+  /** Port to listen on (default 0: any free port). */
+  port?: number;
+}
+
 /**
- * Starts the gateway with a broker child; resolves once /readyz answers 200.
- * With `DISPATCH_E2E_URL` set, uses that running gateway instead.
+ * Starts the gateway (with a broker child unless `env.BROKER_URL` is set);
+ * resolves once /readyz answers 200. With `DISPATCH_E2E_URL` set, the
+ * default gateway is that running one instead.
  */
-export async function startGateway(options: { env?: Record<string, string>; ready?: boolean } = {}): Promise<Gateway> {
+export async function startGateway(options: GatewayOptions = {}): Promise<Gateway> {
   const external = process.env.DISPATCH_E2E_URL;
   if (external && !options.env) {
     return { url: external.replace(/\/$/, ''), process: null, output: () => '', stop: async () => {} };
   }
-  const ptyRoot = mkdtempSync(join(tmpdir(), 'dispatch-e2e-'));
-  // The shells start in an empty home: no dotfiles of the machine's user.
-  const home = mkdtempSync(join(tmpdir(), 'dispatch-e2e-home-'));
+  const dirs = scratch();
   const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: home,
-    LANG: 'C.UTF-8',
+    ...baseEnv(dirs.home, dirs.ptyRoot),
     HOST: '127.0.0.1',
-    PORT: '0',
+    PORT: String(options.port ?? 0),
     TERMINAL_KEY: KEY,
-    PTY_ROOT: ptyRoot,
-    PTY_MODE: 'shell',
-    SHELL: '/bin/bash',
     BROKER_BIN: binary('dispatch-broker'),
-    RUST_LOG: process.env.RUST_LOG ?? 'info',
     ...options.env,
   };
-  const child = spawn(binary('dispatch-gateway'), [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
-
-  const url = await new Promise<string>((resolveUrl, reject) => {
-    const deadline = setTimeout(() => reject(new Error(`gateway did not report its address in 60 s:\n${output}`)), 60_000);
-    const check = () => {
-      const match = /listening on (http:\/\/[0-9.:\[\]]+)/.exec(output);
-      if (match) {
-        clearTimeout(deadline);
-        resolveUrl(match[1]);
-      }
-    };
-    child.stdout?.on('data', check);
-    child.stderr?.on('data', check);
-    child.once('exit', (code) => {
-      clearTimeout(deadline);
-      reject(new Error(`gateway exited with ${code}:\n${output}`));
-    });
-  });
-
+  const service = await spawnService('dispatch-gateway', env, /listening on (http:\/\/[0-9.:[\]]+)/);
+  const url = service.address;
   const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (options.ready === false) break;
+  while (options.ready !== false) {
     try {
       const response = await fetch(`${url}/readyz`);
       if (response.status === 200) break;
     } catch {
       // not yet
     }
-    if (Date.now() > deadline) throw new Error(`gateway not ready in 60 s:\n${output}`);
+    if (Date.now() > deadline) throw new Error(`gateway not ready in 60 s:\n${service.output()}`);
     await new Promise((r) => setTimeout(r, 200));
   }
-
   return {
     url,
-    process: child,
-    output: () => output,
+    process: service.process,
+    output: service.output,
     async stop() {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        await exited;
-        clearTimeout(timer);
-      }
-      rmSync(ptyRoot, { recursive: true, force: true });
-      rmSync(home, { recursive: true, force: true });
+      await service.stop();
+      dirs.remove();
+    },
+  };
+}
+
+export interface Broker {
+  /** `unix:/...`, for the gateway's `BROKER_URL`. */
+  url: string;
+  token: string;
+  stop(): Promise<void>;
+}
+
+/** Starts a broker of the test's own on a Unix socket, for gateways that come and go. */
+export async function startBroker(): Promise<Broker> {
+  const dirs = scratch();
+  const url = `unix:${join(dirs.ptyRoot, 'broker.sock')}`;
+  const token = 'e2e-broker-token-41c7';
+  const env = { ...baseEnv(dirs.home, dirs.ptyRoot), BROKER_LISTEN: url, BROKER_TOKEN: token };
+  const service = await spawnService('dispatch-broker', env, /dispatch-broker listening on (\S+)/);
+  return {
+    url,
+    token,
+    async stop() {
+      await service.stop();
+      dirs.remove();
     },
   };
 }

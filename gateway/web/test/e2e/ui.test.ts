@@ -14,6 +14,7 @@ import {
   login,
   newContext,
   run,
+  startBroker,
   startGateway,
   terminalSize,
   terminalState,
@@ -288,6 +289,46 @@ describe('dispatch web UI', { timeout: 600_000 }, () => {
     } finally {
       await other.close();
       await orphan.stop();
+    }
+  });
+
+  test('after a gateway restart the page reconnects and restores the screen', TEST, async () => {
+    const broker = await startBroker();
+    const env = { BROKER_URL: broker.url, BROKER_TOKEN: broker.token };
+    const first = await startGateway({ env });
+    let second: Gateway | null = null;
+    const other = await newContext(browser);
+    const status = (p: Page) => p.getByTestId('connection-status').getAttribute('data-state');
+    try {
+      const restarted = await other.newPage();
+      await login(restarted, first.url);
+      await createSession(restarted, 'survivor');
+      await run(restarted, 'echo before-$((5*5))');
+      await waitForBuffer(restarted, /^before-25$/m);
+
+      await first.stop();
+      await restarted.waitForFunction(() =>
+        ['reconnecting', 'connecting'].includes(
+          document.querySelector('[data-testid="connection-status"]')?.getAttribute('data-state') ?? '',
+        ),
+      );
+      await restarted.screenshot({ path: join(ensureArtifacts(), 'gateway-restarting.png') });
+
+      second = await startGateway({ env, port: Number(new URL(first.url).port) });
+      await restarted.waitForFunction(
+        () => (window as unknown as { __dispatch: { terminalState(): string } }).__dispatch.terminalState() === 'attached',
+        undefined,
+        { timeout: 30_000 },
+      );
+      assert.equal(await status(restarted), 'connected');
+      await waitForBuffer(restarted, /^before-25$/m);
+      await run(restarted, 'echo after-$((6*6))');
+      await waitForBuffer(restarted, /^after-36$/m);
+    } finally {
+      await other.close();
+      await second?.stop();
+      await first.stop();
+      await broker.stop();
     }
   });
 
