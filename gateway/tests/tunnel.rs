@@ -306,6 +306,23 @@ impl PublicVisitor {
         response.status()
     }
 
+    /// `POST /api/sessions` for a shell; returns the session id.
+    async fn create_shell(&self) -> String {
+        let response = self
+            .http
+            .post(format!("{}/api/sessions", self.url))
+            .header("origin", &self.url)
+            .header("cookie", self.cookie.as_deref().expect("logged in"))
+            .json(&serde_json::json!({ "mode": "shell", "cols": 80, "rows": 24 }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(status, 201, "creating a session: {body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
     /// Opens the terminal WebSocket of session `id` with this `Origin`.
     async fn terminal(
         &self,
@@ -314,7 +331,11 @@ impl PublicVisitor {
     ) -> Result<tokio_tungstenite::WebSocketStream<TcpStream>, tokio_tungstenite::tungstenite::Error>
     {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let host = host_of(&self.url);
+        let url = reqwest::Url::parse(&self.url).unwrap();
+        let host = match url.port() {
+            Some(port) => format!("{}:{port}", host_of(&self.url)),
+            None => host_of(&self.url),
+        };
         let mut request = format!("ws://{host}/ws/sessions/{id}?cols=80&rows=24")
             .into_client_request()
             .unwrap();
@@ -327,6 +348,57 @@ impl PublicVisitor {
         tokio_tungstenite::client_async(request, stream)
             .await
             .map(|(ws, _)| ws)
+    }
+}
+
+/// A terminal WebSocket that acknowledges what it receives, as the web UI
+/// does (`ack` counts every binary byte received on the socket).
+struct Terminal {
+    ws: tokio_tungstenite::WebSocketStream<TcpStream>,
+    received: usize,
+}
+
+impl Terminal {
+    fn new(ws: tokio_tungstenite::WebSocketStream<TcpStream>) -> Self {
+        Self { ws, received: 0 }
+    }
+
+    /// The next message; binary frames are counted, acknowledged and returned.
+    async fn next(&mut self) -> Message {
+        let message = tokio::time::timeout(DEADLINE, self.ws.next())
+            .await
+            .expect("a message in time")
+            .expect("socket open")
+            .expect("terminal socket error");
+        if let Message::Binary(bytes) = &message {
+            self.received += bytes.len();
+            let ack = serde_json::json!({ "type": "ack", "bytes": self.received });
+            self.ws.send(Message::text(ack.to_string())).await.unwrap();
+        }
+        message
+    }
+
+    /// The next control message.
+    async fn control(&mut self) -> serde_json::Value {
+        loop {
+            if let Message::Text(text) = self.next().await {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
+    }
+
+    /// Types `command` and waits until the output contains `expected`.
+    async fn run(&mut self, command: &str, expected: &str) {
+        let input = Message::binary(format!("{command}\r").into_bytes());
+        self.ws.send(input).await.unwrap();
+        let mut output = Vec::new();
+        while !String::from_utf8_lossy(&output).contains(expected) {
+            match self.next().await {
+                Message::Binary(bytes) => output.extend_from_slice(&bytes),
+                Message::Close(frame) => panic!("terminal closed: {frame:?}"),
+                _ => {}
+            }
+        }
     }
 }
 
@@ -369,6 +441,33 @@ async fn gateway_announces_its_public_url_and_logs_in_through_it() {
     // On shutdown the gateway closes its connections: the server forgets it.
     assert!(gateway.stop().await.success());
     server.wait_for_sockets("dispatch-e2e", None).await;
+}
+
+#[tokio::test]
+async fn gateway_serves_terminals_through_its_public_url() {
+    let server = TunnelServer::start("lt.test").await;
+    let (gateway, url) = gateway_behind(&server).await;
+
+    let mut visitor = PublicVisitor::new(&url, server.addr());
+    assert_eq!(visitor.login(KEY).await, 204);
+    let id = visitor.create_shell().await;
+
+    let ws = visitor
+        .terminal(&id, &url)
+        .await
+        .expect("the terminal WebSocket opens through the tunnel");
+    let mut terminal = Terminal::new(ws);
+    let attached = terminal.control().await;
+    assert_eq!(attached["type"], "attached", "{attached}");
+    terminal.run("echo tunnel-$((6*7))", "tunnel-42").await;
+    terminal.ws.close(None).await.unwrap();
+
+    // A second socket to the same session, as after a reconnection.
+    let ws = visitor.terminal(&id, &url).await.expect("reattach");
+    let mut terminal = Terminal::new(ws);
+    terminal.run("echo again-$((7*6))", "again-42").await;
+    terminal.ws.close(None).await.unwrap();
+    assert!(gateway.stop().await.success());
 }
 
 #[tokio::test]

@@ -253,6 +253,8 @@ impl GatewayProcess {
             .env("HOST", "127.0.0.1")
             .env("PORT", "0")
             .env("PTY_ROOT", sessions.path())
+            // Shells start from an empty HOME: no profile of this machine's.
+            .env("HOME", sessions.path())
             .env("RUST_LOG", "info,dispatch_gateway::tunnel=debug")
             .envs(vars.iter().copied())
             .stdin(Stdio::null())
