@@ -343,10 +343,11 @@ export class TerminalPane {
         text = this.everAttached ? 'Reconnecting…' : '';
         break;
       case 'waiting':
-        text =
-          state.reason === 'broker'
-            ? 'The broker is unreachable. The session keeps running; reconnecting…'
-            : 'Connection lost. Reconnecting…';
+        text = {
+          broker: 'The broker is unreachable. Reconnecting…',
+          gateway: 'The gateway is restarting. Reconnecting…',
+          network: 'Connection lost. Reconnecting…',
+        }[state.reason];
         button = 'Retry now';
         break;
       case 'ended':

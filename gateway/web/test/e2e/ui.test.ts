@@ -117,6 +117,24 @@ describe('dispatch web UI', { timeout: 600_000 }, () => {
     await run(page, 'clear; echo size=$(stty size)');
     const second = await waitForBuffer(page, /^size=(\d+) (\d+)$/m);
     assert.deepEqual([Number(second[1]), Number(second[2])], [after.rows, after.cols], 'the PTY was resized');
+
+    // A larger font: fewer columns and rows, and the PTY follows.
+    await page.getByTestId('font-larger').click();
+    await page.getByTestId('font-larger').click();
+    await page.waitForFunction(
+      (old) => {
+        const size = (window as unknown as { __dispatch: { terminalSize(): { cols: number; rows: number } } }).__dispatch.terminalSize();
+        return size.cols < old.cols && size.rows < old.rows;
+      },
+      after,
+    );
+    const larger = await terminalSize(page);
+    assert.ok(larger);
+    await run(page, 'clear; echo font=$(stty size)');
+    const third = await waitForBuffer(page, /^font=(\d+) (\d+)$/m);
+    assert.deepEqual([Number(third[1]), Number(third[2])], [larger.rows, larger.cols], 'the PTY follows the font size');
+    await page.getByTestId('font-smaller').click();
+    await page.getByTestId('font-smaller').click();
     await page.setViewportSize({ width: 1280, height: 800 });
   });
 
@@ -289,6 +307,30 @@ describe('dispatch web UI', { timeout: 600_000 }, () => {
     } finally {
       await other.close();
       await orphan.stop();
+    }
+  });
+
+  test('rate-limited logins say when to try again', TEST, async () => {
+    const strict = await startGateway({
+      env: { BROKER_URL: 'unix:/nonexistent/dispatch-broker.sock', LOGIN_BURST: '2', LOGIN_REFILL_SECS: '60' },
+      ready: false,
+    });
+    const other = await newContext(browser);
+    try {
+      const limited = await other.newPage();
+      await limited.goto(strict.url);
+      const error = limited.getByTestId('login-error');
+      for (let attempt = 0; attempt < 3; attempt++) {
+        await limited.getByTestId('login-key').fill(`wrong-${attempt}`);
+        await limited.getByTestId('login-submit').click();
+        await error.waitFor({ state: 'visible' });
+        if (/too many attempts/i.test((await error.textContent()) ?? '')) break;
+        await limited.waitForFunction(() => !(document.querySelector('[data-testid="login-submit"]') as HTMLButtonElement).disabled);
+      }
+      assert.match((await error.textContent()) ?? '', /too many attempts\. try again in \d+ seconds?/i);
+    } finally {
+      await other.close();
+      await strict.stop();
     }
   });
 
