@@ -10,7 +10,9 @@ the run ends with `N passed, N failed`.
 Environment: PROJECT (compose project name), PORT (host port of the
 gateway), TERMINAL_KEY, GATEWAY and BROKER (container ids), LISTENER_IP and
 LISTENER_PORT (a listener of the test's own on the `edge` network), EDGE_NET
-(that network's name), BROKER_IMAGE.
+(that network's name), BROKER_IMAGE, COMPOSE_COMMAND (`docker compose` or
+`docker-compose`), FAKE_HOME and FAKE_UID (a home whose `.claude`, mode 0700,
+belongs to FAKE_UID, for compose/host-claude.yml).
 """
 
 import asyncio
@@ -353,6 +355,45 @@ async def check_broker_crash():
             check("a new session works after the broker restart", m is not None)
 
 
+def check_host_claude_overlay():
+    """compose/host-claude.yml: the broker runs as USER_ID and reads the host's ~/.claude, read-only."""
+    home, uid = os.environ["FAKE_HOME"], os.environ["FAKE_UID"]
+    env = dict(os.environ, USER_ID=uid, HOME=home)
+    up = subprocess.run(
+        [*os.environ["COMPOSE_COMMAND"].split(), "-p", os.environ["PROJECT"], "-f", "compose/docker-compose.yml",
+         "-f", "compose/host-claude.yml", "up", "-d", "--no-build", "broker"],
+        env=env, capture_output=True, text=True)
+    if not check("host-claude overlay: the broker starts", up.returncode == 0, up.stderr[-500:]):
+        return
+    broker = subprocess.run(
+        [*os.environ["COMPOSE_COMMAND"].split(), "-p", os.environ["PROJECT"], "-f", "compose/docker-compose.yml",
+         "ps", "-q", "broker"], env=env, capture_output=True, text=True).stdout.strip()
+    try:
+        wait_for("broker healthy under USER_ID", lambda: health(broker)[0] == "healthy", 120)
+        healthy = True
+    except TimeoutError:
+        healthy = False
+    check("host-claude overlay: the broker is healthy as USER_ID", healthy)
+    out = docker("exec", broker, "id", "-u", check_rc=False).stdout.strip()
+    check("host-claude overlay: the broker runs as USER_ID", out == uid, out)
+    out = docker("exec", broker, "sh", "-c", 'cat "$CLAUDE_HOME/projects/demo/session.jsonl"', check_rc=False)
+    check("host-claude overlay: the host's ~/.claude is readable at CLAUDE_HOME",
+          "host-transcript" in out.stdout, out.stdout + out.stderr)
+    out = docker("exec", broker, "sh", "-c", 'touch "$CLAUDE_HOME/x" 2>&1 || echo refused', check_rc=False)
+    check("host-claude overlay: ... and read-only", "refused" in out.stdout, out.stdout)
+
+    def session_works():
+        status, _, body = request("POST", "/api/sessions", {"mode": "shell"}, headers=bearer())
+        return status == 201 and json.loads(body)["cwd"].startswith(PTY_ROOT + "/")
+
+    try:
+        wait_for("a session under USER_ID", session_works, 60)
+        ok = True
+    except TimeoutError:
+        ok = False
+    check("host-claude overlay: sessions start (volumes writable through group 10001)", ok)
+
+
 def check_claude_build_arg():
     """CLAUDE_CODE adds the Claude Code CLI to the broker image and makes it the default mode."""
     plain = inspect(os.environ["BROKER_IMAGE"])["Config"]["Env"]
@@ -377,6 +418,7 @@ async def main():
     sid = await check_session(opener, ws_headers)
     await check_gateway_restart(sid)
     await check_broker_crash()
+    check_host_claude_overlay()
     check_claude_build_arg()
 
 

@@ -131,6 +131,14 @@ main() {
   LISTENER_IP=$(docker inspect -f "{{ (index .NetworkSettings.Networks \"$EDGE_NET\").IPAddress }}" "$PROJECT-listener")
   export GATEWAY BROKER EDGE_NET BROKER_IMAGE LISTENER_IP LISTENER_PORT PROJECT
 
+  # A host ~/.claude for compose/host-claude.yml: owned by another uid, mode 0700.
+  FAKE_HOME=$WORK/home FAKE_UID=12345
+  mkdir -p "$FAKE_HOME/.claude/projects/demo"
+  echo '{"type":"user","message":"host-transcript"}' >"$FAKE_HOME/.claude/projects/demo/session.jsonl"
+  chown -R "$FAKE_UID:$FAKE_UID" "$FAKE_HOME/.claude" && chmod 0700 "$FAKE_HOME/.claude"
+  COMPOSE_CMD="${COMPOSE[*]}"
+  export FAKE_HOME FAKE_UID COMPOSE_COMMAND=$COMPOSE_CMD
+
   "$PYTHON" scripts/test-docker.py
 }
 
