@@ -282,7 +282,10 @@ fn upgrade_terminal(state: &Arc<AppState>, request: &mut ApiRequest, id: String)
     };
     let state = state.clone();
     crate::ws::configure(ws)
-        .on_upgrade(move |socket| crate::terminal::run(socket, state, terminal))
+        .on_upgrade(move |socket| {
+            let sockets = state.sockets.clone();
+            sockets.track_future(crate::terminal::run(socket, state, terminal))
+        })
         .into_response()
 }
 
@@ -294,6 +297,9 @@ fn upgrade_events(state: &Arc<AppState>, request: &mut ApiRequest) -> Response {
     let credential = request.credential.clone().expect("authenticated");
     let id = request.id.clone();
     crate::ws::configure(ws)
-        .on_upgrade(move |socket| crate::events::run(socket, state, credential, id))
+        .on_upgrade(move |socket| {
+            let sockets = state.sockets.clone();
+            sockets.track_future(crate::events::run(socket, state, credential, id))
+        })
         .into_response()
 }

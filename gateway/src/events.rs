@@ -48,11 +48,15 @@ async fn serve(
     credential: &Credential,
     id: &RequestId,
 ) -> (u16, &'static str) {
+    // Subscribe first, then check: a logout racing the upgrade is not missed.
+    let mut revocations = state.auth.revocations();
+    if !state.auth.still_valid(credential) {
+        return (close::REVOKED, "credentials revoked");
+    }
     let mut events = match watch(state, id).await {
         Ok(events) => Some(events),
         Err(_) => return (close::BROKER_UNREACHABLE, "broker unreachable"),
     };
-    let mut revocations = state.auth.revocations();
     let expiry = state.auth.expires_in(credential);
     let expired = tokio::time::sleep(expiry.unwrap_or(std::time::Duration::from_secs(86400 * 365)));
     tokio::pin!(expired);

@@ -135,6 +135,16 @@ impl Gateway {
         };
         tracing::info!(%local_addr, ui_built = assets::ui_built(), "serving");
         server.run(listener, self.state.shutdown.clone()).await;
+        self.state.sockets.close();
+        if tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            self.state.sockets.wait(),
+        )
+        .await
+        .is_err()
+        {
+            tracing::warn!("some WebSockets were still closing after 10 s");
+        }
         if let Some(tunnel) = tunnel {
             let _ = tunnel.await;
         }

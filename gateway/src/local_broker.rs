@@ -133,9 +133,24 @@ fn spawn(bin: &Path, socket: &Path, url: &str, token: &str) -> anyhow::Result<Ch
         .env("BROKER_TOKEN", token)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
+    die_with_parent(&mut command);
     command
         .spawn()
         .with_context(|| format!("spawning {}", bin.display()))
+}
+
+/// Asks the kernel to send the child SIGTERM if the gateway dies without
+/// stopping it (SIGKILL, crash), so no broker is left orphaned.
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // prctl(2), which is async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                .map_err(std::io::Error::from)
+        });
+    }
 }
 
 /// SIGTERM, then SIGKILL after 5 seconds.

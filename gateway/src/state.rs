@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
 use crate::broker::Broker;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub public_url: PublicUrl,
     /// Cancelled when the gateway shuts down; every long-lived task selects on it.
     pub shutdown: CancellationToken,
+    /// The open WebSockets, awaited on shutdown so each gets its close frame.
+    pub sockets: TaskTracker,
 }
 
 impl AppState {
@@ -37,6 +40,7 @@ impl AppState {
             broker,
             public_url: PublicUrl::default(),
             shutdown,
+            sockets: TaskTracker::new(),
             config,
         }
     }

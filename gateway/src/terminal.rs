@@ -119,6 +119,11 @@ impl Bridge {
         &mut self,
         mut stream: futures::stream::SplitStream<WebSocket>,
     ) -> (u16, &'static str) {
+        // Subscribe first, then check: a logout racing the upgrade is not missed.
+        let mut revocations = self.state.auth.revocations();
+        if !self.state.auth.still_valid(&self.request.credential) {
+            return (close::REVOKED, "credentials revoked");
+        }
         let session = match self.get_session().await {
             Ok(session) => session,
             Err(status) => return close_for(&status),
@@ -130,7 +135,6 @@ impl Bridge {
             Err(status) => return close_for(&status),
         };
         let mut pending_input: Vec<u8> = Vec::new();
-        let mut revocations = self.state.auth.revocations();
         let expiry = self.state.auth.expires_in(&self.request.credential);
         let expired =
             tokio::time::sleep(expiry.unwrap_or(std::time::Duration::from_secs(86400 * 365)));
