@@ -62,6 +62,7 @@ class TerminalsView implements View, PaneHost {
   private fontSize = storedFontSize();
   private visible = false;
   private started = false;
+  private ticks = 0;
   private ticker: ReturnType<typeof setInterval> | null = null;
   private readonly unsubscribeScheme: () => void;
 
@@ -592,9 +593,11 @@ class TerminalsView implements View, PaneHost {
     if (!this.feed.ready) this.renderList();
   }
 
+  /** Every second: the retry countdown; every 30 s: the list's relative times. */
   private tick(): void {
     this.renderStatus();
-    if (Date.now() % 30_000 < 1000) this.renderList();
+    this.ticks = (this.ticks + 1) % 30;
+    if (this.ticks === 0) this.renderList();
   }
 
   private renderStatus(): void {
