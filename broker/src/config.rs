@@ -205,6 +205,11 @@ pub struct Config {
     /// authentication: keep it on an internal network). Off when unset.
     #[arg(long, env = "BROKER_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+
+    /// Claude Code home whose `projects/` folder the conversation browser
+    /// indexes, read-only (default: `.claude` in the broker's home).
+    #[arg(long, env = "CLAUDE_HOME")]
+    pub claude_home: Option<PathBuf>,
 }
 
 impl Config {
@@ -224,6 +229,7 @@ impl Config {
             retention_secs: 3600,
             admin_token: Secret::default(),
             metrics_listen: None,
+            claude_home: None,
         }
     }
 

@@ -18,6 +18,7 @@ use tonic_health::server::HealthReporter;
 use crate::admin::{AdminAuth, AdminService, BrokerState, EitherAuth};
 use crate::auth::BearerAuth;
 use crate::config::{Config, ListenAddr};
+use crate::conversations::{ConversationIndex, ConversationsService, IndexConfig};
 use crate::registry::{SessionRegistry, prepare_pty_root};
 use crate::service::SessionsService;
 
@@ -109,6 +110,7 @@ impl ShutdownHandle {
 pub struct Broker {
     config: Arc<Config>,
     registry: SessionRegistry,
+    conversations: Arc<ConversationIndex>,
     shutdown: CancellationToken,
     /// What admin calls and metrics observe.
     state: BrokerState,
@@ -124,9 +126,16 @@ impl Broker {
         let shutdown = CancellationToken::new();
         let registry = SessionRegistry::new(Arc::clone(&config), shutdown.clone());
         let state = BrokerState::new(registry.clone());
+        let claude_home = config
+            .claude_home
+            .clone()
+            .unwrap_or_else(IndexConfig::default_claude_home);
+        let conversations =
+            ConversationIndex::start(IndexConfig::new(claude_home), shutdown.clone());
         Ok(Self {
             config,
             registry,
+            conversations,
             shutdown,
             state,
         })
@@ -278,8 +287,12 @@ pub fn grpc_routes(
             .as_ref()
             .map(|_| BearerAuth::new(&broker.config.admin_token.0)),
     );
+    let conversations = ConversationsService::new(Arc::clone(&broker.conversations))
+        .into_server()
+        .max_decoding_message_size(max_message);
     let mut routes = Routes::new(health_service)
-        .add_service(InterceptedService::new(sessions, auth))
+        .add_service(InterceptedService::new(sessions, auth.clone()))
+        .add_service(InterceptedService::new(conversations, auth))
         .add_service(InterceptedService::new(reflection, reflection_auth));
     if let Some(admin_auth) = admin_auth {
         let admin = AdminService::new(broker.state.clone()).into_server();

@@ -30,6 +30,16 @@ pub use messages::{Cursor, read_messages};
 pub use service::{ConversationError, ConversationsService};
 
 impl ConversationIndex {
+    /// Starts an index that fills in the background (the first full scan
+    /// runs off the async threads; until it ends, lists are partial) and
+    /// stays current until `shutdown` is cancelled. For servers that must
+    /// answer at once; [`Self::open`] waits for the first scan instead.
+    pub fn start(config: IndexConfig, shutdown: CancellationToken) -> Arc<Self> {
+        let index = Arc::new(Self::new(config));
+        watch::spawn(Arc::clone(&index), shutdown, true);
+        index
+    }
+
     /// Builds the index (the first full scan, off the async threads) and
     /// keeps it current until `shutdown` is cancelled.
     pub async fn open(config: IndexConfig, shutdown: CancellationToken) -> Arc<Self> {
@@ -37,16 +47,20 @@ impl ConversationIndex {
         let scanning = Arc::clone(&index);
         let started = std::time::Instant::now();
         let _ = tokio::task::spawn_blocking(move || scanning.rescan()).await;
-        let status = index.status();
-        tracing::info!(
-            conversations = status.conversations,
-            transcripts = status.transcripts,
-            corrupt_lines = status.corrupt_lines,
-            broken_links = status.broken_links,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "conversation index built"
-        );
-        watch::spawn(Arc::clone(&index), shutdown);
+        log_scan(&index, started);
+        watch::spawn(Arc::clone(&index), shutdown, false);
         index
     }
+}
+
+pub(crate) fn log_scan(index: &ConversationIndex, started: std::time::Instant) {
+    let status = index.status();
+    tracing::info!(
+        conversations = status.conversations,
+        transcripts = status.transcripts,
+        corrupt_lines = status.corrupt_lines,
+        broken_links = status.broken_links,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "conversation index built"
+    );
 }

@@ -24,11 +24,22 @@ enum Change {
     Rescan,
 }
 
-/// Starts the refresh loop; it stops when `shutdown` is cancelled.
-pub fn spawn(index: Arc<ConversationIndex>, shutdown: CancellationToken) -> JoinHandle<()> {
+/// Starts the refresh loop (after a first full scan when `scan_first`: the
+/// watcher is set up before it, so nothing written meanwhile is missed); it
+/// stops when `shutdown` is cancelled.
+pub fn spawn(
+    index: Arc<ConversationIndex>,
+    shutdown: CancellationToken,
+    scan_first: bool,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let (tx, mut rx) = mpsc::channel(NOTIFY_BUFFER);
         let mut watcher = start_watcher(&index, tx.clone());
+        if scan_first {
+            let started = std::time::Instant::now();
+            apply(&index, None).await;
+            super::log_scan(&index, started);
+        }
         let mut rescan = tokio::time::interval(index.config().rescan_interval);
         rescan.tick().await;
         loop {
