@@ -19,6 +19,7 @@ import { Keybar } from './keybar';
 import { StickyModifiers } from './modifiers';
 import { TerminalPane, type PaneHost } from './pane';
 import { describeFeed, describeState } from './status';
+import { conversationsForDirectory } from '../conversations/view';
 
 const VIEW = 'terminals';
 const OPEN_KEY = 'dispatch.openTerminals';
@@ -679,6 +680,10 @@ class TerminalsView implements View, PaneHost {
       if (session.viewers && session.viewers > 1) meta.push(`${session.viewers} viewers`);
     }
     this.toolbarMeta.textContent = meta.join(' · ');
+    if (session?.mode === 'claude' && session.cwd) {
+      const link = h('a', { class: 'toolbar-link', testid: 'session-conversations', text: 'conversations', attrs: { href: conversationsForDirectory(session.cwd) } });
+      this.toolbarMeta.append(' · ', link);
+    }
     const ended = pane.state.kind === 'ended' || session?.status === 'exited';
     for (const id of ['end-session', 'rename-session']) {
       const button = this.actions.querySelector<HTMLButtonElement>(`[data-testid="${id}"]`);
