@@ -375,6 +375,12 @@ class TerminalsView implements View, PaneHost {
     let pane = this.panes.get(id);
     if (pane) return pane;
     pane = new TerminalPane(id, this.feed.get(id), { fontSize: this.fontSize, scheme: currentScheme() }, this);
+    const searched = pane;
+    searched.search.onDidChangeResults(({ resultIndex, resultCount }) => {
+      if (searched !== this.activePane() || this.searchBar.hidden || !this.searchInput.value) return;
+      this.searchCount.textContent =
+        resultCount === 0 ? 'No matches' : resultIndex >= 0 ? `${resultIndex + 1} of ${resultCount}` : `${resultCount}+ matches`;
+    });
     this.panes.set(id, pane);
     this.order.push(id);
     pane.hide();

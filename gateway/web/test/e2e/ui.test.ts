@@ -237,6 +237,7 @@ describe('dispatch web UI', { timeout: 600_000 }, () => {
     await page.waitForFunction(() =>
       (window as unknown as { __dispatch: { selectionText(): string } }).__dispatch.selectionText().includes('dispatch ok'),
     );
+    await page.waitForFunction(() => /^1 of 1$/.test(document.querySelector('.search-count')?.textContent ?? ''));
     await page.screenshot({ path: join(ensureArtifacts(), 'desktop-search.png') });
     await page.getByTestId('search-input').press('Escape');
     assert.equal(await page.getByTestId('search-input').isVisible(), false);
