@@ -1,0 +1,29 @@
+//! dispatch benchmarks. Each subcommand prints its figures beside a baseline
+//! measured in the same run, so ratios stay meaningful on a loaded machine.
+
+mod conversations;
+
+use clap::{Parser, Subcommand};
+
+/// Runs one benchmark.
+#[derive(Parser)]
+#[command(name = "dispatch-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The conversation index of dispatch-broker over a generated Claude
+    /// Code home: cold index time, list and search latency, memory, and the
+    /// delay from an append to its watch event.
+    Conversations(conversations::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Conversations(args) => conversations::run(args).await,
+    }
+}
