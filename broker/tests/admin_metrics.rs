@@ -104,9 +104,18 @@ async fn scrape(broker: &ObservedBroker) -> Exposition {
 async fn metrics_parse_and_move_when_a_session_runs() {
     let broker = start().await;
     let before = scrape(&broker).await;
-    assert_eq!(before.get("dispatch_broker_sessions_running", &[]), Some(0.0));
-    assert_eq!(before.types["dispatch_broker_grpc_request_duration_seconds"], "histogram");
-    assert_eq!(before.types["dispatch_broker_sessions_created_total"], "counter");
+    assert_eq!(
+        before.get("dispatch_broker_sessions_running", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        before.types["dispatch_broker_grpc_request_duration_seconds"],
+        "histogram"
+    );
+    assert_eq!(
+        before.types["dispatch_broker_sessions_created_total"],
+        "counter"
+    );
 
     let channel = client::connect(&broker.addr).await.unwrap();
     let mut client = SessionsClient::with_interceptor(channel, BearerToken::new(TOKEN).unwrap());
@@ -118,27 +127,50 @@ async fn metrics_parse_and_move_when_a_session_runs() {
     let during = scrape(&broker).await;
     let moved = |name: &str| during.get(name, &[]).unwrap() - before.get(name, &[]).unwrap();
     assert_eq!(moved("dispatch_broker_sessions_created_total"), 1.0);
-    assert_eq!(during.get("dispatch_broker_sessions_running", &[]), Some(1.0));
+    assert_eq!(
+        during.get("dispatch_broker_sessions_running", &[]),
+        Some(1.0)
+    );
     assert_eq!(during.get("dispatch_broker_viewers", &[]), Some(1.0));
     assert!(moved("dispatch_broker_pty_input_bytes_total") >= 20.0);
     assert!(moved("dispatch_broker_pty_output_bytes_total") > 0.0);
     let create = [("method", "/dispatch.v1.Sessions/CreateSession")];
     assert_eq!(
-        during.get("dispatch_broker_grpc_request_duration_seconds_count", &create),
+        during.get(
+            "dispatch_broker_grpc_request_duration_seconds_count",
+            &create
+        ),
         Some(1.0)
     );
-    assert!(during.get("dispatch_broker_grpc_request_duration_seconds_sum", &create).unwrap() > 0.0);
+    assert!(
+        during
+            .get("dispatch_broker_grpc_request_duration_seconds_sum", &create)
+            .unwrap()
+            > 0.0
+    );
 
     client
-        .end_session(pb::EndSessionRequest { id: session.id.clone() })
+        .end_session(pb::EndSessionRequest {
+            id: session.id.clone(),
+        })
         .await
         .unwrap();
     let after = scrape(&broker).await;
-    assert_eq!(after.get("dispatch_broker_sessions_running", &[]), Some(0.0));
-    assert_eq!(after.get("dispatch_broker_sessions_retained", &[]), Some(1.0));
     assert_eq!(
-        after.get("dispatch_broker_sessions_ended_total", &[]).unwrap()
-            - before.get("dispatch_broker_sessions_ended_total", &[]).unwrap(),
+        after.get("dispatch_broker_sessions_running", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        after.get("dispatch_broker_sessions_retained", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        after
+            .get("dispatch_broker_sessions_ended_total", &[])
+            .unwrap()
+            - before
+                .get("dispatch_broker_sessions_ended_total", &[])
+                .unwrap(),
         1.0
     );
 
@@ -169,12 +201,21 @@ async fn json_logs_carry_the_request_id_and_no_secret() {
         if let Some(line) = found {
             break line;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no 'session created' log line");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no 'session created' log line"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let json: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
     assert_eq!(json["span"]["request_id"], "req-7f3a-follow-me", "{line}");
-    assert_eq!(json["span"]["method"], "/dispatch.v1.Sessions/CreateSession");
+    assert_eq!(
+        json["span"]["method"],
+        "/dispatch.v1.Sessions/CreateSession"
+    );
     let logs = broker.logs.lock().unwrap().join("\n");
-    assert!(!logs.contains(TOKEN) && !logs.contains(ADMIN_TOKEN), "{logs}");
+    assert!(
+        !logs.contains(TOKEN) && !logs.contains(ADMIN_TOKEN),
+        "{logs}"
+    );
 }

@@ -45,6 +45,7 @@ struct LoginBody {
 pub async fn login(state: &AppState, request: &ApiRequest) -> Response {
     if let Err(retry_after) = state.limiter.check(request.client_ip) {
         tracing::warn!(client = %request.client_ip, "login rate limited");
+        crate::metrics::LOGIN_FAILURES.inc();
         let mut error = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too many failed logins; retry later",
@@ -59,11 +60,13 @@ pub async fn login(state: &AppState, request: &ApiRequest) -> Response {
     if !state.auth.key_matches(&body.key) {
         state.limiter.fail(request.client_ip);
         tracing::warn!(client = %request.client_ip, "failed login");
+        crate::metrics::LOGIN_FAILURES.inc();
         return ApiError::new(StatusCode::UNAUTHORIZED, "invalid key").into_response();
     }
     state.limiter.succeed(request.client_ip);
     let (token, ttl) = state.auth.issue();
     tracing::info!(client = %request.client_ip, "login");
+    crate::metrics::LOGINS.inc();
     let mut response = empty_response(StatusCode::NO_CONTENT);
     if let Ok(cookie) = HeaderValue::from_str(&login_cookie(&token, ttl, request.secure)) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);

@@ -21,6 +21,7 @@ use crate::ws::{Outbox, close};
 pub async fn run(socket: WebSocket, state: Arc<AppState>, credential: Credential, id: RequestId) {
     let span = tracing::info_span!("events", request_id = %id);
     async move {
+        let _open = crate::metrics::OpenSocket::new(crate::metrics::SocketKind::Events);
         let (sink, mut stream) = socket.split();
         let outbox = Outbox::start(sink);
         let (code, reason) = serve(&state, &outbox, &mut stream, &credential, &id).await;

@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod healthcheck;
 pub mod local_broker;
+pub mod metrics;
 pub mod model;
 pub mod origin;
 pub mod public_url;

@@ -59,6 +59,7 @@ pub const ROUTES: &[Route] = &[
     route("DELETE", "/api/sessions/{id}", true, false),
     route("GET", "/ws/sessions/{id}", true, true),
     route("GET", "/ws/events", true, true),
+    route("GET", "/metrics", true, false),
 ];
 
 /// Every route: the gateway's and the conversation browser's.
@@ -234,6 +235,7 @@ async fn respond(
     trusted: bool,
     id: RequestId,
 ) -> Response {
+    let started = std::time::Instant::now();
     let body = if ws.is_some() {
         Ok(Bytes::new())
     } else {
@@ -260,6 +262,7 @@ async fn respond(
         Err(err) => err.into_response(),
     };
     let status = response.status();
+    crate::metrics::observe_response(status, started.elapsed());
     let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -353,6 +356,12 @@ pub async fn dispatch(state: &Arc<AppState>, mut request: ApiRequest) -> Respons
     {
         Some(credential) => request.credential = Some(credential),
         None => return ApiError::unauthenticated().into_response(),
+    }
+    if path == "/metrics" {
+        return match method {
+            Method::GET | Method::HEAD => crate::metrics::serve(state).await,
+            _ => ApiError::method_not_allowed().into_response(),
+        };
     }
     if let Some(response) = crate::api::route(state, &mut request).await {
         return response;

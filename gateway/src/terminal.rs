@@ -71,6 +71,7 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>, request: TerminalReque
     let span = tracing::info_span!("terminal", session = %request.session_id, request_id = %request.request_id);
     async move {
         tracing::info!("terminal attached");
+        let _open = crate::metrics::OpenSocket::new(crate::metrics::SocketKind::Terminal);
         let (sink, stream) = socket.split();
         let outbox = Outbox::start(sink);
         let mut bridge = Bridge {
@@ -385,6 +386,7 @@ impl Bridge {
 }
 
 fn input_request(input: Vec<u8>) -> AttachRequest {
+    crate::metrics::BYTES_FROM_CLIENTS.add(input.len() as u64);
     AttachRequest {
         kind: Some(attach_request::Kind::Input(input.into())),
     }

@@ -76,6 +76,7 @@ impl Outbox {
     /// Queues a binary frame; `false` (and nothing queued) when the client is stalled.
     pub fn binary(&self, data: bytes::Bytes) -> bool {
         let cost = data.len();
+        crate::metrics::BYTES_TO_CLIENTS.add(cost as u64);
         self.push(Message::binary(data), cost)
     }
 
