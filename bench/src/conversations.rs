@@ -49,6 +49,7 @@ pub struct Args {
 
 struct Broker {
     child: Child,
+    _pty_root: tempfile::TempDir,
     client: ConversationsClient<Channel>,
     channel: Channel,
 }
@@ -64,7 +65,7 @@ impl Broker {
             .env("BROKER_LISTEN", format!("127.0.0.1:{port}"))
             .env("BROKER_TOKEN", TOKEN)
             .env("CLAUDE_HOME", home)
-            .env("PTY_ROOT", pty_root.keep())
+            .env("PTY_ROOT", pty_root.path())
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -85,6 +86,7 @@ impl Broker {
         let client = ConversationsClient::new(channel.clone()).max_decoding_message_size(64 << 20);
         Ok(Self {
             child,
+            _pty_root: pty_root,
             client,
             channel,
         })
