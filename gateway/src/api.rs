@@ -10,7 +10,6 @@ use dispatch_proto::v1::{
 };
 use serde::Deserialize;
 use serde_json::json;
-use warp::Reply;
 use warp::http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 
@@ -284,12 +283,10 @@ fn upgrade_terminal(state: &Arc<AppState>, request: &mut ApiRequest, id: String)
         request_id: request.id.clone(),
     };
     let state = state.clone();
-    crate::ws::configure(ws)
-        .on_upgrade(move |socket| {
-            let sockets = state.sockets.clone();
-            sockets.track_future(crate::terminal::run(socket, state, terminal))
-        })
-        .into_response()
+    ws.accept(move |socket| {
+        let sockets = state.sockets.clone();
+        sockets.track_future(crate::terminal::run(socket, state, terminal))
+    })
 }
 
 fn upgrade_events(state: &Arc<AppState>, request: &mut ApiRequest) -> Response {
@@ -299,10 +296,8 @@ fn upgrade_events(state: &Arc<AppState>, request: &mut ApiRequest) -> Response {
     let state = state.clone();
     let credential = request.credential.clone().expect("authenticated");
     let id = request.id.clone();
-    crate::ws::configure(ws)
-        .on_upgrade(move |socket| {
-            let sockets = state.sockets.clone();
-            sockets.track_future(crate::events::run(socket, state, credential, id))
-        })
-        .into_response()
+    ws.accept(move |socket| {
+        let sockets = state.sockets.clone();
+        sockets.track_future(crate::events::run(socket, state, credential, id))
+    })
 }

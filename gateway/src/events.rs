@@ -9,13 +9,12 @@ use dispatch_proto::v1::{SessionEvent, WatchSessionsRequest};
 use futures::StreamExt;
 use tonic::Streaming;
 use tracing::Instrument;
-use warp::ws::WebSocket;
 
 use crate::auth::Credential;
 use crate::broker::RequestId;
 use crate::model;
 use crate::state::AppState;
-use crate::ws::{Outbox, close};
+use crate::ws::{Message, Outbox, WebSocket, close};
 
 /// Runs one event socket until it closes.
 pub async fn run(socket: WebSocket, state: Arc<AppState>, credential: Credential, id: RequestId) {
@@ -73,7 +72,7 @@ async fn serve(
             _ = outbox.closed() => return (close::NORMAL, "client gone"),
             message = crate::ws::next_message(stream) => match message {
                 None | Some(Err(_)) => return (close::NORMAL, "client gone"),
-                Some(Ok(m)) if m.is_close() => return (close::NORMAL, "client closed"),
+                Some(Ok(Message::Close(_))) => return (close::NORMAL, "client closed"),
                 Some(Ok(_)) => {}
             },
             event = next_event(&mut events) => match event {

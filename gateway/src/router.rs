@@ -98,7 +98,7 @@ pub struct ApiRequest {
     pub headers: HeaderMap,
     pub body: Bytes,
     /// Present when the request is a WebSocket upgrade.
-    pub ws: Option<warp::ws::Ws>,
+    pub ws: Option<crate::ws::WsUpgrade>,
     /// The client: the peer, or what a trusted proxy's `X-Forwarded-For` says.
     pub client_ip: IpAddr,
     /// Whether the client reached us over HTTPS through a trusted proxy.
@@ -161,7 +161,6 @@ impl ApiRequest {
 pub fn filter(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
-    let ws = warp::ws().map(Some).or(warp::any().map(|| None)).unify();
     let query = warp::query::raw()
         .map(Some)
         .or(warp::any().map(|| None))
@@ -173,7 +172,7 @@ pub fn filter(
         .and(query)
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<PeerAddr>())
-        .and(ws)
+        .and(warp::ext::optional::<crate::ws::PendingUpgrade>())
         .and(warp::body::stream())
         .then(collect)
         .recover(|_| async {
@@ -190,10 +189,11 @@ async fn collect(
     query: Option<String>,
     headers: HeaderMap,
     peer: Option<PeerAddr>,
-    ws: Option<warp::ws::Ws>,
+    pending: Option<crate::ws::PendingUpgrade>,
     body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin + Send,
 ) -> Response {
     let id = RequestId::generate();
+    let ws = crate::ws::WsUpgrade::from_request(&method, &headers, pending);
     let peer_ip = peer.map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |p| p.0.ip());
     let trusted = state.config.trust_proxy.trusts(peer_ip);
     let client_ip = if trusted {
@@ -228,7 +228,7 @@ async fn respond(
     path: warp::path::FullPath,
     query: Option<String>,
     headers: HeaderMap,
-    ws: Option<warp::ws::Ws>,
+    ws: Option<crate::ws::WsUpgrade>,
     body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin + Send,
     client_ip: IpAddr,
     secure: bool,

@@ -80,6 +80,7 @@ where
             .map_request(
                 move |mut request: warp::http::Request<warp::hyper::body::Incoming>| {
                     request.extensions_mut().insert(PeerAddr(peer));
+                    crate::ws::PendingUpgrade::extract(&mut request);
                     request
                 },
             )
@@ -112,6 +113,7 @@ where
                 .map_request(
                     move |mut request: warp::http::Request<warp::hyper::body::Incoming>| {
                         request.extensions_mut().insert(PeerAddr(peer));
+                        crate::ws::PendingUpgrade::extract(&mut request);
                         request
                     },
                 )

@@ -23,15 +23,15 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_tungstenite::tungstenite;
 use tonic::{Code, Status, Streaming};
 use tracing::Instrument;
-use warp::ws::{Message, WebSocket};
 
 use crate::auth::Credential;
 use crate::broker::RequestId;
 use crate::model;
 use crate::state::AppState;
-use crate::ws::{Outbox, close};
+use crate::ws::{Message, Outbox, WebSocket, close};
 
 /// Offsets remembered for acknowledgement; older ones are forgotten (such a
 /// client is not acknowledging and is resynchronised by the broker anyway).
@@ -211,7 +211,7 @@ impl Bridge {
 
     async fn client_message(
         &mut self,
-        message: Option<Result<Message, warp::Error>>,
+        message: Option<Result<Message, tungstenite::Error>>,
         link: &mut Option<Link>,
         pending_input: &mut Vec<u8>,
     ) -> Step {
@@ -223,30 +223,28 @@ impl Bridge {
             Some(Err(_)) => return Step::Close(close::NORMAL, "client gone"),
             Some(Ok(message)) => message,
         };
-        if message.is_close() {
-            return Step::Close(close::NORMAL, "client closed");
-        }
-        if message.is_binary() {
-            let input = message.into_bytes();
-            match link {
-                Some(link) => {
-                    let _ = link.tx.send(input_request(input.to_vec())).await;
+        let text = match message {
+            Message::Close(_) => return Step::Close(close::NORMAL, "client closed"),
+            Message::Binary(input) => {
+                match link {
+                    Some(link) => {
+                        let _ = link.tx.send(input_request(input)).await;
+                    }
+                    None if pending_input.len() + input.len() <= MAX_PENDING_INPUT => {
+                        pending_input.extend_from_slice(&input)
+                    }
+                    None => {
+                        self.outbox.json(
+                            &json!({"type": "error", "message": "input dropped while resynchronising"}),
+                        );
+                    }
                 }
-                None if pending_input.len() + input.len() <= MAX_PENDING_INPUT => {
-                    pending_input.extend_from_slice(&input)
-                }
-                None => {
-                    self.outbox.json(
-                        &json!({"type": "error", "message": "input dropped while resynchronising"}),
-                    );
-                }
+                return Step::Continue;
             }
-            return Step::Continue;
-        }
-        let Ok(text) = message.to_str() else {
-            return Step::Continue;
+            Message::Text(text) => text,
+            _ => return Step::Continue,
         };
-        let Ok(control) = serde_json::from_str::<ClientMessage>(text) else {
+        let Ok(control) = serde_json::from_str::<ClientMessage>(text.as_str()) else {
             return Step::Close(close::MALFORMED, "malformed message");
         };
         match control {
@@ -385,10 +383,11 @@ impl Bridge {
     }
 }
 
-fn input_request(input: Vec<u8>) -> AttachRequest {
+fn input_request(input: impl Into<bytes::Bytes>) -> AttachRequest {
+    let input: bytes::Bytes = input.into();
     crate::metrics::BYTES_FROM_CLIENTS.add(input.len() as u64);
     AttachRequest {
-        kind: Some(attach_request::Kind::Input(input.into())),
+        kind: Some(attach_request::Kind::Input(input)),
     }
 }
 

@@ -1,6 +1,10 @@
-//! WebSocket plumbing shared by the terminal and event sockets: the
-//! byte-bounded outbound queue with its writer task, keepalive pings, close
-//! codes and frame limits.
+//! WebSocket plumbing shared by the terminal and event sockets: the upgrade
+//! handshake, the byte-bounded outbound queue with its writer task, keepalive
+//! pings, close codes and frame limits.
+//!
+//! The handshake is done here rather than by warp so the socket can be built
+//! with a small read buffer (4 KiB instead of tungstenite's 128 KiB, which it
+//! zero-fills): an idle attached viewer then costs a few KiB, not 130.
 //!
 //! Memory bound: a socket whose client stops reading holds at most
 //! [`QUEUE_LIMIT`] bytes of queued frames plus the WebSocket write buffer
@@ -13,9 +17,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt, stream::SplitSink};
+use hyper_util::rt::TokioIo;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
-use warp::ws::{Message, WebSocket};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, handshake::derive_accept_key};
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::hyper::upgrade::{OnUpgrade, Upgraded};
+use warp::reply::Response;
+
+pub use tokio_tungstenite::tungstenite::Message;
+
+/// A server-side WebSocket.
+pub type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
 
 /// Largest frame or message a client may send (1 MiB); larger closes with 1009.
 pub const MAX_FRAME: usize = 1024 * 1024;
@@ -37,11 +53,103 @@ pub mod close {
     pub const BROKER_UNREACHABLE: u16 = 4503;
 }
 
-/// Applies the frame limits to an upgrade.
-pub fn configure(ws: warp::ws::Ws) -> warp::ws::Ws {
-    ws.max_message_size(MAX_FRAME)
-        .max_frame_size(MAX_FRAME)
+/// The socket's limits and buffers.
+fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(64 * 1024)
         .max_write_buffer_size(4 * MAX_FRAME)
+        .max_message_size(Some(MAX_FRAME))
+        .max_frame_size(Some(MAX_FRAME))
+}
+
+/// The connection's pending protocol upgrade, taken from the raw request by
+/// the server loop before warp sees it (warp extensions must be `Clone`).
+#[derive(Clone, Debug)]
+pub struct PendingUpgrade(Arc<std::sync::Mutex<Option<OnUpgrade>>>);
+
+impl PendingUpgrade {
+    /// Moves a WebSocket upgrade request's `OnUpgrade` into an extension.
+    pub fn extract<B>(request: &mut warp::http::Request<B>) {
+        let wants_websocket = request
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+        if wants_websocket {
+            let on = warp::hyper::upgrade::on(&mut *request);
+            request
+                .extensions_mut()
+                .insert(Self(Arc::new(std::sync::Mutex::new(Some(on)))));
+        }
+    }
+}
+
+/// A valid WebSocket upgrade request, ready to be accepted.
+#[derive(Debug)]
+pub struct WsUpgrade {
+    on_upgrade: OnUpgrade,
+    accept: String,
+}
+
+impl WsUpgrade {
+    /// The upgrade a request asks for, if it is a valid WebSocket handshake
+    /// (GET, `Upgrade: websocket`, `Connection: upgrade`, version 13, a key).
+    pub fn from_request(
+        method: &warp::http::Method,
+        headers: &warp::http::HeaderMap,
+        pending: Option<PendingUpgrade>,
+    ) -> Option<Self> {
+        let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+        let connection_upgrade = text(header::CONNECTION).is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        });
+        if method != warp::http::Method::GET
+            || !connection_upgrade
+            || text(header::SEC_WEBSOCKET_VERSION) != Some("13")
+        {
+            return None;
+        }
+        let key = headers.get(header::SEC_WEBSOCKET_KEY)?;
+        let on_upgrade = pending?.0.lock().ok()?.take()?;
+        Some(Self {
+            on_upgrade,
+            accept: derive_accept_key(key.as_bytes()),
+        })
+    }
+
+    /// Answers 101 and runs `serve` on the socket once the upgrade completes.
+    pub fn accept<F, Fut>(self, serve: F) -> Response
+    where
+        F: FnOnce(WebSocket) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let on_upgrade = self.on_upgrade;
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let socket = WebSocketStream::from_raw_socket(
+                        TokioIo::new(upgraded),
+                        Role::Server,
+                        Some(socket_config()),
+                    )
+                    .await;
+                    serve(socket).await;
+                }
+                Err(err) => tracing::debug!("WebSocket upgrade failed: {err}"),
+            }
+        });
+        let mut response = Response::new(Vec::<u8>::new().into());
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        if let Ok(accept) = HeaderValue::from_str(&self.accept) {
+            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        response
+    }
 }
 
 /// One frame for the writer.
@@ -77,7 +185,7 @@ impl Outbox {
     pub fn binary(&self, data: bytes::Bytes) -> bool {
         let cost = data.len();
         crate::metrics::BYTES_TO_CLIENTS.add(cost as u64);
-        self.push(Message::binary(data), cost)
+        self.push(Message::Binary(data), cost)
     }
 
     /// Queues a JSON text frame; `false` when the client is stalled.
@@ -146,7 +254,7 @@ async fn write_loop(
         let outbound = tokio::select! {
             outbound = rx.recv() => outbound,
             _ = ping.tick() => {
-                if sink.send(Message::ping(Vec::new())).await.is_err() { break; }
+                if sink.send(Message::Ping(bytes::Bytes::new())).await.is_err() { break; }
                 continue;
             }
         };
@@ -161,7 +269,11 @@ async fn write_loop(
                 }
             }
             Some(Outbound::Close(code, reason)) => {
-                let _ = sink.send(Message::close_with(code, reason)).await;
+                let frame = CloseFrame {
+                    code: code.into(),
+                    reason: reason.into(),
+                };
+                let _ = sink.send(Message::Close(Some(frame))).await;
                 let _ = sink.flush().await;
                 // Give the client a moment to answer the close handshake.
                 let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
@@ -176,18 +288,17 @@ async fn write_loop(
 }
 
 /// Whether a receive error means the client sent a frame over the limit.
-pub fn is_too_big(err: &warp::Error) -> bool {
-    let text = err.to_string();
-    text.contains("Space limit exceeded") || text.contains("too long") || text.contains("too big")
+pub fn is_too_big(err: &tungstenite::Error) -> bool {
+    matches!(err, tungstenite::Error::Capacity(_))
 }
 
-/// Reads the next client message, skipping pings and pongs.
+/// Reads the next client message, skipping pings, pongs and raw frames.
 pub async fn next_message(
     stream: &mut futures::stream::SplitStream<WebSocket>,
-) -> Option<Result<Message, warp::Error>> {
+) -> Option<Result<Message, tungstenite::Error>> {
     loop {
         match stream.next().await? {
-            Ok(message) if message.is_ping() || message.is_pong() => continue,
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
             other => return Some(other),
         }
     }
