@@ -8,7 +8,7 @@
 //!
 //! Memory bound: a socket whose client stops reading holds at most
 //! [`QUEUE_LIMIT`] bytes of queued frames plus the WebSocket write buffer
-//! (128 KiB) and one frame in flight (at most the broker's largest message);
+//! (64 KiB) and one frame in flight (at most the broker's largest message);
 //! past that the terminal bridge drops its queue and resynchronises the
 //! client from the screen state instead of buffering.
 
