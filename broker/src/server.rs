@@ -132,6 +132,7 @@ impl Broker {
             .unwrap_or_else(IndexConfig::default_claude_home);
         let conversations =
             ConversationIndex::start(IndexConfig::new(claude_home), shutdown.clone());
+        state.set_conversations(Arc::clone(&conversations));
         Ok(Self {
             config,
             registry,
@@ -276,10 +277,15 @@ pub fn grpc_routes(
         broker.shutdown.clone(),
     ))
     .max_decoding_message_size(max_message);
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(dispatch_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(dispatch_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = reflection_builder().build_v1()?;
+    // The older v1alpha protocol too, for clients that only speak it
+    // (Python's grpcio-reflection, older grpcurl).
+    let reflection_v1alpha = reflection_builder().build_v1alpha()?;
     let admin_auth = AdminAuth::new(&broker.config.admin_token.0);
     let reflection_auth = EitherAuth(
         auth.clone(),
@@ -293,7 +299,8 @@ pub fn grpc_routes(
     let mut routes = Routes::new(health_service)
         .add_service(InterceptedService::new(sessions, auth.clone()))
         .add_service(InterceptedService::new(conversations, auth))
-        .add_service(InterceptedService::new(reflection, reflection_auth));
+        .add_service(InterceptedService::new(reflection, reflection_auth.clone()))
+        .add_service(InterceptedService::new(reflection_v1alpha, reflection_auth));
     if let Some(admin_auth) = admin_auth {
         let admin = AdminService::new(broker.state.clone()).into_server();
         routes = routes.add_service(InterceptedService::new(admin, admin_auth));

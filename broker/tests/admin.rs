@@ -237,6 +237,8 @@ async fn status_reports_version_and_counts() {
     assert_eq!(status["sessions_created_total"], 2);
     assert_eq!(status["draining"], false);
     assert!(status["uptime_ms"].as_u64().is_some());
+    // The conversation index of the broker's (empty) home.
+    assert_eq!(status["conversations"]["conversations"], 0, "{status}");
     let text = admin(&broker, &["status"]).await;
     assert!(text.contains("1 running / 256 max"), "{text}");
 }
