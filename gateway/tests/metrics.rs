@@ -2,6 +2,8 @@
 //! (PTYs and all) and a real gateway on ephemeral ports, a WebSocket
 //! terminal. The endpoint needs authentication, parses as Prometheus text,
 //! and its figures move with logins, terminals and the broker's health.
+//! Along the way: the gateway's request id shows up in the broker's JSON log
+//! of the call, and an admin notice reaches the browser's WebSocket.
 
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const KEY: &str = "metrics-test-key-0123456789";
 const BROKER_TOKEN: &str = "metrics-broker-token-0123";
+const ADMIN_TOKEN: &str = "metrics-admin-token-4567";
 const DEADLINE: Duration = Duration::from_secs(30);
 
 #[derive(Parser)]
@@ -27,6 +30,8 @@ struct Stack {
     base: String,
     http: reqwest::Client,
     broker: tokio::process::Child,
+    broker_addr: String,
+    broker_logs: std::sync::Arc<std::sync::Mutex<String>>,
     _root: tempfile::TempDir,
 }
 
@@ -65,8 +70,11 @@ async fn start() -> Stack {
         .env("BROKER_TOKEN", BROKER_TOKEN)
         .env("PTY_ROOT", root.path().join("sessions"))
         .env("HOME", &home)
-        .env("RUST_LOG", "warn")
+        .env("BROKER_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RUST_LOG", "info")
+        .env("LOG_FORMAT", "json")
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("starting dispatch-broker");
@@ -81,6 +89,16 @@ async fn start() -> Stack {
         .unwrap_or_else(|| panic!("unexpected line {line:?}"))
         .to_owned();
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let broker_logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stderr = BufReader::new(broker.stderr.take().unwrap()).lines();
+    let logs = std::sync::Arc::clone(&broker_logs);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            let mut logs = logs.lock().unwrap();
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+    });
 
     let cli = Cli::try_parse_from([
         "dispatch-gateway",
@@ -105,6 +123,8 @@ async fn start() -> Stack {
             .build()
             .unwrap(),
         broker,
+        broker_addr,
+        broker_logs,
         _root: root,
     }
 }
@@ -167,17 +187,19 @@ async fn metrics_need_authentication_and_move_with_use() {
     assert_eq!(failed.status(), 401);
 
     // A terminal: create, attach over WebSocket, type, read the echo.
-    let created: serde_json::Value = stack
+    let response = stack
         .http
         .post(format!("{}/api/sessions", stack.base))
         .bearer_auth(KEY)
         .json(&serde_json::json!({"mode": "shell", "cols": 80, "rows": 24}))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let created: serde_json::Value = response.json().await.unwrap();
     let id = created["id"].as_str().expect("a session id").to_owned();
     let url = format!(
         "{}/ws/sessions/{id}?cols=80&rows=24",
@@ -216,6 +238,63 @@ async fn metrics_need_authentication_and_move_with_use() {
     })
     .await
     .unwrap_or_else(|_| panic!("no echo; got {:?}", String::from_utf8_lossy(&seen)));
+
+    // The gateway's request id reached the broker's log of that call.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let logs = stack.broker_logs.lock().unwrap().clone();
+        let line = logs
+            .lines()
+            .find(|l| l.contains("session created") && l.contains(&id));
+        if let Some(line) = line {
+            let json: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(json["span"]["request_id"], request_id.as_str(), "{line}");
+            assert!(!logs.contains(KEY) && !logs.contains(BROKER_TOKEN));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no 'session created' log:\n{logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // An operator notice sent with the admin client reaches the browser.
+    let output = tokio::process::Command::new(broker_bin())
+        .args([
+            "admin",
+            "--broker",
+            &stack.broker_addr,
+            "notice",
+            &id,
+            "hello",
+            "from",
+            "ops",
+        ])
+        .env("BROKER_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) if text.contains("\"notice\"") => {
+                    let notice: serde_json::Value = serde_json::from_str(&text).unwrap();
+                    assert_eq!(notice["text"], "hello from ops");
+                    break;
+                }
+                Some(Ok(_)) => {}
+                other => panic!("socket ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the notice reaches the browser");
 
     let during = stack.scrape().await;
     let moved = |name: &str, labels: &[(&str, &str)]| {
