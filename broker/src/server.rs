@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use dispatch_proto::v1::sessions_server::SessionsServer;
 use tokio::net::{TcpListener, UnixListener};
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
@@ -201,7 +201,12 @@ impl Broker {
             match listener {
                 Listener::Tcp(l) => {
                     server
-                        .serve_with_incoming_shutdown(TcpListenerStream::new(l), stopped)
+                        // TCP_NODELAY: responses written in several segments
+                        // are not held back by Nagle's algorithm.
+                        .serve_with_incoming_shutdown(
+                            tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true)),
+                            stopped,
+                        )
                         .await
                 }
                 Listener::Unix(l, _) => {
