@@ -2,6 +2,7 @@
 //! measured in the same run, so ratios stay meaningful on a loaded machine.
 
 mod conversations;
+mod gateway;
 
 use clap::{Parser, Subcommand};
 
@@ -19,11 +20,16 @@ enum Command {
     /// Code home: cold index time, list and search latency, memory, and the
     /// delay from an append to its watch event.
     Conversations(conversations::Args),
+    /// The whole path client, dispatch-gateway, dispatch-broker, PTY and
+    /// back: output throughput, keystroke echo, memory per idle viewer and
+    /// many concurrent viewers, beside a raw PTY and a bare WebSocket echo.
+    Gateway(gateway::Args),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Conversations(args) => conversations::run(args).await,
+        Command::Gateway(args) => gateway::run(args).await,
     }
 }
