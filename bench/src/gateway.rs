@@ -361,7 +361,7 @@ impl Viewer {
             "authorization",
             HeaderValue::from_str(&format!("Bearer {KEY}"))?,
         );
-        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true).await?;
         let mut viewer = Self {
             socket,
             received: 0,
@@ -520,7 +520,8 @@ async fn bare_ws_echo(keystrokes: usize) -> anyhow::Result<Vec<Duration>> {
         }
         anyhow::Ok(())
     });
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await?;
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/"), None, true).await?;
     let mut samples = Vec::with_capacity(keystrokes);
     for i in 0..keystrokes + keystrokes / 10 {
         let key = vec![b'a' + (i % 26) as u8];
