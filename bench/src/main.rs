@@ -1,6 +1,7 @@
 //! dispatch benchmarks. Each subcommand prints its figures beside a baseline
 //! measured in the same run, so ratios stay meaningful on a loaded machine.
 
+mod broker;
 mod conversations;
 mod gateway;
 
@@ -16,6 +17,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The PTY broker over gRPC beside a raw PTY: output throughput,
+    /// keystroke echo, session creation, memory per idle session, and 1,000
+    /// sessions created and ended (descriptors, processes, memory).
+    Broker(broker::Options),
     /// The conversation index of dispatch-broker over a generated Claude
     /// Code home: cold index time, list and search latency, memory, and the
     /// delay from an append to its watch event.
@@ -29,6 +34,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Broker(options) => broker::run(options).await,
         Command::Conversations(args) => conversations::run(args).await,
         Command::Gateway(args) => gateway::run(args).await,
     }

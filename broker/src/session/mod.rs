@@ -233,6 +233,7 @@ impl Session {
         });
         if let Some(banner) = banner {
             session.publish(banner.as_bytes());
+            session.lock().terminal.catch_up();
         }
         tokio::spawn(Arc::clone(&session).pump());
         Ok(session)
@@ -535,7 +536,7 @@ impl Session {
         let chunk = Bytes::copy_from_slice(data);
         let limit = self.limits.outbox_limit();
         let mut state = self.lock();
-        state.terminal.process(data);
+        state.terminal.push(chunk.clone());
         state.offset += data.len() as u64;
         state.last_active = Instant::now();
         state.last_active_ms = now_ms();
@@ -598,7 +599,19 @@ impl Session {
                     () = tokio::time::sleep(delay) => {}
                 }
             }
-            match self.pty.read(&mut buf).await {
+            let read = match self.pty.try_read(&mut buf) {
+                Ok(Some(n)) => Ok(n),
+                Ok(None) => {
+                    // The PTY is quiet: parse queued output, a step at a time
+                    // so viewers are not held up, then wait for more.
+                    while self.lock().terminal.catch_up_some(terminal::CATCH_UP_STEP) {
+                        tokio::task::yield_now().await;
+                    }
+                    self.pty.read(&mut buf).await
+                }
+                Err(e) => Err(e),
+            };
+            match read {
                 Ok(0) => break,
                 Ok(n) => self.publish(&buf[..n]),
                 Err(e) => {

@@ -144,6 +144,15 @@ impl Pty {
         }
     }
 
+    /// Reads output if some is available right now (`None`: nothing yet).
+    pub fn try_read(&self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+        match read_fd(self.io.get_ref(), buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Writes all of `data` to the PTY (the child's input).
     pub async fn write_all(&self, mut data: &[u8]) -> std::io::Result<()> {
         while !data.is_empty() {

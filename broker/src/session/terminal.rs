@@ -116,9 +116,26 @@ impl vt100::Callbacks for Capture {
     }
 }
 
+/// Output held unparsed beyond this is compacted (see [`Terminal::push`]).
+pub const BACKLOG_MAX: usize = 2 << 20;
+/// Output kept after a compaction.
+const BACKLOG_KEEP: usize = 1 << 20;
+/// Output parsed per step when catching up.
+pub const CATCH_UP_STEP: usize = 64 << 10;
+
 /// The screen and scrollback of one session.
+///
+/// Output is parsed lazily: it is queued as a backlog (cheap to append) and
+/// parsed when the PTY goes quiet, before a snapshot or resize, or when the
+/// backlog exceeds [`BACKLOG_MAX`]. In that last case a prefix made only of
+/// plain text lines (printable characters, CR LF, tabs, colour and
+/// erase-line sequences) is fast-forwarded: it only scrolls lines through, so
+/// its effect on the screen is recreated without parsing each line (its
+/// lines are left out of the scrollback). Anything else is parsed in full.
 pub struct Terminal {
     parser: vt100::Parser<Capture>,
+    backlog: VecDeque<bytes::Bytes>,
+    backlog_bytes: usize,
 }
 
 /// What a viewer needs to restore the terminal.
@@ -135,15 +152,97 @@ impl Terminal {
         };
         Self {
             parser: vt100::Parser::new_with_callbacks(nonzero(rows), nonzero(cols), 0, capture),
+            backlog: VecDeque::new(),
+            backlog_bytes: 0,
         }
     }
 
-    /// Feeds output of the PTY.
+    /// Feeds output of the PTY at once.
     pub fn process(&mut self, bytes: &[u8]) {
+        self.catch_up();
         self.parser.process(bytes);
     }
 
+    /// Queues output of the PTY, compacting the backlog when it is too big.
+    pub fn push(&mut self, chunk: bytes::Bytes) {
+        self.backlog_bytes += chunk.len();
+        self.backlog.push_back(chunk);
+        if self.backlog_bytes > BACKLOG_MAX {
+            self.compact();
+        }
+    }
+
+    /// Bytes queued but not parsed yet.
+    pub fn backlog(&self) -> usize {
+        self.backlog_bytes
+    }
+
+    /// Parses up to about `limit` bytes of the backlog; returns whether
+    /// some is left.
+    pub fn catch_up_some(&mut self, limit: usize) -> bool {
+        let mut done = 0;
+        while done < limit {
+            let Some(chunk) = self.backlog.pop_front() else {
+                break;
+            };
+            self.backlog_bytes -= chunk.len();
+            done += chunk.len();
+            self.parser.process(&chunk);
+        }
+        if self.backlog.is_empty() {
+            self.backlog = VecDeque::new();
+        }
+        !self.backlog.is_empty()
+    }
+
+    /// Parses the whole backlog.
+    pub fn catch_up(&mut self) {
+        self.catch_up_some(usize::MAX);
+    }
+
+    /// Reduces the backlog to about [`BACKLOG_KEEP`] bytes.
+    fn compact(&mut self) {
+        let mut prefix = Vec::with_capacity(self.backlog_bytes - BACKLOG_KEEP + READ_SLACK);
+        while self.backlog_bytes - prefix.len() > BACKLOG_KEEP {
+            let Some(chunk) = self.backlog.pop_front() else {
+                break;
+            };
+            prefix.extend_from_slice(&chunk);
+        }
+        self.backlog_bytes -= prefix.len();
+        // Cut after the last CR LF; the rest goes back to the backlog.
+        let cut = prefix
+            .windows(2)
+            .rposition(|w| w == b"\r\n")
+            .map_or(0, |i| i + 2);
+        if cut < prefix.len() {
+            let rest = bytes::Bytes::copy_from_slice(&prefix[cut..]);
+            self.backlog_bytes += rest.len();
+            self.backlog.push_front(rest);
+            prefix.truncate(cut);
+        }
+        let (_, rows) = self.size();
+        let rows = usize::from(rows);
+        let kept_lines: usize = self
+            .backlog
+            .iter()
+            .map(|c| memchr::memchr_iter(b'\n', c).count())
+            .sum();
+        match plain_text(&prefix) {
+            Some(plain)
+                if !self.parser.screen().alternate_screen()
+                    && plain.lines >= rows
+                    && kept_lines >= rows =>
+            {
+                self.parser.process(&plain.attributes);
+                self.parser.process("\r\n".repeat(rows).as_bytes());
+            }
+            _ => self.parser.process(&prefix),
+        }
+    }
+
     pub fn resize(&mut self, cols: u16, rows: u16) {
+        self.catch_up();
         self.parser.set_size(nonzero(rows), nonzero(cols));
     }
 
@@ -160,7 +259,8 @@ impl Terminal {
     /// the recent scrollback and then exactly the current screen: contents,
     /// colours, cursor position and visibility, alternate screen and input
     /// modes.
-    pub fn snapshot(&self) -> Snapshot {
+    pub fn snapshot(&mut self) -> Snapshot {
+        self.catch_up();
         let screen = self.parser.screen();
         let (rows, cols) = screen.size();
         let (rows, cols) = (rows.get(), cols.get());
@@ -192,6 +292,61 @@ impl Terminal {
             screen: redraw.into_bytes(),
         }
     }
+}
+
+/// Slack for a partial chunk when compacting.
+const READ_SLACK: usize = 64 << 10;
+
+/// What fast-forwarding a plain-text prefix needs to know.
+struct PlainText {
+    lines: usize,
+    /// The colour sequences in effect at its end.
+    attributes: Vec<u8>,
+}
+
+/// Whether `text` only prints lines (see [`Terminal`]), and if so its line
+/// count and final colour sequences.
+fn plain_text(text: &[u8]) -> Option<PlainText> {
+    let mut lines = 0;
+    let mut attributes = Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'\n' => lines += 1,
+            b'\r' | b'\t' | 0x08 | 0x07 => {}
+            0x1b => {
+                let start = i;
+                if text.get(i + 1) != Some(&b'[') {
+                    return None;
+                }
+                i += 2;
+                while text
+                    .get(i)
+                    .is_some_and(|b| b.is_ascii_digit() || *b == b';' || *b == b':')
+                {
+                    i += 1;
+                }
+                match text.get(i) {
+                    Some(b'm') => {
+                        let sequence = &text[start..=i];
+                        if sequence == b"\x1b[m" || sequence == b"\x1b[0m" {
+                            attributes.clear();
+                        } else if attributes.len() < 4096 {
+                            attributes.extend_from_slice(sequence);
+                        } else {
+                            return None;
+                        }
+                    }
+                    Some(b'K') => {}
+                    _ => return None,
+                }
+            }
+            byte if byte < 0x20 || byte == 0x7f => return None,
+            _ => {}
+        }
+        i += 1;
+    }
+    Some(PlainText { lines, attributes })
 }
 
 /// Upper bound of the screen rows the last lines of `history` occupy once
@@ -231,6 +386,53 @@ fn nonzero(value: u16) -> NonZeroU16 {
 mod tests {
     use super::*;
 
+    #[test]
+    fn fast_forward_matches_full_parsing() {
+        let mut text = Vec::new();
+        let mut i = 0;
+        while text.len() < 3 * BACKLOG_MAX {
+            i += 1;
+            text.extend_from_slice(format!("\x1b[3{}mline {i}\x1b[K\r\n", i % 8).as_bytes());
+        }
+        text.extend_from_slice(b"\x1b[1;44mtail");
+        let mut lazy = Terminal::new(80, 24, 1 << 20);
+        for chunk in text.chunks(4000) {
+            lazy.push(bytes::Bytes::copy_from_slice(chunk));
+        }
+        assert!(lazy.backlog() <= BACKLOG_MAX);
+        let mut full = vt100::Parser::new(nonzero(24), nonzero(80), 0);
+        full.process(&text);
+        let restored = restore(&lazy.snapshot(), 80, 24);
+        assert_eq!(
+            restored.screen().contents_formatted(),
+            full.screen().contents_formatted()
+        );
+        assert_eq!(
+            restored.screen().cursor_position(),
+            full.screen().cursor_position()
+        );
+    }
+
+    #[test]
+    fn non_plain_output_is_parsed_in_full() {
+        let mut lazy = Terminal::new(80, 24, 1 << 16);
+        let mut full = vt100::Parser::new(nonzero(24), nonzero(80), 0);
+        let mut text = Vec::new();
+        for i in 0..200_000 {
+            text.extend_from_slice(format!("\x1b[{};{}H{i}", i % 24 + 1, i % 70 + 1).as_bytes());
+        }
+        text.extend_from_slice(b"\x1b[?1049h\x1b[5;5Halt");
+        for chunk in text.chunks(4000) {
+            lazy.push(bytes::Bytes::copy_from_slice(chunk));
+        }
+        full.process(&text);
+        let restored = restore(&lazy.snapshot(), 80, 24);
+        assert_eq!(
+            restored.screen().contents_formatted(),
+            full.screen().contents_formatted()
+        );
+    }
+
     fn restore(snapshot: &Snapshot, cols: u16, rows: u16) -> vt100::Parser {
         let mut parser = vt100::Parser::new(nonzero(rows), nonzero(cols), 0);
         parser.process(&snapshot.scrollback);
@@ -241,6 +443,7 @@ mod tests {
     #[test]
     fn snapshot_restores_screen_and_alternate_screen() {
         let mut term = Terminal::new(40, 10, 1 << 16);
+        let _ = &mut term;
         let mut reference = vt100::Parser::new(nonzero(10), nonzero(40), 0);
         let mut feed = |bytes: &[u8]| {
             term.process(bytes);

@@ -190,6 +190,13 @@ impl Viewer {
         };
         let message = message.ok()??;
         let kind = message.kind?;
+        self.apply(kind).await
+    }
+
+    async fn apply(
+        &mut self,
+        kind: pb::attach_response::Kind,
+    ) -> Option<pb::attach_response::Kind> {
         match &kind {
             pb::attach_response::Kind::Replay(replay) => {
                 self.replays += 1;
@@ -229,6 +236,16 @@ impl Viewer {
         Some(kind)
     }
 
+    /// Applies messages until none arrives for `quiet`.
+    pub async fn drain(&mut self, quiet: Duration) {
+        while let Ok(Ok(Some(message))) = tokio::time::timeout(quiet, self.rx.message()).await {
+            // Re-dispatch through `apply`.
+            if let Some(kind) = message.kind {
+                self.apply(kind).await;
+            }
+        }
+    }
+
     pub async fn ack(&self, offset: u64) {
         let _ = self
             .tx
@@ -258,7 +275,7 @@ impl Viewer {
             .unwrap();
     }
 
-    pub async fn detach(self) {
+    pub async fn detach(&self) {
         let _ = self
             .tx
             .send(pb::AttachRequest {

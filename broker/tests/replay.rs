@@ -1,0 +1,179 @@
+//! A viewer that attaches later is restored exactly: the replayed screen
+//! equals what a terminal emulator fed the whole output shows.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use dispatch_proto::v1 as pb;
+
+/// Draws a full-screen page on the alternate screen with tput: colours,
+/// attributes, positioned text, hidden cursor, application cursor keys.
+const DRAW: &str = "seq 1 300; tput smcup; tput clear; tput cup 2 4; tput bold; tput setaf 2; \
+printf 'green bold'; tput sgr0; tput cup 7 10; tput setab 4; tput setaf 7; printf 'white on %s' blue; \
+tput sgr0; tput cup 20 0; tput rev; printf 'status line %s' DR''AWN; tput sgr0; tput smkx; \
+printf '\\033[38;5;208morange\\033[m'; tput civis; tput cup 12 33; sleep 1000\r";
+
+fn assert_same_screen(restored: &vt100::Parser, reference: &vt100::Parser) {
+    let (restored, reference) = (restored.screen(), reference.screen());
+    assert_eq!(restored.contents(), reference.contents(), "text");
+    assert_eq!(
+        restored.contents_formatted(),
+        reference.contents_formatted(),
+        "formatting"
+    );
+    assert_eq!(
+        restored.cursor_position(),
+        reference.cursor_position(),
+        "cursor"
+    );
+    assert_eq!(
+        restored.hide_cursor(),
+        reference.hide_cursor(),
+        "cursor visibility"
+    );
+    assert_eq!(
+        restored.alternate_screen(),
+        reference.alternate_screen(),
+        "alternate screen"
+    );
+    assert_eq!(
+        restored.application_cursor(),
+        reference.application_cursor(),
+        "cursor keys mode"
+    );
+    assert_eq!(
+        restored.application_keypad(),
+        reference.application_keypad(),
+        "keypad mode"
+    );
+    assert_eq!(
+        restored.bracketed_paste(),
+        reference.bracketed_paste(),
+        "bracketed paste"
+    );
+}
+
+#[tokio::test]
+async fn reattach_restores_a_full_screen_program_exactly() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let session = create_shell(&mut client, 100, 30).await;
+    let mut first = Viewer::attach(&mut client, &session.id, 100, 30, true).await;
+    first.input(DRAW).await;
+    first.wait_for_screen("status line DRAWN").await;
+    first.drain(Duration::from_millis(500)).await;
+    assert!(first.screen.screen().alternate_screen());
+    assert!(first.screen.screen().hide_cursor());
+    first.detach().await;
+
+    let mut client = broker.client().await;
+    let (tx, requests) = tokio::sync::mpsc::channel(4);
+    tx.send(pb::AttachRequest {
+        kind: Some(pb::attach_request::Kind::Start(pb::AttachStart {
+            session_id: session.id.clone(),
+            flow_control: true,
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let mut stream = client
+        .attach(tokio_stream::wrappers::ReceiverStream::new(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(pb::attach_response::Kind::Replay(replay)) =
+        stream.message().await.unwrap().unwrap().kind
+    else {
+        panic!("the first message is a replay");
+    };
+    assert_eq!((replay.cols, replay.rows), (100, 30));
+    let mut restored = parser(replay.cols, replay.rows);
+    restored.process(&replay.scrollback);
+    restored.process(&replay.screen);
+    assert_same_screen(&restored, &first.screen);
+
+    // The scrollback holds the lines that scrolled off before the program
+    // took the screen, and nothing of the alternate screen.
+    let scrollback = String::from_utf8_lossy(&replay.scrollback);
+    for line in ["\n1\r", "\n150\r", "\n260\r"] {
+        assert!(scrollback.contains(line), "scrollback lacks {line:?}");
+    }
+    assert!(!scrollback.contains("white on blue"));
+
+    // Leaving the program restores the shell, and output continues from the
+    // replay's offset.
+    tx.send(pb::AttachRequest {
+        kind: Some(pb::attach_request::Kind::Input(
+            b"\x03tput rmcup; tput cnorm; echo back-in-sh''ell\r"
+                .to_vec()
+                .into(),
+        )),
+    })
+    .await
+    .unwrap();
+    let mut offset = replay.offset;
+    let mut text = Vec::new();
+    while !String::from_utf8_lossy(&text).contains("back-in-shell") {
+        let message = tokio::time::timeout(DEADLINE, stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Some(pb::attach_response::Kind::Output(output)) = message.kind {
+            assert_eq!(output.end_offset, offset + output.data.len() as u64);
+            offset = output.end_offset;
+            restored.process(&output.data);
+            text.extend_from_slice(&output.data);
+        }
+    }
+    assert!(!restored.screen().alternate_screen());
+}
+
+#[tokio::test]
+async fn replay_of_a_plain_shell_matches_and_keeps_history() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let session = create_shell(&mut client, 80, 24).await;
+    let mut first = Viewer::attach(&mut client, &session.id, 80, 24, true).await;
+    first
+        .input("for i in $(seq 1 12000); do echo \"history line $i\"; done; echo fini''shed\r")
+        .await;
+    first.wait_for_output("\r\nfinished").await;
+    first.drain(Duration::from_millis(300)).await;
+
+    let second = Viewer::attach(&mut client, &session.id, 80, 24, false).await;
+    assert_same_screen(&second.screen, &first.screen);
+    let mut replayed = parser(80, 24);
+    let mut client2 = broker.client().await;
+    let (tx, requests) = tokio::sync::mpsc::channel(1);
+    tx.send(pb::AttachRequest {
+        kind: Some(pb::attach_request::Kind::Start(pb::AttachStart {
+            session_id: session.id.clone(),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let mut stream = client2
+        .attach(tokio_stream::wrappers::ReceiverStream::new(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(pb::attach_response::Kind::Replay(replay)) =
+        stream.message().await.unwrap().unwrap().kind
+    else {
+        panic!("replay first");
+    };
+    replayed.process(&replay.scrollback);
+    // At least the last 10,000 lines are kept.
+    let scrollback = String::from_utf8_lossy(&replay.scrollback);
+    assert!(
+        scrollback.contains("history line 2000\r\n"),
+        "10,000 lines of history"
+    );
+    assert!(scrollback.contains("history line 11970\r\n"));
+    assert!(replay.scrollback.len() <= (2 << 20) + 4096);
+}
