@@ -35,8 +35,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 const KEY: &str = "bench-key-6c1e9a40f2d7b358";
 /// Limit for anything that waits on a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(60);
-/// A viewer acknowledges after this many unacknowledged bytes (the protocol
-/// asks for at least every 128 KiB).
+/// A held viewer acknowledges after this many unacknowledged bytes (the
+/// protocol asks for at least every 128 KiB).
 const ACK_EVERY: u64 = 64 * 1024;
 /// Viewers connecting at once.
 const CONNECT_CONCURRENCY: usize = 64;
@@ -56,6 +56,10 @@ pub struct Args {
     /// Concurrent viewers held on one session (at least `--idle-viewers`).
     #[arg(long, default_value_t = 1000)]
     viewers: usize,
+    /// KiB the throughput viewer receives between acknowledgements (the
+    /// protocol asks for at most 128).
+    #[arg(long, default_value_t = 64)]
+    ack_kib: u64,
     /// A short run: 20 MB, 300 keystrokes, 100 idle and 200 concurrent viewers.
     #[arg(long)]
     quick: bool,
@@ -102,7 +106,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
 
     // Throughput.
     let raw = raw_pty_cat(&file).await?;
-    let through = gateway_cat(&gateway, &file).await?;
+    let (through, cpu) = gateway_cat(&gateway, &file, args.ack_kib).await?;
     let (raw_rate, gw_rate) = (raw.mb_per_s(), through.mb_per_s());
     println!(
         "| output throughput, `cat` of {:.0} MB to an acknowledging viewer | {gw_rate:.1} MB/s ({:.0} MB in {:.2} s) | raw PTY read loop: {raw_rate:.1} MB/s ({:.2} s) | {:.2}x | >= 0.7x |",
@@ -111,6 +115,14 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         through.elapsed.as_secs_f64(),
         raw.elapsed.as_secs_f64(),
         gw_rate / raw_rate.max(1e-9)
+    );
+    println!(
+        "| CPU time while the gateway path carried it | gateway {:.2} s, broker {:.2} s, this client {:.2} s (over {:.2} s) | | gateway {:.1} ms per MB | |",
+        cpu.gateway,
+        cpu.broker,
+        cpu.client,
+        through.elapsed.as_secs_f64(),
+        cpu.gateway * 1000.0 / (through.bytes as f64 / 1e6).max(1e-9)
     );
 
     // Keystroke echo.
@@ -342,6 +354,7 @@ struct Viewer {
     socket: Socket,
     received: u64,
     acked: u64,
+    ack_every: u64,
 }
 
 /// What a viewer's socket delivered.
@@ -366,6 +379,7 @@ impl Viewer {
             socket,
             received: 0,
             acked: 0,
+            ack_every: ACK_EVERY,
         };
         match viewer.next().await? {
             Delivery::Control(value) if value["type"] == "attached" => Ok(viewer),
@@ -382,7 +396,7 @@ impl Viewer {
             match message {
                 Message::Binary(data) => {
                     self.received += data.len() as u64;
-                    if self.received - self.acked >= ACK_EVERY {
+                    if self.received - self.acked >= self.ack_every {
                         self.ack().await?;
                     }
                     return Ok(Delivery::Output(data.to_vec()));
@@ -487,21 +501,28 @@ async fn raw_pty_cat(file: &Path) -> anyhow::Result<Transfer> {
 }
 
 /// The same `cat` typed into a gateway session, read by one viewer.
-async fn gateway_cat(gateway: &Gateway, file: &Path) -> anyhow::Result<Transfer> {
+async fn gateway_cat(
+    gateway: &Gateway,
+    file: &Path,
+    ack_kib: u64,
+) -> anyhow::Result<(Transfer, CpuTimes)> {
     let id = gateway.create_session().await?;
     let mut viewer = Viewer::attach(gateway.addr, &id).await?;
+    viewer.ack_every = ack_kib.clamp(1, 128) * 1024;
     viewer
         .type_text("stty -echo; echo ready-$((1+1))\r")
         .await?;
     viewer.wait_for(b"ready-2").await?;
+    let cpu = CpuTimes::sample(gateway.pid());
     let started = Instant::now();
     viewer
         .type_text(&format!("cat '{}'; echo done-$((5+5))\r", file.display()))
         .await?;
     let bytes = viewer.wait_for(b"done-10").await?;
     let elapsed = started.elapsed();
+    let cpu = CpuTimes::sample(gateway.pid()).since(&cpu);
     gateway.end_session(&id).await;
-    Ok(Transfer { bytes, elapsed })
+    Ok((Transfer { bytes, elapsed }, cpu))
 }
 
 /// Baseline: a loopback WebSocket server that echoes every message.
@@ -846,4 +867,61 @@ fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// CPU seconds (user + system) of the gateway, its broker child and this
+/// process.
+struct CpuTimes {
+    gateway: f64,
+    broker: f64,
+    client: f64,
+}
+
+impl CpuTimes {
+    fn sample(gateway: u32) -> Self {
+        let broker = children_of(gateway).into_iter().map(cpu_seconds).sum();
+        Self {
+            gateway: cpu_seconds(gateway),
+            broker,
+            client: cpu_seconds(std::process::id()),
+        }
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            gateway: self.gateway - before.gateway,
+            broker: self.broker - before.broker,
+            client: self.client - before.client,
+        }
+    }
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name.
+fn stat_fields(pid: u32) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_comm = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    after_comm.split_whitespace().map(str::to_owned).collect()
+}
+
+/// User plus system CPU seconds of a process (USER_HZ is 100 on Linux).
+fn cpu_seconds(pid: u32) -> f64 {
+    let fields = stat_fields(pid);
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// Processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| stat_fields(*child).get(1).and_then(|p| p.parse().ok()) == Some(pid))
+        .collect()
 }
