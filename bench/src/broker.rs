@@ -262,9 +262,10 @@ async fn broker_cat_throughput(client: &mut Client, file: &Path) -> Result<f64> 
     let total = viewer
         .read_until(|data| {
             tail.extend_from_slice(data);
+            let found = String::from_utf8_lossy(&tail).contains("ENDMARK");
             let keep = tail.len().saturating_sub(32);
             tail.drain(..keep);
-            String::from_utf8_lossy(&tail).contains("ENDMARK")
+            found
         })
         .await?;
     let elapsed = started.elapsed().as_secs_f64();
