@@ -83,6 +83,7 @@ impl Args {
 pub async fn run(mut args: Args) -> anyhow::Result<()> {
     args.apply_quick();
     let bin = gateway_bin(&args)?;
+    check_fd_limit(args.viewers)?;
     let work = tempfile::tempdir()?;
     let file = work.path().join("output.txt");
     let size = write_output_file(&file, args.mb * 1_000_000)?;
@@ -162,6 +163,23 @@ fn gateway_bin(args: &Args) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(bin)
+}
+
+/// Refuses to start when this process (and so the gateway it starts) cannot
+/// open a socket per viewer.
+fn check_fd_limit(viewers: usize) -> anyhow::Result<()> {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<usize>().ok());
+    match soft {
+        Some(soft) if soft < viewers + 256 => bail!(
+            "the open file limit ({soft}) is too low for {viewers} viewers: raise it (ulimit -n {}) or pass --viewers",
+            viewers + 1024
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Writes `size` bytes of numbered 100-byte text lines.
