@@ -69,12 +69,14 @@ async fn pty_mode_claude_runs_claude_from_path_with_its_arguments() {
     assert_eq!(session.mode, pb::SessionMode::Claude as i32);
     assert_eq!(session.requested_mode, pb::SessionMode::Claude as i32);
     assert!(session.fallback_reason.is_empty());
+    // The stand-in may print before the viewer attaches, so its lines can
+    // arrive in the replay rather than as live output: read the screen.
     let mut viewer = Viewer::attach(&mut client, &session.id, 80, 24, true).await;
     viewer
-        .wait_for_output("stand-in claude: --resume 0b7d5e1a-conversation")
+        .wait_for_screen("stand-in claude: --resume 0b7d5e1a-conversation")
         .await;
     viewer
-        .wait_for_output(&format!("cwd: {}", project.path().display()))
+        .wait_for_screen(&format!("cwd: {}", project.path().display()))
         .await;
     let ended = client
         .end_session(pb::EndSessionRequest { id: session.id })
