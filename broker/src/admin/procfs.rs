@@ -99,10 +99,24 @@ mod tests {
     }
 
     #[test]
-    fn own_session_has_this_process() {
-        let own = read_stat(std::process::id()).unwrap();
-        let totals = session_totals(own.session);
-        assert!(totals.processes >= 1);
+    fn a_new_session_counts_its_leader() {
+        // `setsid` (not a group leader when spawned) becomes the leader of a
+        // new session in place and then runs `sleep`.
+        let mut child = std::process::Command::new("setsid")
+            .args(["sleep", "30"])
+            .spawn()
+            .unwrap();
+        let leader = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while read_stat(leader).map(|stat| stat.session) != Some(leader) {
+            assert!(std::time::Instant::now() < deadline, "no new session");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let totals = session_totals(leader);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(totals.processes, 1);
         assert!(totals.rss_bytes > 0);
+        assert_eq!(session_totals(0), ProcessTotals::default());
     }
 }
