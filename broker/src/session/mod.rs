@@ -33,9 +33,11 @@ use pty::Pty;
 use terminal::Terminal;
 
 /// Bytes read from the PTY at once.
-pub const READ_CHUNK: usize = 16 * 1024;
+pub const READ_CHUNK: usize = 64 * 1024;
 /// Largest `Output` message sent to a viewer.
 pub const MAX_OUTPUT_CHUNK: usize = 64 * 1024;
+/// Queued output is parsed once the PTY has been quiet this long.
+const PARSE_WHEN_QUIET: Duration = Duration::from_millis(50);
 /// Pending metadata/notice events kept per viewer.
 const MAX_VIEWER_EVENTS: usize = 64;
 
@@ -601,19 +603,15 @@ impl Session {
             }
             let read = match self.pty.try_read(&mut buf) {
                 Ok(Some(n)) => Ok(n),
-                Ok(None) => {
-                    // The PTY is quiet: parse queued output, a step at a time
-                    // so viewers are not held up, then wait for more.
-                    while self.lock().terminal.catch_up_some(terminal::CATCH_UP_STEP) {
-                        tokio::task::yield_now().await;
-                    }
-                    self.pty.read(&mut buf).await
-                }
+                Ok(None) => self.read_or_catch_up(&mut buf).await,
                 Err(e) => Err(e),
             };
             match read {
                 Ok(0) => break,
-                Ok(n) => self.publish(&buf[..n]),
+                Ok(n) => {
+                    let n = self.read_more(&mut buf, n);
+                    self.publish(&buf[..n]);
+                }
                 Err(e) => {
                     tracing::warn!(session = %self.info.id, error = %e, "PTY read failed");
                     break;
@@ -623,6 +621,35 @@ impl Session {
         drop(buf);
         let exit = self.await_leader().await;
         self.finish(exit);
+    }
+
+    /// Fills `buf` past its first `filled` bytes with output available
+    /// right now, so that a burst is published at once; returns the bytes
+    /// filled. End of file and errors are left for the next read to see.
+    fn read_more(&self, buf: &mut [u8], mut filled: usize) -> usize {
+        while filled < buf.len() {
+            match self.pty.try_read(&mut buf[filled..]) {
+                Ok(Some(n)) if n > 0 => filled += n,
+                _ => break,
+            }
+        }
+        filled
+    }
+
+    /// Waits for output; when none comes for [`PARSE_WHEN_QUIET`], parses
+    /// the queued output meanwhile, a step at a time so viewers are not
+    /// held up. While output streams in, it stays queued (see
+    /// [`Terminal`]).
+    async fn read_or_catch_up(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.lock().terminal.backlog() > 0 {
+            if let Ok(read) = tokio::time::timeout(PARSE_WHEN_QUIET, self.pty.read(buf)).await {
+                return read;
+            }
+            while self.lock().terminal.catch_up_some(terminal::CATCH_UP_STEP) {
+                tokio::task::yield_now().await;
+            }
+        }
+        self.pty.read(buf).await
     }
 
     /// The leader's exit status, killing it if it lingers after its

@@ -3,7 +3,8 @@
 //!
 //! Scrollback is captured line by line as rows scroll off the main screen
 //! (the alternate screen of full-screen programs is not history), rendered
-//! with SGR attributes only, and trimmed from the front to a byte bound. Its
+//! with SGR attributes only (or kept as printed, for fast-forwarded plain
+//! text: see [`Terminal`]), and trimmed from the front to a byte bound. Its
 //! storage grows with what was printed, so an idle session holds only its
 //! screen grid.
 
@@ -91,6 +92,31 @@ impl Scrollback {
 struct Capture {
     scrollback: Scrollback,
     line: String,
+    /// The last captured line awaits its line break (the capture writes
+    /// it before the next line).
+    line_open: bool,
+}
+
+impl Capture {
+    /// Appends lines of plain text (see [`plain_lines`]) as they were
+    /// printed, starting in the colours `attributes` and ending with a
+    /// line break; bells are left out.
+    fn push_plain(&mut self, attributes: &[u8], text: &[u8]) {
+        if self.line_open {
+            self.scrollback.push(b"\r\n");
+            self.line_open = false;
+        }
+        let mut raw = Vec::with_capacity(text.len() + attributes.len() + 6);
+        raw.extend_from_slice(b"\x1b[m");
+        raw.extend_from_slice(attributes);
+        for piece in text.split(|&b| b == 0x07) {
+            raw.extend_from_slice(piece);
+        }
+        raw.extend_from_slice(b"\x1b[m");
+        self.scrollback.push(&raw);
+        // Captured lines that follow start from the default colours.
+        self.scrollback.state = BasicFormattedCaptureState::new();
+    }
 }
 
 impl vt100::Callbacks for Capture {
@@ -102,6 +128,7 @@ impl vt100::Callbacks for Capture {
         // Writing to a String cannot fail.
         let _ = contents.write_formatted_basic(&mut self.line, &mut self.scrollback.state);
         let line = std::mem::take(&mut self.line);
+        self.line_open = true;
         match line.strip_prefix('\n') {
             Some(rest) => {
                 self.scrollback.push(b"\r\n");
@@ -130,8 +157,9 @@ pub const CATCH_UP_STEP: usize = 64 << 10;
 /// backlog exceeds [`BACKLOG_MAX`]. In that last case a prefix made only of
 /// plain text lines (printable characters, CR LF, tabs, colour and
 /// erase-line sequences) is fast-forwarded: it only scrolls lines through, so
-/// its effect on the screen is recreated without parsing each line (its
-/// lines are left out of the scrollback). Anything else is parsed in full.
+/// its effect on the screen is recreated without parsing each line, and its
+/// lines join the scrollback as they were printed. Anything else is parsed
+/// in full.
 pub struct Terminal {
     parser: vt100::Parser<Capture>,
     backlog: VecDeque<bytes::Bytes>,
@@ -149,6 +177,7 @@ impl Terminal {
         let capture = Capture {
             scrollback: Scrollback::new(scrollback_bytes.max(1024)),
             line: String::new(),
+            line_open: false,
         };
         Self {
             parser: vt100::Parser::new_with_callbacks(nonzero(rows), nonzero(cols), 0, capture),
@@ -221,24 +250,44 @@ impl Terminal {
             self.backlog.push_front(rest);
             prefix.truncate(cut);
         }
-        let (_, rows) = self.size();
-        let rows = usize::from(rows);
-        let kept_lines: usize = self
-            .backlog
-            .iter()
-            .map(|c| memchr::memchr_iter(b'\n', c).count())
-            .sum();
-        match plain_text(&prefix) {
-            Some(plain)
-                if !self.parser.screen().alternate_screen()
-                    && plain.lines >= rows
-                    && kept_lines >= rows =>
-            {
-                self.parser.process(&plain.attributes);
-                self.parser.process("\r\n".repeat(rows).as_bytes());
-            }
+        let rows = usize::from(self.size().1);
+        let lines = (!self.parser.screen().alternate_screen())
+            .then(|| plain_lines(&prefix))
+            .flatten();
+        match lines {
+            Some(lines) if lines > rows => self.fast_forward(&prefix, rows),
             _ => self.parser.process(&prefix),
         }
+    }
+
+    /// Applies `prefix`, plain text of more than `rows` lines ending with a
+    /// line break, as if parsed: the screen's lines scroll off, all but the
+    /// last `rows` lines of `prefix` join the scrollback as printed, and
+    /// those last lines are parsed onto a cleared screen, which they fill.
+    fn fast_forward(&mut self, prefix: &[u8], rows: usize) {
+        let tail_start = memchr::memrchr_iter(b'\n', prefix)
+            .nth(rows)
+            .map_or(0, |newline| newline + 1);
+        let (head, tail) = prefix.split_at(tail_start);
+        let screen = self.parser.screen();
+        let attributes = screen.attributes_formatted();
+        let (cursor_row, cursor_col) = screen.cursor_position();
+        let (_, cols) = self.size();
+        let cursor_line_blank = cursor_col == 0
+            && screen
+                .contents_between(cursor_row, 0, cursor_row, cols)
+                .is_empty();
+        // Scroll off the lines above the cursor, and the cursor's line when
+        // it holds text (a line the prefix started on is broken there).
+        let scrolls = if cursor_line_blank { rows - 1 } else { rows };
+        self.parser.process("\r\n".repeat(scrolls).as_bytes());
+        self.parser
+            .callbacks_mut()
+            .push_plain(attributes.as_bytes(), head);
+        self.parser.process(b"\x1b[m\x1b[2J\x1b[H");
+        self.parser.process(attributes.as_bytes());
+        self.parser.process(&final_attributes(head));
+        self.parser.process(tail);
     }
 
     pub fn resize(&mut self, cols: u16, rows: u16) {
@@ -297,56 +346,73 @@ impl Terminal {
 /// Slack for a partial chunk when compacting.
 const READ_SLACK: usize = 64 << 10;
 
-/// What fast-forwarding a plain-text prefix needs to know.
-struct PlainText {
-    lines: usize,
-    /// The colour sequences in effect at its end.
-    attributes: Vec<u8>,
+/// The line count of `text` if it only prints lines (see [`Terminal`]):
+/// printable characters, CR, LF, tab, backspace, bell, and CSI sequences
+/// ending in `m` (colours) or `K` (erase in line).
+fn plain_lines(text: &[u8]) -> Option<usize> {
+    let mut rest = text;
+    while let Some(escape) = memchr::memchr(0x1b, rest) {
+        if !only_printing(&rest[..escape]) {
+            return None;
+        }
+        let sequence = csi_at(&rest[escape..])?;
+        if !matches!(sequence.last(), Some(b'm' | b'K')) {
+            return None;
+        }
+        rest = &rest[escape + sequence.len()..];
+    }
+    only_printing(rest).then(|| memchr::memchr_iter(b'\n', text).count())
 }
 
-/// Whether `text` only prints lines (see [`Terminal`]), and if so its line
-/// count and final colour sequences.
-fn plain_text(text: &[u8]) -> Option<PlainText> {
-    let mut lines = 0;
+/// The colour sequences in effect after `text` (plain text), from its last
+/// reset if it has one.
+fn final_attributes(text: &[u8]) -> Vec<u8> {
     let mut attributes = Vec::new();
-    let mut i = 0;
-    while i < text.len() {
-        match text[i] {
-            b'\n' => lines += 1,
-            b'\r' | b'\t' | 0x08 | 0x07 => {}
-            0x1b => {
-                let start = i;
-                if text.get(i + 1) != Some(&b'[') {
-                    return None;
-                }
-                i += 2;
-                while text
-                    .get(i)
-                    .is_some_and(|b| b.is_ascii_digit() || *b == b';' || *b == b':')
-                {
-                    i += 1;
-                }
-                match text.get(i) {
-                    Some(b'm') => {
-                        let sequence = &text[start..=i];
-                        if sequence == b"\x1b[m" || sequence == b"\x1b[0m" {
-                            attributes.clear();
-                        } else if attributes.len() < 4096 {
-                            attributes.extend_from_slice(sequence);
-                        } else {
-                            return None;
-                        }
-                    }
-                    Some(b'K') => {}
-                    _ => return None,
-                }
-            }
-            byte if byte < 0x20 || byte == 0x7f => return None,
-            _ => {}
+    let mut rest = text;
+    while let Some(escape) = memchr::memchr(0x1b, rest) {
+        let Some(sequence) = csi_at(&rest[escape..]) else {
+            rest = &rest[escape + 1..];
+            continue;
+        };
+        if sequence == b"\x1b[m" || sequence == b"\x1b[0m" {
+            attributes.clear();
+            attributes.extend_from_slice(b"\x1b[m");
+        } else if sequence.ends_with(b"m") && attributes.len() < 4096 {
+            attributes.extend_from_slice(sequence);
         }
-        i += 1;
+        rest = &rest[escape + sequence.len()..];
     }
-    Some(PlainText { lines, attributes })
+    attributes
+}
+
+/// The CSI sequence with numeric parameters at the start of `text`
+/// (which starts with ESC), if it is one.
+fn csi_at(text: &[u8]) -> Option<&[u8]> {
+    if text.get(1) != Some(&b'[') {
+        return None;
+    }
+    let parameters = text[2..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit() || **b == b';' || **b == b':')
+        .count();
+    let end = 2 + parameters;
+    text.get(end).filter(|b| b.is_ascii_alphabetic())?;
+    Some(&text[..=end])
+}
+
+/// Whether `text` has no control character but CR, LF, tab, backspace and
+/// bell (checked a block at a time, without branches inside a block).
+fn only_printing(text: &[u8]) -> bool {
+    let allowed = |b: u8| {
+        (b >= 0x20 && b != 0x7f)
+            | (b == b'\n')
+            | (b == b'\r')
+            | (b == b'\t')
+            | (b == 0x08)
+            | (b == 0x07)
+    };
+    text.chunks(64)
+        .all(|block| block.iter().fold(true, |ok, &b| ok & allowed(b)))
 }
 
 /// Upper bound of the screen rows the last lines of `history` occupy once
@@ -395,7 +461,7 @@ mod tests {
             text.extend_from_slice(format!("\x1b[3{}mline {i}\x1b[K\r\n", i % 8).as_bytes());
         }
         text.extend_from_slice(b"\x1b[1;44mtail");
-        let mut lazy = Terminal::new(80, 24, 1 << 20);
+        let mut lazy = Terminal::new(80, 24, 2 << 20);
         for chunk in text.chunks(4000) {
             lazy.push(bytes::Bytes::copy_from_slice(chunk));
         }
@@ -411,6 +477,41 @@ mod tests {
             restored.screen().cursor_position(),
             full.screen().cursor_position()
         );
+        // The scrollback holds the lines before the screen's, every one.
+        let history = printed_lines(&lazy.snapshot().scrollback);
+        let numbers: Vec<usize> = history
+            .iter()
+            .filter(|line| !line.is_empty())
+            .map(|line| line.strip_prefix("line ").unwrap().parse().unwrap())
+            .collect();
+        assert!(numbers.len() > 10_000, "{} lines", numbers.len());
+        assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1));
+        let first_on_screen = full.screen().contents().lines().next().unwrap().to_owned();
+        assert_eq!(
+            format!("line {}", numbers.last().unwrap() + 1),
+            first_on_screen
+        );
+    }
+
+    /// The text of each line of `bytes`, CSI sequences left out.
+    fn printed_lines(bytes: &[u8]) -> Vec<String> {
+        let mut text = Vec::with_capacity(bytes.len());
+        let mut rest = bytes;
+        while let Some((&byte, after)) = rest.split_first() {
+            rest = after;
+            if byte == 0x1b && rest.first() == Some(&b'[') {
+                let end = rest
+                    .iter()
+                    .position(|b| (0x40..0x7f).contains(b) && *b != b'[');
+                rest = &rest[end.map_or(rest.len(), |e| e + 1)..];
+            } else {
+                text.push(byte);
+            }
+        }
+        String::from_utf8_lossy(&text)
+            .split("\r\n")
+            .map(|line| line.trim_end().to_owned())
+            .collect()
     }
 
     #[test]
