@@ -36,6 +36,12 @@ use terminal::Terminal;
 pub const READ_CHUNK: usize = 64 * 1024;
 /// Largest `Output` message sent to a viewer.
 pub const MAX_OUTPUT_CHUNK: usize = 64 * 1024;
+thread_local! {
+    /// The buffer PTY output is read into before it is published (one per
+    /// runtime thread rather than one per session).
+    static READ_BUFFER: std::cell::RefCell<Option<Box<[u8]>>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Queued output is parsed once the PTY has been quiet this long.
 const PARSE_WHEN_QUIET: Duration = Duration::from_millis(50);
 /// Pending metadata/notice events kept per viewer.
@@ -593,7 +599,6 @@ impl Session {
     async fn pump(self: Arc<Self>) {
         let span = tracing::info_span!("session", id = %self.info.id);
         let _ = &span;
-        let mut buf = vec![0u8; READ_CHUNK];
         loop {
             while let Some(delay) = self.pacing_delay() {
                 tokio::select! {
@@ -601,55 +606,63 @@ impl Session {
                     () = tokio::time::sleep(delay) => {}
                 }
             }
-            let read = match self.pty.try_read(&mut buf) {
-                Ok(Some(n)) => Ok(n),
-                Ok(None) => self.read_or_catch_up(&mut buf).await,
-                Err(e) => Err(e),
+            let read = match self.read_burst() {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.wait_and_read_burst().await
+                }
+                read => read,
             };
             match read {
                 Ok(0) => break,
-                Ok(n) => {
-                    let n = self.read_more(&mut buf, n);
-                    self.publish(&buf[..n]);
-                }
+                Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(session = %self.info.id, error = %e, "PTY read failed");
                     break;
                 }
             }
         }
-        drop(buf);
         let exit = self.await_leader().await;
         self.finish(exit);
     }
 
-    /// Fills `buf` past its first `filled` bytes with output available
-    /// right now, so that a burst is published at once; returns the bytes
-    /// filled. End of file and errors are left for the next read to see.
-    fn read_more(&self, buf: &mut [u8], mut filled: usize) -> usize {
-        while filled < buf.len() {
-            match self.pty.try_read(&mut buf[filled..]) {
-                Ok(Some(n)) if n > 0 => filled += n,
-                _ => break,
+    /// Publishes the output the PTY holds right now, read into this
+    /// thread's buffer (idle sessions hold none); `WouldBlock` when there
+    /// is none, `Ok(0)` at end of file.
+    fn read_burst(&self) -> std::io::Result<usize> {
+        READ_BUFFER.with_borrow_mut(|buf| {
+            let buf = buf.get_or_insert_with(|| vec![0; READ_CHUNK].into_boxed_slice());
+            let mut filled = match self.pty.try_read(buf)? {
+                None => return Err(std::io::ErrorKind::WouldBlock.into()),
+                Some(0) => return Ok(0),
+                Some(n) => n,
+            };
+            // End of file and errors are left for the next read to see.
+            while filled < buf.len() {
+                match self.pty.try_read(&mut buf[filled..]) {
+                    Ok(Some(n)) if n > 0 => filled += n,
+                    _ => break,
+                }
             }
-        }
-        filled
+            self.publish(&buf[..filled]);
+            Ok(filled)
+        })
     }
 
-    /// Waits for output; when none comes for [`PARSE_WHEN_QUIET`], parses
-    /// the queued output meanwhile, a step at a time so viewers are not
-    /// held up. While output streams in, it stays queued (see
-    /// [`Terminal`]).
-    async fn read_or_catch_up(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+    /// Waits for output and publishes it; when none comes for
+    /// [`PARSE_WHEN_QUIET`], parses the queued output meanwhile, a step at
+    /// a time so viewers are not held up. While output streams in, it stays
+    /// queued (see [`Terminal`]).
+    async fn wait_and_read_burst(&self) -> std::io::Result<usize> {
         if self.lock().terminal.backlog() > 0 {
-            if let Ok(read) = tokio::time::timeout(PARSE_WHEN_QUIET, self.pty.read(buf)).await {
+            let burst = self.pty.read_with(|| self.read_burst());
+            if let Ok(read) = tokio::time::timeout(PARSE_WHEN_QUIET, burst).await {
                 return read;
             }
             while self.lock().terminal.catch_up_some(terminal::CATCH_UP_STEP) {
                 tokio::task::yield_now().await;
             }
         }
-        self.pty.read(buf).await
+        self.pty.read_with(|| self.read_burst()).await
     }
 
     /// The leader's exit status, killing it if it lingers after its

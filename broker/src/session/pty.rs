@@ -133,11 +133,16 @@ impl Pty {
         }
     }
 
-    /// Reads available output; `Ok(0)` at end of file (every slave closed).
-    pub async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+    /// Waits until the PTY is readable and calls `read`, again whenever it
+    /// fails with `WouldBlock` (nothing there after all). `read` runs
+    /// synchronously, so a caller that drops this future loses no output.
+    pub async fn read_with<T>(
+        &self,
+        mut read: impl FnMut() -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
         loop {
             let mut guard = self.io.readable().await?;
-            match guard.try_io(|fd| read_fd(fd.get_ref(), buf)) {
+            match guard.try_io(|_| read()) {
                 Ok(result) => return result,
                 Err(_would_block) => continue,
             }
