@@ -290,11 +290,15 @@ impl SessionRegistry {
         let retention = self.inner.config.retention();
         let period = (retention / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
         let mut tick = tokio::time::interval(period);
+        let mut running_before = 0;
         loop {
             tokio::select! {
                 () = self.inner.shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            let running = self.list().iter().filter(|s| s.is_running()).count();
+            let some_ended = running < running_before;
+            running_before = running;
             let cutoff = now_ms() - retention.as_millis() as i64;
             let expired: Vec<Arc<Session>> = {
                 let mut sessions = self.sessions();
@@ -305,6 +309,7 @@ impl SessionRegistry {
                     .collect();
                 ids.iter().filter_map(|id| sessions.remove(id)).collect()
             };
+            let some_dropped = !expired.is_empty();
             for session in expired {
                 tracing::debug!(session = %session.id(), "ended session dropped after retention");
                 let _ = self.inner.events.send(pb::SessionEvent {
@@ -312,7 +317,22 @@ impl SessionRegistry {
                     sessions: vec![session.to_proto()],
                 });
             }
+            if some_ended || some_dropped {
+                release_freed_memory();
+            }
         }
+    }
+}
+
+/// Hands memory freed by ended and dropped sessions back to the system
+/// (the allocator otherwise keeps it for reuse, and the broker's resident
+/// size would stay at its peak).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only reorganises glibc's own free lists.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -298,7 +298,7 @@ impl Session {
             idle: state.last_active.elapsed(),
             cols: state.cols,
             rows: state.rows,
-            scrollback_bytes: state.terminal.scrollback().allocated(),
+            scrollback_bytes: state.terminal.scrollback_bytes(),
         }
     }
 
@@ -423,8 +423,8 @@ impl Session {
             v.acked = offset;
             v.last_ack = Instant::now();
             return Outgoing::Message(pb::attach_response::Kind::Replay(pb::Replay {
-                scrollback: snapshot.scrollback.into(),
-                screen: snapshot.screen.into(),
+                scrollback: snapshot.scrollback,
+                screen: snapshot.screen,
                 offset,
                 cols: u32::from(cols),
                 rows: u32::from(rows),
@@ -690,6 +690,7 @@ impl Session {
         crate::metrics::SESSIONS_ENDED.inc();
         state.exit = Some(exit.clone());
         state.ended_at_ms = now_ms();
+        state.terminal.freeze();
         for viewer in &mut state.viewers {
             viewer
                 .events

@@ -164,12 +164,16 @@ pub struct Terminal {
     parser: vt100::Parser<Capture>,
     backlog: VecDeque<bytes::Bytes>,
     backlog_bytes: usize,
+    /// The last snapshot of an ended session and its size, kept instead of
+    /// the parser's grid and scrollback (see [`Terminal::freeze`]).
+    frozen: Option<(Snapshot, (u16, u16))>,
 }
 
 /// What a viewer needs to restore the terminal.
+#[derive(Clone)]
 pub struct Snapshot {
-    pub scrollback: Vec<u8>,
-    pub screen: Vec<u8>,
+    pub scrollback: bytes::Bytes,
+    pub screen: bytes::Bytes,
 }
 
 impl Terminal {
@@ -183,6 +187,24 @@ impl Terminal {
             parser: vt100::Parser::new_with_callbacks(nonzero(rows), nonzero(cols), 0, capture),
             backlog: VecDeque::new(),
             backlog_bytes: 0,
+            frozen: None,
+        }
+    }
+
+    /// Keeps only the final snapshot, for a session whose output ended:
+    /// an ended session costs its replay's bytes rather than a screen grid
+    /// and a scrollback buffer. Later snapshots return it.
+    pub fn freeze(&mut self) {
+        let frozen = (self.snapshot(), self.size());
+        *self = Self::new(1, 1, 0);
+        self.frozen = Some(frozen);
+    }
+
+    /// Bytes held for the scrollback (allocated, or in the final snapshot).
+    pub fn scrollback_bytes(&self) -> usize {
+        match &self.frozen {
+            Some((snapshot, _)) => snapshot.scrollback.len(),
+            None => self.scrollback().allocated(),
         }
     }
 
@@ -296,6 +318,9 @@ impl Terminal {
     }
 
     pub fn size(&self) -> (u16, u16) {
+        if let Some((_, size)) = self.frozen {
+            return size;
+        }
         let (rows, cols) = self.parser.screen().size();
         (cols.get(), rows.get())
     }
@@ -309,6 +334,9 @@ impl Terminal {
     /// colours, cursor position and visibility, alternate screen and input
     /// modes.
     pub fn snapshot(&mut self) -> Snapshot {
+        if let Some((snapshot, _)) = &self.frozen {
+            return snapshot.clone();
+        }
         self.catch_up();
         let screen = self.parser.screen();
         let (rows, cols) = screen.size();
@@ -337,8 +365,8 @@ impl Terminal {
         }
         redraw.push_str(&screen.state_formatted());
         Snapshot {
-            scrollback,
-            screen: redraw.into_bytes(),
+            scrollback: scrollback.into(),
+            screen: redraw.into_bytes().into(),
         }
     }
 }
@@ -582,6 +610,23 @@ mod tests {
             &text[..40]
         );
         assert!(text.contains("line number 9975"));
+    }
+
+    #[test]
+    fn a_frozen_terminal_keeps_its_last_snapshot_only() {
+        let mut term = Terminal::new(100, 30, 1 << 20);
+        for i in 0..5_000 {
+            term.process(format!("\x1b[32mline {i}\x1b[m\r\n").as_bytes());
+        }
+        term.push(bytes::Bytes::from_static(b"queued \x1b[1mtail"));
+        let before = term.snapshot();
+        term.freeze();
+        let after = term.snapshot();
+        assert_eq!(after.scrollback, before.scrollback);
+        assert_eq!(after.screen, before.screen);
+        assert_eq!(term.size(), (100, 30));
+        assert_eq!(term.scrollback_bytes(), before.scrollback.len());
+        assert_eq!(term.scrollback().allocated(), 0);
     }
 
     #[test]
