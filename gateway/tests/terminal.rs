@@ -1,7 +1,8 @@
 //! Terminals through the gateway, end to end: a real broker and gateway, a
-//! tokio-tungstenite client. Attach, echo, resize, reattach replay, two
-//! viewers, end, the live session list, broker loss and recovery, a gateway
-//! restart, and 100 MB delivered in order beside a stalled viewer.
+//! tokio-tungstenite client. Attach, echo, resize, the order of size
+//! announcements, reattach replay, two viewers, end, the live session list,
+//! broker loss and recovery, a gateway restart, and 100 MB delivered in order
+//! beside a stalled viewer.
 
 mod common;
 
@@ -76,6 +77,44 @@ async fn attach_echo_resize_replay_two_viewers_and_end() {
         let code = bad.wait_closed().await;
         assert!(matches!(code, Some(4400) | Some(1000)), "{code:?}");
     }
+}
+
+/// What the web UI relies on to ignore stale sizes: one socket's resizes are
+/// applied in order, every change of the PTY's size is announced in order,
+/// and a resize that changes nothing announces nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn resizes_are_announced_in_the_order_of_the_changes() {
+    let broker = BrokerProc::start().await;
+    let gateway = GatewayProc::start(&broker, &[]).await;
+    let cookie = login(&gateway).await;
+    let session = create_session(&gateway, &cookie, json!({"cols": 80, "rows": 24})).await;
+    let id = session["id"].as_str().unwrap();
+
+    let mut terminal = Terminal::attach(&gateway, &cookie, id, (80, 24)).await;
+    assert_eq!(terminal.next_control().await["type"], "reset");
+    for (cols, rows) in [(100, 30), (90, 28), (90, 28), (100, 30), (80, 24)] {
+        terminal
+            .control(json!({"type": "resize", "cols": cols, "rows": rows}))
+            .await;
+    }
+    let sizes = |terminal: &Terminal| -> Vec<(u64, u64)> {
+        let announced = terminal.controls.iter().filter(|c| c["type"] == "session");
+        announced
+            .map(|c| {
+                let size = |field: &str| c["session"][field].as_u64().unwrap();
+                (size("cols"), size("rows"))
+            })
+            .collect()
+    };
+    // The attach (a viewer more, same size), then one announcement per change.
+    let expected = vec![(80, 24), (100, 30), (90, 28), (100, 30), (80, 24)];
+    while sizes(&terminal).len() < expected.len() {
+        terminal.next_control().await;
+    }
+    // Typed after the resizes: by the time its output is in, nothing more is announced.
+    terminal.type_text("stty size\r").await;
+    terminal.wait_for("24 80\r\n").await;
+    assert_eq!(sizes(&terminal), expected);
 }
 
 #[tokio::test(flavor = "multi_thread")]

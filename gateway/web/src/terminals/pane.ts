@@ -2,7 +2,10 @@
 //! `TerminalConnection`. The emulator follows the PTY's size (from `reset` and
 //! `session` messages, so replays render exactly); this viewer asks for the
 //! size that fills its area when it attaches, when the area changes and when
-//! the user types while another viewer's size is in force.
+//! the user types while another viewer's size is in force, and takes that
+//! size at once (announcements older than the request are ignored, see
+//! `PtySizeFollower`). Every size change goes through the emulator's write
+//! queue, so output received before it is drawn at the size it was made for.
 
 import { Terminal, type IDisposable } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
@@ -15,7 +18,8 @@ import type { Session } from '../app/api';
 import { h } from '../app/dom';
 import type { Scheme } from '../app/theme';
 import { TerminalConnection, type TerminalState } from './connection';
-import { encodeBinaryInput, encodeInput } from './protocol';
+import { clampDimension, encodeBinaryInput, encodeInput } from './protocol';
+import { PtySizeFollower, sameSize, type Size } from './size';
 import { terminalTheme } from './themes';
 
 export const FONT_FAMILY =
@@ -73,7 +77,11 @@ export class TerminalPane {
   private readonly connection: TerminalConnection;
   private readonly disposables: IDisposable[] = [];
   private resizeObserver: ResizeObserver | null = null;
-  private desired: { cols: number; rows: number } | null = null;
+  /** The size that fills this viewer's area (asked for when it changes). */
+  private desired: Size | null = null;
+  /** The size the emulator has once its write queue is through. */
+  private target: Size | null = null;
+  private readonly ptySize = new PtySizeFollower();
   private everAttached = false;
   private opened = false;
   private fitScheduled = false;
@@ -178,6 +186,11 @@ export class TerminalPane {
     this.term.options.theme = terminalTheme(scheme);
   }
 
+  /** The size that fills the pane's area with the current font (null while hidden). */
+  fittedSize(): Size | null {
+    return this.proposeSize();
+  }
+
   /** Sends bytes as if typed (the key bar), through the sticky modifiers. */
   sendKeys(data: string): void {
     this.typed(data);
@@ -258,23 +271,43 @@ export class TerminalPane {
   /** Typing makes this the active viewer: ask for its own size if another one is in force. */
   private claimSize(): void {
     const desired = this.desired;
-    if (!desired || (desired.cols === this.term.cols && desired.rows === this.term.rows)) return;
-    this.term.resize(desired.cols, desired.rows);
-    this.connection.resize(desired.cols, desired.rows);
+    if (!desired || sameSize(desired, this.emulatorSize())) return;
+    this.request(desired);
+  }
+
+  /** Asks the gateway for `size` and gives it to the emulator now. */
+  private request(size: Size): void {
+    if (this.connection.resize(size.cols, size.rows)) this.ptySize.requested(size);
+    this.resizeEmulator(size);
+  }
+
+  /** Resizes the emulator once the output queued before is written. */
+  private resizeEmulator(size: Size): void {
+    this.target = size;
+    this.term.write('', () => this.applySize(size));
+  }
+
+  private applySize({ cols, rows }: Size): void {
+    if (cols !== this.term.cols || rows !== this.term.rows) this.term.resize(cols, rows);
+  }
+
+  private emulatorSize(): Size {
+    return this.target ?? { cols: this.term.cols, rows: this.term.rows };
   }
 
   /** The size to attach with, remembered as the one this viewer wants. */
-  private attachSize(): { cols: number; rows: number } | null {
+  private attachSize(): Size | null {
     const size = this.proposeSize();
     if (size) this.desired = size;
     return size ?? this.desired;
   }
 
-  private proposeSize(): { cols: number; rows: number } | null {
+  /** The size that fills the area, in the range the gateway accepts. */
+  private proposeSize(): Size | null {
     if (!this.opened || this.element.hidden || this.host.clientWidth === 0 || this.host.clientHeight === 0) return null;
     const dims = this.fitAddon.proposeDimensions();
     if (!dims || !Number.isFinite(dims.cols) || !Number.isFinite(dims.rows)) return null;
-    return { cols: Math.max(2, dims.cols), rows: Math.max(1, dims.rows) };
+    return { cols: Math.max(2, clampDimension(dims.cols)), rows: clampDimension(dims.rows) };
   }
 
   private scheduleFit(): void {
@@ -290,16 +323,16 @@ export class TerminalPane {
   private fit(): void {
     const size = this.proposeSize();
     if (!size) return;
-    const changed = !this.desired || this.desired.cols !== size.cols || this.desired.rows !== size.rows;
+    const changed = !this.desired || !sameSize(this.desired, size);
     this.desired = size;
-    if (!changed) return;
-    if (size.cols !== this.term.cols || size.rows !== this.term.rows) this.term.resize(size.cols, size.rows);
-    this.connection.resize(size.cols, size.rows);
+    if (changed) this.request(size);
   }
 
   private attached(session: Session): void {
     this.everAttached = true;
     this.session = session;
+    // A new socket: what was in flight on the previous one is gone.
+    this.ptySize.restart();
     // The area may have changed while connecting: ask for its size now.
     this.desired = null;
     this.scheduleFit();
@@ -310,19 +343,17 @@ export class TerminalPane {
     // Through the write queue, so output queued before the reset is parsed
     // first and the replay after it lands on a clean emulator of the PTY's
     // size. When that size is another viewer's, typing claims ours back.
-    this.term.write('\x1bc', () => {
-      if (cols !== this.term.cols || rows !== this.term.rows) this.term.resize(cols, rows);
-    });
+    const size = { cols, rows };
+    this.ptySize.reset(size);
+    this.target = size;
+    this.term.write('\x1bc', () => this.applySize(size));
   }
 
   private sessionChanged(session: Session): void {
     this.session = session;
-    const { cols, rows } = session;
-    if (Number.isInteger(cols) && Number.isInteger(rows) && cols > 0 && rows > 0) {
-      this.term.write('', () => {
-        if (cols !== this.term.cols || rows !== this.term.rows) this.term.resize(cols, rows);
-      });
-    }
+    const size = { cols: session.cols, rows: session.rows };
+    const valid = Number.isInteger(size.cols) && Number.isInteger(size.rows) && size.cols > 0 && size.rows > 0;
+    if (valid && this.ptySize.session(size)) this.resizeEmulator(size);
     this.paneHost.changed(this);
   }
 

@@ -59,6 +59,8 @@ class TerminalsView implements View, PaneHost {
   private readonly panes = new Map<string, TerminalPane>();
   private order: string[] = [];
   private activeId: string | null = null;
+  /** Told of every pane change (a test hook records the announced sizes). */
+  private paneChangedHook: ((pane: TerminalPane) => void) | null = null;
   private readonly modifiers = new StickyModifiers();
   private fontSize = storedFontSize();
   private visible = false;
@@ -255,6 +257,9 @@ class TerminalsView implements View, PaneHost {
     window.addEventListener('online', this.online);
     document.addEventListener('visibilitychange', this.online);
 
+    type Size = { cols: number; rows: number };
+    let record: { resizes: Size[]; announced: Size[] } = { resizes: [], announced: [] };
+    let recording: { dispose(): void } | null = null;
     exposeTestHooks({
       activeSessionId: () => this.activeId,
       openSessionIds: () => [...this.order],
@@ -264,6 +269,28 @@ class TerminalsView implements View, PaneHost {
         const pane = this.activePane();
         return pane ? { cols: pane.term.cols, rows: pane.term.rows } : null;
       },
+      fittedSize: () => this.activePane()?.fittedSize() ?? null,
+      announcedSize: () => {
+        const session = this.activePane()?.session;
+        return session ? { cols: session.cols, rows: session.rows } : null;
+      },
+      // From now on, the active terminal's size changes and the PTY sizes
+      // announced to it (starting with the last one announced before).
+      recordTerminalSizes: () => {
+        const pane = this.activePane();
+        const session = pane?.session;
+        const current: typeof record = { resizes: [], announced: session ? [{ cols: session.cols, rows: session.rows }] : [] };
+        record = current;
+        recording?.dispose();
+        recording = pane?.term.onResize(({ cols, rows }) => current.resizes.push({ cols, rows })) ?? null;
+        this.paneChangedHook = (changed) => {
+          const session = changed.session;
+          const last = current.announced[current.announced.length - 1];
+          if (changed !== pane || !session || (last && last.cols === session.cols && last.rows === session.rows)) return;
+          current.announced.push({ cols: session.cols, rows: session.rows });
+        };
+      },
+      recordedTerminalSizes: () => record,
       terminalState: () => this.activePane()?.state.kind ?? null,
       viewport: () => {
         const term = this.activePane()?.term;
@@ -335,6 +362,7 @@ class TerminalsView implements View, PaneHost {
   }
 
   changed(pane: TerminalPane): void {
+    this.paneChangedHook?.(pane);
     const state = pane.state;
     if (state.kind === 'stopped' && state.reason === 'unauthorized') {
       auth.lost();

@@ -1,6 +1,7 @@
 // Starts a real dispatch-gateway (which starts its own broker child) on an
 // ephemeral port with a temporary PTY_ROOT and a test key, and drives Debian's
 // Chromium with playwright-core.
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -226,11 +227,24 @@ export async function createSession(page: Page, name: string, mode: 'shell' | 'c
   return id;
 }
 
-interface Hooks {
+export interface Size {
+  cols: number;
+  rows: number;
+}
+
+/** The page's test hooks (`window.__dispatch`, enabled by `dispatch.testHooks`). */
+export interface Hooks {
   activeSessionId(): string | null;
   bufferText(): string;
   screenText(): string;
-  terminalSize(): { cols: number; rows: number } | null;
+  terminalSize(): Size | null;
+  /** The size that fills the terminal's area with the current font. */
+  fittedSize(): Size | null;
+  /** The PTY size the gateway last announced to the terminal. */
+  announcedSize(): Size | null;
+  /** Starts recording the terminal's size changes and the PTY sizes announced to it. */
+  recordTerminalSizes(): void;
+  recordedTerminalSizes(): { resizes: Size[]; announced: Size[] };
   terminalState(): string | null;
   openSessionIds(): string[];
 }
@@ -243,8 +257,71 @@ export function bufferText(page: Page): Promise<string> {
   return page.evaluate(() => (window as unknown as { __dispatch: Hooks }).__dispatch.bufferText());
 }
 
-export function terminalSize(page: Page): Promise<{ cols: number; rows: number } | null> {
+export function terminalSize(page: Page): Promise<Size | null> {
   return page.evaluate(() => (window as unknown as { __dispatch: Hooks }).__dispatch.terminalSize());
+}
+
+/** What `recordTerminalSizes` recorded. */
+export function recordedTerminalSizes(page: Page): Promise<{ resizes: Size[]; announced: Size[] }> {
+  return page.evaluate(() => (window as unknown as { __dispatch: Hooks }).__dispatch.recordedTerminalSizes());
+}
+
+/** The terminal's size, the size that fills its area and the PTY size last announced to it. */
+export function terminalSizes(page: Page): Promise<{ terminal: Size | null; fitted: Size | null; announced: Size | null }> {
+  return page.evaluate(() => {
+    const hooks = (window as unknown as { __dispatch: Hooks }).__dispatch;
+    return { terminal: hooks.terminalSize(), fitted: hooks.fittedSize(), announced: hooks.announcedSize() };
+  });
+}
+
+/**
+ * Waits until the active terminal has the size that fills its area (the
+ * layout and the font settled and fitted), smaller than `than` in both
+ * dimensions if given; returns that size.
+ */
+export async function waitForFittedSize(page: Page, than: Size | null = null, timeout = 20_000): Promise<Size> {
+  const handle = await page
+    .waitForFunction(
+      (than) => {
+        const hooks = (window as unknown as { __dispatch: Hooks }).__dispatch;
+        const size = hooks.terminalSize();
+        const fitted = hooks.fittedSize();
+        if (!size || !fitted || size.cols !== fitted.cols || size.rows !== fitted.rows) return null;
+        if (than && !(size.cols < than.cols && size.rows < than.rows)) return null;
+        return size;
+      },
+      than,
+      { timeout },
+    )
+    .catch(async (error: Error) => {
+      const sizes = await terminalSizes(page);
+      throw new Error(
+        `${error.message}\nwanted the fitted size${than ? `, smaller than ${than.cols}x${than.rows}` : ''}; ` +
+          `terminal ${JSON.stringify(sizes.terminal)}, fitted ${JSON.stringify(sizes.fitted)}, announced ${JSON.stringify(sizes.announced)}`,
+      );
+    });
+  return (await handle.jsonValue()) as Size;
+}
+
+/**
+ * Runs `stty size` in the active terminal (its output prefixed with
+ * `label=`, after a clear) and returns the PTY's size.
+ */
+export async function sttySize(page: Page, label: string): Promise<Size> {
+  await run(page, `clear; echo ${label}=$(stty size)`);
+  const match = await waitForBuffer(page, new RegExp(`^${label}=(\\d+) (\\d+)$`, 'm'));
+  return { cols: Number(match[2]), rows: Number(match[1]) };
+}
+
+/** Asserts that the PTY has `expected`, the size the terminal had; the message tells every size and the screen. */
+export async function assertPtySize(page: Page, pty: Size, expected: Size, message: string): Promise<void> {
+  if (pty.cols === expected.cols && pty.rows === expected.rows) return;
+  const sizes = await terminalSizes(page);
+  assert.fail(
+    `${message}: stty size says ${pty.cols}x${pty.rows}, the terminal had ${expected.cols}x${expected.rows} ` +
+      `(now: terminal ${JSON.stringify(sizes.terminal)}, fitted ${JSON.stringify(sizes.fitted)}, ` +
+      `announced ${JSON.stringify(sizes.announced)})\nterminal buffer:\n${await bufferText(page)}`,
+  );
 }
 
 export function terminalState(page: Page): Promise<string | null> {

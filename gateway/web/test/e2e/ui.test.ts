@@ -20,7 +20,13 @@ import {
   terminalState,
   waitForBuffer,
   waitForPrompt,
+  assertPtySize,
+  recordedTerminalSizes,
+  sttySize,
+  waitForFittedSize,
   type Gateway,
+  type Hooks,
+  type Size,
 } from './harness';
 
 const TEST = { timeout: 120_000 };
@@ -98,44 +104,68 @@ describe('dispatch web UI', { timeout: 600_000 }, () => {
   });
 
   test('the PTY follows the viewport size (stty size)', TEST, async () => {
-    const before = await terminalSize(page);
-    assert.ok(before);
-    await run(page, 'clear; stty size');
-    const first = await waitForBuffer(page, /^(\d+) (\d+)$/m);
-    assert.deepEqual([Number(first[1]), Number(first[2])], [before.rows, before.cols], 'the PTY has the terminal size');
+    const before = await waitForFittedSize(page);
+    await assertPtySize(page, await sttySize(page, 'size'), before, 'the PTY has the terminal size');
 
     await page.setViewportSize({ width: 900, height: 560 });
-    await page.waitForFunction(
-      (old) => {
-        const size = (window as unknown as { __dispatch: { terminalSize(): { cols: number; rows: number } } }).__dispatch.terminalSize();
-        return size.cols < old.cols && size.rows < old.rows;
-      },
-      before,
-    );
-    const after = await terminalSize(page);
-    assert.ok(after);
-    await run(page, 'clear; echo size=$(stty size)');
-    const second = await waitForBuffer(page, /^size=(\d+) (\d+)$/m);
-    assert.deepEqual([Number(second[1]), Number(second[2])], [after.rows, after.cols], 'the PTY was resized');
+    const after = await waitForFittedSize(page, before);
+    await assertPtySize(page, await sttySize(page, 'viewport'), after, 'the PTY was resized');
 
-    // A larger font: fewer columns and rows, and the PTY follows.
+    // A larger font: fewer columns and rows, and the PTY follows. Each click
+    // fits the terminal; the size to check is the one after the second.
     await page.getByTestId('font-larger').click();
     await page.getByTestId('font-larger').click();
-    await page.waitForFunction(
-      (old) => {
-        const size = (window as unknown as { __dispatch: { terminalSize(): { cols: number; rows: number } } }).__dispatch.terminalSize();
-        return size.cols < old.cols && size.rows < old.rows;
-      },
-      after,
-    );
-    const larger = await terminalSize(page);
-    assert.ok(larger);
-    await run(page, 'clear; echo font=$(stty size)');
-    const third = await waitForBuffer(page, /^font=(\d+) (\d+)$/m);
-    assert.deepEqual([Number(third[1]), Number(third[2])], [larger.rows, larger.cols], 'the PTY follows the font size');
+    const larger = await waitForFittedSize(page, after);
+    await assertPtySize(page, await sttySize(page, 'font'), larger, 'the PTY follows the font size');
+    assert.deepEqual(await terminalSize(page), larger, 'the terminal kept its size');
+
     await page.getByTestId('font-smaller').click();
     await page.getByTestId('font-smaller').click();
     await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  test('resizes in quick succession never take the terminal back to an older size', TEST, async () => {
+    const start = await waitForFittedSize(page);
+    await page.waitForFunction((start) => {
+      const announced = (window as unknown as { __dispatch: Hooks }).__dispatch.announcedSize();
+      return announced?.cols === start.cols && announced.rows === start.rows;
+    }, start);
+    // Six font changes a frame apart: each fit asks for a size before the
+    // gateway has announced the one before.
+    const fitted = await page.evaluate(async () => {
+      const hooks = (window as unknown as { __dispatch: Hooks }).__dispatch;
+      const frame = () => new Promise<void>((resolve) => requestAnimationFrame(() => resolve()));
+      const sizes: Size[] = [];
+      hooks.recordTerminalSizes();
+      for (const id of ['font-larger', 'font-larger', 'font-larger', 'font-smaller', 'font-smaller', 'font-smaller']) {
+        (document.querySelector(`[data-testid="${id}"]`) as HTMLButtonElement).click();
+        await frame();
+        const size = hooks.fittedSize();
+        if (size) sizes.push(size);
+      }
+      return sizes;
+    });
+    assert.deepEqual(fitted[fitted.length - 1], start, 'the same font again fits the same size');
+    const steps = fitted.filter((size, i) => {
+      const previous = i === 0 ? start : fitted[i - 1];
+      return size.cols !== previous.cols || size.rows !== previous.rows;
+    });
+    // The PTY took each size in turn and every change was announced, the stale ones too.
+    await page
+      .waitForFunction(
+        (count) => (window as unknown as { __dispatch: Hooks }).__dispatch.recordedTerminalSizes().announced.length >= count,
+        steps.length + 1,
+      )
+      .catch(async (error: Error) => {
+        throw new Error(`${error.message}\nrecorded: ${JSON.stringify(await recordedTerminalSizes(page))}, fitted: ${JSON.stringify(fitted)}`);
+      });
+    // Output written after the announcements: the emulator has applied them.
+    const pty = await sttySize(page, 'burst');
+    const record = await recordedTerminalSizes(page);
+    assert.deepEqual(record.announced, [start, ...steps], 'the PTY sizes announced');
+    assert.deepEqual(record.resizes, steps, 'the terminal took each fitted size once, in order');
+    await assertPtySize(page, pty, start, 'the PTY has the last size');
+    assert.deepEqual(await terminalSize(page), start, 'the terminal kept its size');
   });
 
   test('a reload finds the same screen', TEST, async () => {
