@@ -38,6 +38,13 @@ pub struct Options {
     /// Sessions created and ended at once for the leak check.
     #[arg(long, default_value_t = 1000)]
     concurrent: usize,
+    /// Rounds of the throughput figure (raw PTY, then broker, each round);
+    /// the medians are compared.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Serve gRPC on a Unix socket instead of loopback TCP.
+    #[arg(long)]
+    unix: bool,
     /// Internal: serve a broker configured from the environment.
     #[arg(long, hide = true)]
     serve: bool,
@@ -48,7 +55,12 @@ pub async fn run(options: Options) -> Result<()> {
         return serve().await;
     }
     let work = tempfile::tempdir()?;
-    let mut server = BrokerProcess::start(work.path(), options.concurrent + 100)?;
+    let listen = if options.unix {
+        format!("unix:{}", work.path().join("broker.sock").display())
+    } else {
+        "127.0.0.1:0".to_owned()
+    };
+    let mut server = BrokerProcess::start(work.path(), &listen, options.concurrent + 100)?;
     let result = measure(&options, &server, work.path()).await;
     server.stop();
     result
@@ -60,14 +72,24 @@ async fn measure(options: &Options, server: &BrokerProcess, work: &Path) -> Resu
 
     let file = work.join("output.txt");
     write_lines(&file, options.megabytes << 20)?;
-    let raw = raw_cat_throughput(&file)?;
-    let brokered = broker_cat_throughput(&mut client, &file).await?;
+    let (mut raw, mut brokered) = (Vec::new(), Vec::new());
+    for _ in 0..options.rounds.max(1) {
+        raw.push(raw_cat_throughput(&file)?);
+        brokered.push(broker_cat_throughput(&mut client, &file).await?);
+    }
+    let transport = if options.unix { "Unix socket" } else { "TCP" };
     report(
-        "output throughput (cat)",
-        brokered,
-        raw,
+        &format!("output throughput (cat, gRPC over {transport})"),
+        percentile(&brokered, 50.0),
+        percentile(&raw, 50.0),
         "MB/s",
         ">= 0.8 x raw PTY",
+    );
+    println!(
+        "  {} rounds: broker {} MB/s, raw PTY {} MB/s",
+        raw.len(),
+        figures(&brokered),
+        figures(&raw)
     );
 
     let raw_echo = raw_echo_latencies(options.keystrokes)?;
@@ -124,6 +146,12 @@ fn report(name: &str, value: f64, baseline: f64, unit: &str, target: &str) {
     println!(
         "{name:<42} {value:>12.2} {unit:<6} baseline {baseline:>12.2} {unit:<6} ratio {ratio:>6.2}   target: {target}"
     );
+}
+
+/// Figures of every round, one decimal each.
+fn figures(values: &[f64]) -> String {
+    let shown: Vec<String> = values.iter().map(|v| format!("{v:.1}")).collect();
+    shown.join(" / ")
 }
 
 /// Writes `bytes` of 100-character lines.
@@ -456,12 +484,12 @@ struct BrokerProcess {
 }
 
 impl BrokerProcess {
-    fn start(work: &Path, max_sessions: usize) -> Result<Self> {
+    fn start(work: &Path, listen: &str, max_sessions: usize) -> Result<Self> {
         let home = work.join("home");
         std::fs::create_dir_all(&home)?;
         let mut child = Command::new(std::env::current_exe()?)
             .args(["broker", "--serve"])
-            .env("BROKER_LISTEN", "127.0.0.1:0")
+            .env("BROKER_LISTEN", listen)
             .env("BROKER_TOKEN", TOKEN)
             .env("PTY_ROOT", work.join("sessions"))
             .env("BROKER_MAX_SESSIONS", max_sessions.to_string())
