@@ -54,6 +54,48 @@ async fn resize_changes_stty_size() {
 }
 
 #[tokio::test]
+async fn a_slow_viewer_gets_a_size_change_between_the_output_around_it() {
+    // A window that holds the whole output, so the slow viewer is never
+    // resynchronised.
+    let broker = TestBroker::start_with(|command| {
+        command.env("BROKER_FLOW_WINDOW_BYTES", (32 << 20).to_string());
+    })
+    .await;
+    let mut client = broker.client().await;
+    let session = create_shell(&mut client, 80, 24).await;
+    let mut active = Viewer::attach(&mut client, &session.id, 80, 24, true).await;
+    let mut slow = Viewer::attach(&mut client, &session.id, 80, 24, false).await;
+    // More than the slow viewer's transport holds, so most stays queued in
+    // the broker while the size changes and more output follows.
+    active.input("seq 1 400000 | sed s/^/n/\r").await;
+    active.wait_for_output("n400000\r\n").await;
+    active.resize(100, 30).await;
+    active.input("echo after-$((1+1))\r").await;
+    active.wait_for_output("after-2").await;
+
+    let mut resized_after = None;
+    while !String::from_utf8_lossy(&slow.output).contains("after-2") {
+        let message = slow.next().await.expect("the stream stays open");
+        if let pb::attach_response::Kind::Session(session) = message
+            && (session.cols, session.rows) == (100, 30)
+            && resized_after.is_none()
+        {
+            resized_after = Some(slow.output.len());
+        }
+    }
+    let at = resized_after.expect("the size change reached the slow viewer");
+    let before = String::from_utf8_lossy(&slow.output[..at]).to_string();
+    assert!(
+        before.contains("n400000\r\n"),
+        "output before the change arrives first"
+    );
+    assert!(
+        !before.contains("after-2"),
+        "output after the change arrives after it"
+    );
+}
+
+#[tokio::test]
 async fn two_viewers_see_the_same_output() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;

@@ -148,7 +148,9 @@ struct Viewer {
     /// Stream offset just after the pending output.
     pending_end: u64,
     resync: bool,
-    events: VecDeque<pb::attach_response::Kind>,
+    /// Events not sent yet, each with the stream offset it follows: output
+    /// published before an event reaches the viewer before it.
+    events: VecDeque<(u64, pb::attach_response::Kind)>,
     closed: bool,
     wake: Arc<Notify>,
 }
@@ -378,9 +380,8 @@ impl Session {
             wake: Arc::clone(&wake),
         };
         if let Some(exit) = &state.exit {
-            viewer
-                .events
-                .push_back(pb::attach_response::Kind::Exit(exit_proto(exit)));
+            let exit = pb::attach_response::Kind::Exit(exit_proto(exit));
+            viewer.events.push_back((viewer.pending_end, exit));
             viewer.closed = true;
         }
         state.viewers.push(viewer);
@@ -431,10 +432,14 @@ impl Session {
             }));
         }
         let v = state.viewer_mut(viewer);
-        if let Some(output) = v.take_output() {
+        let next_event_at = v.events.front().map(|(at, _)| *at);
+        let output_start = v.pending_end - v.pending_bytes as u64;
+        if next_event_at.is_none_or(|at| at > output_start)
+            && let Some(output) = v.take_output(next_event_at)
+        {
             return Outgoing::Message(pb::attach_response::Kind::Output(output));
         }
-        if let Some(event) = v.events.pop_front() {
+        if let Some((_, event)) = v.events.pop_front() {
             return Outgoing::Message(event);
         }
         if v.closed {
@@ -692,9 +697,8 @@ impl Session {
         state.ended_at_ms = now_ms();
         state.terminal.freeze();
         for viewer in &mut state.viewers {
-            viewer
-                .events
-                .push_back(pb::attach_response::Kind::Exit(exit_proto(&exit)));
+            let exit = pb::attach_response::Kind::Exit(exit_proto(&exit));
+            viewer.events.push_back((viewer.pending_end, exit));
             viewer.closed = true;
             viewer.wake.notify_one();
         }
@@ -718,23 +722,28 @@ impl Viewer {
         if self.events.len() >= MAX_VIEWER_EVENTS {
             self.events.pop_front();
         }
-        self.events.push_back(event);
+        self.events.push_back((self.pending_end, event));
         self.wake.notify_one();
     }
 
     /// Coalesces pending output into one message of at most
-    /// [`MAX_OUTPUT_CHUNK`] bytes.
-    fn take_output(&mut self) -> Option<pb::Output> {
+    /// [`MAX_OUTPUT_CHUNK`] bytes, ending at or before the offset `until`
+    /// (where an event waits; events sit between published chunks).
+    fn take_output(&mut self, until: Option<u64>) -> Option<pb::Output> {
+        let start = self.pending_end - self.pending_bytes as u64;
+        let limit = until.map_or(MAX_OUTPUT_CHUNK, |until| {
+            MAX_OUTPUT_CHUNK.min(until.saturating_sub(start) as usize)
+        });
         let first = self.pending.pop_front()?;
         let mut data = if self
             .pending
             .front()
-            .is_some_and(|next| first.len() + next.len() <= MAX_OUTPUT_CHUNK)
+            .is_some_and(|next| first.len() + next.len() <= limit)
         {
-            let mut buf = Vec::with_capacity(MAX_OUTPUT_CHUNK.min(self.pending_bytes));
+            let mut buf = Vec::with_capacity(limit.min(self.pending_bytes));
             buf.extend_from_slice(&first);
             while let Some(next) = self.pending.front() {
-                if buf.len() + next.len() > MAX_OUTPUT_CHUNK {
+                if buf.len() + next.len() > limit {
                     break;
                 }
                 buf.extend_from_slice(next);
