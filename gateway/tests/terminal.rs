@@ -127,15 +127,7 @@ async fn unknown_sessions_oversized_frames_and_malformed_messages() {
     let socket = ws_connect(&gateway, path, Some(&cookie), Some(&origin))
         .await
         .unwrap();
-    let mut unknown = Terminal {
-        socket,
-        screen: Vec::new(),
-        received: 0,
-        acked: 0,
-        controls: Vec::new(),
-        closed: None,
-        auto_ack: false,
-    };
+    let mut unknown = Terminal::over(socket);
     assert_eq!(unknown.wait_closed().await, Some(4404));
 
     let session = create_session(&gateway, &cookie, json!({})).await;
@@ -163,15 +155,7 @@ async fn event_socket_follows_the_session_list() {
     let socket = ws_connect(&gateway, "/ws/events", Some(&cookie), Some(&origin))
         .await
         .unwrap();
-    let mut events = Terminal {
-        socket,
-        screen: Vec::new(),
-        received: 0,
-        acked: 0,
-        controls: Vec::new(),
-        closed: None,
-        auto_ack: false,
-    };
+    let mut events = Terminal::over(socket);
     let snapshot = events.next_control().await;
     assert_eq!(snapshot["type"], "sessions", "{snapshot}");
     let session = create_session(&gateway, &cookie, json!({"name": "watched"})).await;
@@ -256,15 +240,7 @@ async fn broker_killed_gives_503_then_recovers() {
     )
     .await
     .unwrap();
-    let mut refused = Terminal {
-        socket,
-        screen: Vec::new(),
-        received: 0,
-        acked: 0,
-        controls: Vec::new(),
-        closed: None,
-        auto_ack: false,
-    };
+    let mut refused = Terminal::over(socket);
     assert_eq!(refused.wait_closed().await, Some(4503));
 
     broker.spawn().await;

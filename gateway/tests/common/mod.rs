@@ -308,6 +308,19 @@ pub struct Terminal {
 }
 
 impl Terminal {
+    /// A client over an upgraded socket, not acknowledging by itself.
+    pub fn over(socket: Socket) -> Self {
+        Self {
+            socket,
+            screen: Vec::new(),
+            received: 0,
+            acked: 0,
+            controls: Vec::new(),
+            closed: None,
+            auto_ack: false,
+        }
+    }
+
     pub async fn attach(gateway: &GatewayProc, cookie: &str, id: &str, size: (u16, u16)) -> Self {
         let path = format!("/ws/sessions/{id}?cols={}&rows={}", size.0, size.1);
         let socket = ws_connect(
@@ -318,15 +331,8 @@ impl Terminal {
         )
         .await
         .expect("terminal upgrade");
-        let mut terminal = Self {
-            socket,
-            screen: Vec::new(),
-            received: 0,
-            acked: 0,
-            controls: Vec::new(),
-            closed: None,
-            auto_ack: true,
-        };
+        let mut terminal = Self::over(socket);
+        terminal.auto_ack = true;
         let first = terminal.next_control().await;
         assert_eq!(first["type"], "attached", "first message: {first}");
         terminal
