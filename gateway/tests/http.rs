@@ -394,16 +394,7 @@ async fn ui_health_and_security_headers() {
         health.json::<serde_json::Value>().await.unwrap()["status"],
         "ok"
     );
-    eventually("readyz answers ready", || async {
-        client
-            .get(gateway.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            == 200
-    })
-    .await;
+    wait_ready(&gateway, "readyz answers ready").await;
     let public: serde_json::Value = client
         .get(gateway.url("/public-url"))
         .send()
@@ -493,17 +484,7 @@ async fn local_mode_supervises_a_broker_child_without_the_key() {
         ("PTY_ROOT", root.to_str().unwrap()),
     ])
     .await;
-    let client = http();
-    eventually("the local broker becomes ready", || async {
-        client
-            .get(gateway.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            == 200
-    })
-    .await;
+    wait_ready(&gateway, "the local broker becomes ready").await;
     let cookie = login(&gateway).await;
     create_session(&gateway, &cookie, serde_json::json!({})).await;
     let child = children_of(gateway.pid())
@@ -529,16 +510,7 @@ async fn local_mode_supervises_a_broker_child_without_the_key() {
         children_of(gateway.pid()).iter().any(|pid| *pid != child)
     })
     .await;
-    eventually("ready again", || async {
-        client
-            .get(gateway.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            == 200
-    })
-    .await;
+    wait_ready(&gateway, "ready again").await;
     let pid = gateway.pid();
     let status = gateway.stop().await;
     assert!(status.success(), "clean exit: {status:?}");

@@ -454,6 +454,21 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Waits until `GET /readyz` answers 200 (the broker is reachable).
+pub async fn wait_ready(gateway: &GatewayProc, what: &str) {
+    let client = http();
+    eventually(what, || async {
+        client
+            .get(gateway.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200
+    })
+    .await;
+}
+
 /// Polls `check` until it is true or the deadline passes.
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
