@@ -98,6 +98,85 @@ async fn list_shows_live_figures_of_sessions() {
     assert!(text.contains("running"), "{text}");
 }
 
+/// Kills a process when dropped, so a failed test leaves no busy loop.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// The figures of `id` in `admin --json list`, once `ready` accepts them.
+async fn figures_when(
+    broker: &TestBroker,
+    id: &str,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let list = admin_json(broker, &["list"]).await;
+        let figures = session_in(&list, id)
+            .expect("the session is listed")
+            .clone();
+        if ready(&figures) {
+            return figures;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} never happened: {figures}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn list_measures_cpu_of_background_jobs_and_idle_time() {
+    let broker = admin_broker().await;
+    let mut client = broker.client().await;
+    let session = create_shell(&mut client, 80, 24).await;
+    let mut viewer = Viewer::attach(&mut client, &session.id, 80, 24, true).await;
+    viewer
+        .input("(while :; do :; done) & echo $! > busy.pid; echo busy-$((1+1))\n")
+        .await;
+    viewer.wait_for_output("busy-2").await;
+    let busy: i32 = std::fs::read_to_string(std::path::Path::new(&session.cwd).join("busy.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _busy = KillOnDrop(busy);
+
+    // A background job in its own process group still counts: its CPU
+    // time adds up and shows as use since the previous listing.
+    let figures = figures_when(&broker, &session.id, "CPU use", |f| {
+        f["process"]["cpu_seconds"].as_f64().unwrap() >= 0.5
+            && f["process"]["cpu_percent"].as_f64().unwrap() >= 10.0
+    })
+    .await;
+    assert!(figures["process"]["processes"].as_u64().unwrap() >= 2);
+    drop(_busy);
+    eventually("the busy loop is gone", || !process_exists(busy)).await;
+
+    // Idle time grows while nothing happens and restarts with input.
+    let quiet = figures_when(&broker, &session.id, "idle time", |f| {
+        f["idle_ms"].as_u64().unwrap() >= 1500
+    })
+    .await;
+    viewer.input("echo awake-$((2+2))\n").await;
+    viewer.wait_for_output("awake-4").await;
+    let list = admin_json(&broker, &["list"]).await;
+    let awake = session_in(&list, &session.id).unwrap();
+    assert!(
+        awake["idle_ms"].as_u64().unwrap() < quiet["idle_ms"].as_u64().unwrap(),
+        "{quiet} then {awake}"
+    );
+}
+
 #[tokio::test]
 async fn notice_reaches_an_attached_viewer() {
     let broker = admin_broker().await;
@@ -224,7 +303,23 @@ async fn drain_refuses_new_sessions_and_reports_running_ones() {
 
 #[tokio::test]
 async fn status_reports_version_and_counts() {
-    let broker = admin_broker().await;
+    let home = tempfile::tempdir().unwrap();
+    let claude = dispatch_testkit::generate(
+        &home.path().join(".claude"),
+        &dispatch_testkit::Spec {
+            conversations: 2,
+            projects: 1,
+            damage: false,
+            ..dispatch_testkit::Spec::default()
+        },
+    )
+    .unwrap();
+    let broker = TestBroker::start_with(|command| {
+        command
+            .env("BROKER_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("HOME", home.path());
+    })
+    .await;
     let mut client = broker.client().await;
     let first = create_shell(&mut client, 80, 24).await;
     create_shell(&mut client, 80, 24).await;
@@ -237,10 +332,35 @@ async fn status_reports_version_and_counts() {
     assert_eq!(status["sessions_created_total"], 2);
     assert_eq!(status["draining"], false);
     assert!(status["uptime_ms"].as_u64().is_some());
-    // The conversation index of the broker's (empty) home.
-    assert_eq!(status["conversations"]["conversations"], 0, "{status}");
     let text = admin(&broker, &["status"]).await;
     assert!(text.contains("1 running / 256 max"), "{text}");
+
+    // The conversation index of the broker's home, once scanned.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let index = loop {
+        let status = admin_json(&broker, &["status"]).await;
+        if status["conversations"]["scans"].as_u64().unwrap_or(0) >= 1 {
+            break status["conversations"].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no scan: {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        index["conversations"],
+        claude.conversations.len(),
+        "{index}"
+    );
+    assert_eq!(index["transcripts"], claude.transcripts, "{index}");
+    assert_eq!(index["bytes"], claude.total_bytes, "{index}");
+    let text = admin(&broker, &["status"]).await;
+    assert!(
+        text.contains(&format!(
+            "conversations {} in {} transcripts",
+            claude.conversations.len(),
+            claude.transcripts
+        )),
+        "{text}"
+    );
 }
 
 #[tokio::test]

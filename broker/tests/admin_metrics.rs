@@ -1,6 +1,7 @@
 //! The broker's observability through its real interfaces: `/metrics` on
-//! BROKER_METRICS_LISTEN parses as Prometheus text and moves when a session
-//! runs; JSON logs carry the caller's `x-request-id` and no secret.
+//! BROKER_METRICS_LISTEN parses as OpenMetrics text, reports the
+//! conversation index's size and moves when a session runs; JSON logs carry
+//! the caller's `x-request-id` and no secret.
 
 mod common;
 
@@ -26,12 +27,24 @@ struct ObservedBroker {
     addr: ListenAddr,
     metrics: String,
     logs: Arc<Mutex<Vec<String>>>,
+    /// The Claude Code home the broker indexes.
+    claude_home: dispatch_testkit::Manifest,
 }
 
 async fn start() -> ObservedBroker {
     let root = tempfile::tempdir().unwrap();
     let home = root.path().join("home");
     std::fs::create_dir(&home).unwrap();
+    let claude_home = dispatch_testkit::generate(
+        &home.join(".claude"),
+        &dispatch_testkit::Spec {
+            conversations: 3,
+            projects: 2,
+            damage: false,
+            ..dispatch_testkit::Spec::default()
+        },
+    )
+    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_dispatch-broker"))
         .env("BROKER_LISTEN", "127.0.0.1:0")
         .env("BROKER_TOKEN", TOKEN)
@@ -75,10 +88,11 @@ async fn start() -> ObservedBroker {
         addr: addr.unwrap(),
         metrics: metrics.unwrap(),
         logs,
+        claude_home,
     }
 }
 
-/// `GET path` over plain HTTP/1.1; the status line and the body.
+/// `GET path` over plain HTTP/1.1; the head (status line first) and the body.
 async fn http_get(addr: &str, path: &str) -> (String, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
@@ -91,12 +105,17 @@ async fn http_get(addr: &str, path: &str) -> (String, String) {
         .expect("metrics answer in time")
         .unwrap();
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    (head.lines().next().unwrap().to_owned(), body.to_owned())
+    (head.to_owned(), body.to_owned())
 }
 
 async fn scrape(broker: &ObservedBroker) -> Exposition {
-    let (status, body) = http_get(&broker.metrics, "/metrics").await;
-    assert_eq!(status, "HTTP/1.1 200 OK");
+    let (head, body) = http_get(&broker.metrics, "/metrics").await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
     prometheus::parse(&body).unwrap_or_else(|e| panic!("not Prometheus text: {e}\n{body}"))
 }
 
@@ -108,13 +127,13 @@ async fn metrics_parse_and_move_when_a_session_runs() {
         before.get("dispatch_broker_sessions_running", &[]),
         Some(0.0)
     );
+    assert_eq!(before.types["dispatch_broker_sessions_created"], "counter");
     assert_eq!(
-        before.types["dispatch_broker_grpc_request_duration_seconds"],
-        "histogram"
-    );
-    assert_eq!(
-        before.types["dispatch_broker_sessions_created_total"],
-        "counter"
+        before.get(
+            "dispatch_broker_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        Some(1.0)
     );
 
     let channel = client::connect(&broker.addr).await.unwrap();
@@ -134,6 +153,10 @@ async fn metrics_parse_and_move_when_a_session_runs() {
     assert_eq!(during.get("dispatch_broker_viewers", &[]), Some(1.0));
     assert!(moved("dispatch_broker_pty_input_bytes_total") >= 20.0);
     assert!(moved("dispatch_broker_pty_output_bytes_total") > 0.0);
+    assert_eq!(
+        during.types["dispatch_broker_grpc_request_duration_seconds"],
+        "histogram"
+    );
     let create = [("method", "/dispatch.v1.Sessions/CreateSession")];
     assert_eq!(
         during.get(
@@ -174,8 +197,38 @@ async fn metrics_parse_and_move_when_a_session_runs() {
         1.0
     );
 
-    let (status, _) = http_get(&broker.metrics, "/other").await;
-    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    let (head, _) = http_get(&broker.metrics, "/other").await;
+    assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
+}
+
+#[tokio::test]
+async fn metrics_report_the_conversation_index_size() {
+    let broker = start().await;
+    let expected = &broker.claude_home;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let metrics = loop {
+        let metrics = scrape(&broker).await;
+        if metrics.get("dispatch_broker_conversation_scans_total", &[]) >= Some(1.0) {
+            break metrics;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the index never finished a scan"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        metrics.get("dispatch_broker_conversations", &[]),
+        Some(expected.conversations.len() as f64)
+    );
+    assert_eq!(
+        metrics.get("dispatch_broker_conversation_transcripts", &[]),
+        Some(f64::from(expected.transcripts))
+    );
+    assert_eq!(
+        metrics.get("dispatch_broker_conversation_bytes", &[]),
+        Some(expected.total_bytes as f64)
+    );
 }
 
 #[tokio::test]

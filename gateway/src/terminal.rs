@@ -385,7 +385,7 @@ impl Bridge {
 
 fn input_request(input: impl Into<bytes::Bytes>) -> AttachRequest {
     let input: bytes::Bytes = input.into();
-    crate::metrics::BYTES_FROM_CLIENTS.add(input.len() as u64);
+    crate::metrics::BYTES_FROM_CLIENTS.inc_by(input.len() as u64);
     AttachRequest {
         kind: Some(attach_request::Kind::Input(input)),
     }

@@ -184,7 +184,7 @@ impl Outbox {
     /// Queues a binary frame; `false` (and nothing queued) when the client is stalled.
     pub fn binary(&self, data: bytes::Bytes) -> bool {
         let cost = data.len();
-        crate::metrics::BYTES_TO_CLIENTS.add(cost as u64);
+        crate::metrics::BYTES_TO_CLIENTS.inc_by(cost as u64);
         self.push(Message::Binary(data), cost)
     }
 

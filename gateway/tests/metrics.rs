@@ -3,7 +3,9 @@
 //! terminal. The endpoint needs authentication, parses as Prometheus text,
 //! and its figures move with logins, terminals and the broker's health.
 //! Along the way: the gateway's request id shows up in the broker's JSON log
-//! of the call, and an admin notice reaches the browser's WebSocket.
+//! of the call, and an admin notice reaches the browser's WebSocket. With
+//! both processes running as binaries, one action is followed through both
+//! JSON logs by its request id, and neither log holds a key or token.
 
 use std::time::Duration;
 
@@ -31,7 +33,7 @@ struct Stack {
     http: reqwest::Client,
     broker: tokio::process::Child,
     broker_addr: String,
-    broker_logs: std::sync::Arc<std::sync::Mutex<String>>,
+    broker_logs: Logs,
     _root: tempfile::TempDir,
 }
 
@@ -58,47 +60,71 @@ fn broker_bin() -> std::path::PathBuf {
     bin
 }
 
-/// A real broker process (with an empty HOME, so shells start fast) on an
-/// ephemeral port, and a gateway in front of it.
-async fn start() -> Stack {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let root = tempfile::tempdir().unwrap();
-    let home = root.path().join("home");
-    std::fs::create_dir(&home).unwrap();
-    let mut broker = tokio::process::Command::new(broker_bin())
-        .env("BROKER_LISTEN", "127.0.0.1:0")
-        .env("BROKER_TOKEN", BROKER_TOKEN)
-        .env("PTY_ROOT", root.path().join("sessions"))
-        .env("HOME", &home)
-        .env("BROKER_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("RUST_LOG", "info")
-        .env("LOG_FORMAT", "json")
+type Logs = std::sync::Arc<std::sync::Mutex<String>>;
+
+/// Starts `command` with piped output; returns the child, its first stdout
+/// line stripped of `announce`, and its stderr as it accumulates.
+async fn spawn_announcing(
+    command: &mut tokio::process::Command,
+    announce: &str,
+) -> (tokio::process::Child, String, Logs) {
+    let mut child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("starting dispatch-broker");
-    let mut lines = BufReader::new(broker.stdout.take().unwrap()).lines();
+        .expect("starting a dispatch process");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let line = tokio::time::timeout(DEADLINE, lines.next_line())
         .await
-        .expect("the broker announces its address")
+        .expect("the process announces its address")
         .unwrap()
         .unwrap();
-    let broker_addr = line
-        .strip_prefix("dispatch-broker listening on ")
+    let address = line
+        .strip_prefix(announce)
         .unwrap_or_else(|| panic!("unexpected line {line:?}"))
         .to_owned();
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let broker_logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let mut stderr = BufReader::new(broker.stderr.take().unwrap()).lines();
-    let logs = std::sync::Arc::clone(&broker_logs);
+    let logs = Logs::default();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let collected = std::sync::Arc::clone(&logs);
     tokio::spawn(async move {
         while let Ok(Some(line)) = stderr.next_line().await {
-            let mut logs = logs.lock().unwrap();
+            let mut logs = collected.lock().unwrap();
             logs.push_str(&line);
             logs.push('\n');
         }
     });
+    (child, address, logs)
+}
+
+/// A broker process with JSON logs at `log_level` (with an empty HOME, so
+/// shells start fast) on an ephemeral port.
+async fn start_broker(
+    root: &std::path::Path,
+    log_level: &str,
+) -> (tokio::process::Child, String, Logs) {
+    let home = root.join("home");
+    std::fs::create_dir(&home).unwrap();
+    spawn_announcing(
+        tokio::process::Command::new(broker_bin())
+            .env("BROKER_LISTEN", "127.0.0.1:0")
+            .env("BROKER_TOKEN", BROKER_TOKEN)
+            .env("PTY_ROOT", root.join("sessions"))
+            .env("HOME", &home)
+            .env("BROKER_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("RUST_LOG", log_level)
+            .env("LOG_FORMAT", "json"),
+        "dispatch-broker listening on ",
+    )
+    .await
+}
+
+/// A real broker process on an ephemeral port, and a gateway in front of it.
+async fn start() -> Stack {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let root = tempfile::tempdir().unwrap();
+    let (broker, broker_addr, broker_logs) = start_broker(root.path(), "info").await;
 
     let cli = Cli::try_parse_from([
         "dispatch-gateway",
@@ -144,7 +170,7 @@ impl Stack {
             .unwrap()
             .to_owned();
         assert!(
-            content_type.starts_with("text/plain; version=0.0.4"),
+            content_type.starts_with("application/openmetrics-text; version=1.0.0"),
             "{content_type}"
         );
         let body = response.text().await.unwrap();
@@ -343,5 +369,150 @@ async fn metrics_need_authentication_and_move_with_use() {
             "broker still reported up"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The JSON log line of `logs` with `message` whose span carries
+/// `request_id`, once it shows up.
+async fn logged(logs: &Logs, message: &str, request_id: &str) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let found = logs
+            .lock()
+            .unwrap()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|json| {
+                json["fields"]["message"] == message && json["span"]["request_id"] == request_id
+            });
+        if let Some(json) = found {
+            return json;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {message:?} logged for request {request_id}:\n{}",
+            logs.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn one_action_is_followed_across_both_logs_which_hold_no_secret() {
+    const WRONG_KEY: &str = "a-mistyped-key-guess-31337";
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let root = tempfile::tempdir().unwrap();
+    // Debug level: what an operator turns on to investigate must not leak
+    // secrets either.
+    let level = "debug,h2=info,hyper=info,tower=info,rustls=info";
+    let (_broker, broker_addr, broker_logs) = start_broker(root.path(), level).await;
+    let (_gateway, base, gateway_logs) = spawn_announcing(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_dispatch-gateway"))
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .env("TERMINAL_KEY", KEY)
+            .env("BROKER_URL", format!("http://{broker_addr}"))
+            .env("BROKER_TOKEN", BROKER_TOKEN)
+            .env("RUST_LOG", level)
+            .env("LOG_FORMAT", "json"),
+        "dispatch-gateway listening on ",
+    )
+    .await;
+    let http = reqwest::Client::builder()
+        .timeout(DEADLINE)
+        .build()
+        .unwrap();
+
+    // Logins, wrong and right; the cookie is a secret too.
+    let failed = http
+        .post(format!("{base}/api/login"))
+        .json(&serde_json::json!({ "key": WRONG_KEY }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 401);
+    let login = http
+        .post(format!("{base}/api/login"))
+        .json(&serde_json::json!({ "key": KEY }))
+        .send()
+        .await
+        .unwrap();
+    assert!(login.status().is_success(), "{}", login.status());
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let cookie_value = cookie.split_once('=').unwrap().1.to_owned();
+    let listed = http
+        .get(format!("{base}/api/sessions"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+
+    // One action: creating a session, followed by its request id.
+    let created = http
+        .post(format!("{base}/api/sessions"))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({ "mode": "shell", "cols": 80, "rows": 24 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let request_id = created.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let session: serde_json::Value = created.json().await.unwrap();
+    let id = session["id"].as_str().unwrap().to_owned();
+    let at_gateway = logged(&gateway_logs, "session created", &request_id).await;
+    let at_broker = logged(&broker_logs, "session created", &request_id).await;
+    assert_eq!(at_gateway["fields"]["session"], id.as_str(), "{at_gateway}");
+    assert_eq!(at_broker["fields"]["session"], id.as_str(), "{at_broker}");
+    assert_eq!(
+        at_broker["span"]["method"], "/dispatch.v1.Sessions/CreateSession",
+        "{at_broker}"
+    );
+
+    // An admin call with its own token.
+    let output = tokio::process::Command::new(broker_bin())
+        .args(["admin", "--broker", &broker_addr, "list"])
+        .env("BROKER_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    let refused = tokio::process::Command::new(broker_bin())
+        .args(["admin", "--broker", &broker_addr, "list"])
+        .env("BROKER_ADMIN_TOKEN", WRONG_KEY)
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    let ended = http
+        .delete(format!("{base}/api/sessions/{id}"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert!(ended.status().is_success(), "{}", ended.status());
+    logged(
+        &broker_logs,
+        "admin call refused: missing or wrong admin token",
+        "",
+    )
+    .await;
+
+    let logs = format!(
+        "{}\n{}",
+        gateway_logs.lock().unwrap(),
+        broker_logs.lock().unwrap()
+    );
+    for secret in [KEY, BROKER_TOKEN, ADMIN_TOKEN, WRONG_KEY, &cookie_value] {
+        assert!(!logs.contains(secret), "{secret:?} logged:\n{logs}");
     }
 }

@@ -1,7 +1,9 @@
-//! A strict parser of the Prometheus text exposition format (version 0.0.4)
-//! for tests: every sample must belong to a family declared by `# TYPE`
-//! before it, names and labels must be well formed, and histograms must be
-//! cumulative with a `+Inf` bucket equal to their `_count`.
+//! A strict parser of the Prometheus text exposition formats for tests: the
+//! classic one (version 0.0.4) and OpenMetrics 1.0 (`_total` counters,
+//! `info` families, `# UNIT`, the closing `# EOF`). Every sample must belong
+//! to a family declared by `# TYPE` before it, names and labels must be well
+//! formed, nothing may follow `# EOF`, and histograms must be cumulative with
+//! a `+Inf` bucket equal to their `_count`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -49,9 +51,17 @@ impl Exposition {
 pub fn parse(text: &str) -> Result<Exposition, String> {
     let mut out = Exposition::default();
     let mut sampled: Vec<String> = Vec::new();
+    let mut ended = false;
     for (number, line) in text.lines().enumerate() {
         let fail = |why: &str| Err(format!("line {}: {why}: {line:?}", number + 1));
+        if ended {
+            return fail("text after # EOF");
+        }
         if line.trim().is_empty() {
+            continue;
+        }
+        if line == "# EOF" {
+            ended = true;
             continue;
         }
         if let Some(comment) = line.strip_prefix('#') {
@@ -61,7 +71,7 @@ pub fn parse(text: &str) -> Result<Exposition, String> {
                     if !valid_name(name) {
                         return fail("bad metric name");
                     }
-                    if !["counter", "gauge", "histogram", "summary", "untyped"].contains(kind) {
+                    if !KINDS.contains(kind) {
                         return fail("unknown type");
                     }
                     if sampled.iter().any(|f| f == name) {
@@ -75,7 +85,9 @@ pub fn parse(text: &str) -> Result<Exposition, String> {
                         return fail("TYPE declared twice");
                     }
                 }
-                ["HELP", name, ..] if !valid_name(name) => return fail("bad metric name"),
+                ["HELP" | "UNIT", name, ..] if !valid_name(name) => {
+                    return fail("bad metric name");
+                }
                 _ => {}
             }
             continue;
@@ -99,19 +111,45 @@ pub fn parse(text: &str) -> Result<Exposition, String> {
     Ok(out)
 }
 
-/// The family a sample belongs to (histogram and summary suffixes removed).
+/// Family types of both formats.
+const KINDS: [&str; 9] = [
+    "counter",
+    "gauge",
+    "histogram",
+    "summary",
+    "untyped",
+    "info",
+    "stateset",
+    "gaugehistogram",
+    "unknown",
+];
+
+/// The sample suffixes each kind of family may use.
+fn suffixes(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "counter" => &["_total", "_created"],
+        "histogram" | "gaugehistogram" => {
+            &["_bucket", "_sum", "_count", "_created", "_gsum", "_gcount"]
+        }
+        "summary" => &["_sum", "_count", "_created"],
+        "info" => &["_info"],
+        _ => &[],
+    }
+}
+
+/// The family a sample belongs to (the suffixes of its kind removed).
 fn family_of(name: &str, types: &HashMap<String, String>) -> Option<String> {
     if types.contains_key(name) {
         return Some(name.to_owned());
     }
-    ["_bucket", "_sum", "_count"].iter().find_map(|suffix| {
-        let base = name.strip_suffix(suffix)?;
-        matches!(
-            types.get(base).map(String::as_str),
-            Some("histogram" | "summary")
-        )
-        .then(|| base.to_owned())
-    })
+    types
+        .iter()
+        .find(|(family, kind)| {
+            suffixes(kind)
+                .iter()
+                .any(|suffix| name.strip_suffix(suffix) == Some(family.as_str()))
+        })
+        .map(|(family, _)| family.clone())
 }
 
 fn valid_name(name: &str) -> bool {
@@ -268,6 +306,16 @@ mod tests {
     }
 
     #[test]
+    fn parses_openmetrics() {
+        let text = "# HELP c Things.\n# TYPE c counter\nc_total 3\n# TYPE build info\nbuild_info{version=\"1\"} 1\n# TYPE d_seconds histogram\n# UNIT d_seconds seconds\nd_seconds_sum 0.5\nd_seconds_count 1\nd_seconds_bucket{le=\"1.0\"} 1\nd_seconds_bucket{le=\"+Inf\"} 1\n# EOF\n";
+        let parsed = parse(text).unwrap();
+        assert_eq!(parsed.get("c_total", &[]), Some(3.0));
+        assert_eq!(parsed.types["c"], "counter");
+        assert_eq!(parsed.get("build_info", &[("version", "1")]), Some(1.0));
+        assert_eq!(parsed.get("d_seconds_count", &[]), Some(1.0));
+    }
+
+    #[test]
     fn rejects_malformed_text() {
         assert!(parse("up 1\n").is_err(), "no TYPE");
         assert!(parse("# TYPE up gauge\nup{a=b} 1\n").is_err(), "unquoted");
@@ -276,6 +324,14 @@ mod tests {
         assert!(
             parse("# TYPE c counter\nc -1\n").is_err(),
             "negative counter"
+        );
+        assert!(
+            parse("# TYPE up gauge\n# EOF\nup 1\n").is_err(),
+            "after EOF"
+        );
+        assert!(
+            parse("# TYPE c counter\nc_bucket 1\n").is_err(),
+            "wrong suffix"
         );
         let not_cumulative =
             "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n";

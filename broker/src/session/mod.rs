@@ -504,7 +504,7 @@ impl Session {
         self.pty.write_all(data).await?;
         self.bytes_in
             .fetch_add(data.len() as u64, Ordering::Relaxed);
-        crate::metrics::BYTES_IN.add(data.len() as u64);
+        crate::metrics::BYTES_IN.inc_by(data.len() as u64);
         Ok(())
     }
 
@@ -572,7 +572,7 @@ impl Session {
         drop(state);
         self.bytes_out
             .fetch_add(data.len() as u64, Ordering::Relaxed);
-        crate::metrics::BYTES_OUT.add(data.len() as u64);
+        crate::metrics::BYTES_OUT.inc_by(data.len() as u64);
     }
 
     /// How long the pump must wait before reading more, if at all.
