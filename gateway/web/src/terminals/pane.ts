@@ -42,7 +42,8 @@ export interface PaneHost {
 const writeOnlyClipboard: IClipboardProvider = {
   readText: () => '',
   writeText: async (_selection, text) => {
-    await navigator.clipboard?.writeText(text);
+    // Refused when the page is not focused: the program's copy is dropped.
+    await navigator.clipboard?.writeText(text).catch(() => {});
   },
 };
 

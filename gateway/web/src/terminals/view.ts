@@ -296,7 +296,14 @@ class TerminalsView implements View, PaneHost {
         const term = this.activePane()?.term;
         if (!term) return null;
         const buffer = term.buffer.active;
-        return { length: buffer.length, baseY: buffer.baseY, viewportY: buffer.viewportY, cursorY: buffer.cursorY, rows: term.rows };
+        return {
+          length: buffer.length,
+          baseY: buffer.baseY,
+          viewportY: buffer.viewportY,
+          cursorX: buffer.cursorX,
+          cursorY: buffer.cursorY,
+          rows: term.rows,
+        };
       },
       ackStats: () => this.activePane()?.ackStats ?? null,
       selectionText: () => this.activePane()?.term.getSelection() ?? '',

@@ -3,6 +3,7 @@
 // Chromium with playwright-core.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -359,4 +360,109 @@ export async function run(page: Page, command: string): Promise<void> {
 export function ensureArtifacts(): string {
   mkdirSync(ARTIFACTS, { recursive: true });
   return ARTIFACTS;
+}
+
+/** A TCP proxy in front of a gateway whose network the test can cut. */
+export interface NetworkProxy {
+  /** `http://127.0.0.1:<port>`, the address the browser uses. */
+  url: string;
+  /** Drops every open connection and refuses new ones, as a lost network does. */
+  cut(): void;
+  /** Lets connections through again. */
+  restore(): void;
+  close(): Promise<void>;
+}
+
+/** Starts a proxy on an ephemeral loopback port forwarding to `target` (`http://host:port`). */
+export async function startProxy(target: string): Promise<NetworkProxy> {
+  const { hostname, port } = new URL(target);
+  const open = new Set<Socket>();
+  let down = false;
+  const server: Server = createServer((client) => {
+    if (down) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(Number(port), hostname);
+    open.add(client).add(upstream);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(client);
+      open.delete(upstream);
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolveListen) => server.listen(0, '127.0.0.1', resolveListen));
+  const address = server.address();
+  if (!address || typeof address === 'string') throw new Error('proxy has no port');
+  const cut = (): void => {
+    down = true;
+    for (const socket of open) socket.destroy();
+    open.clear();
+  };
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    cut,
+    restore() {
+      down = false;
+    },
+    async close() {
+      cut();
+      await new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+    },
+  };
+}
+
+/** The page coordinates of the centre of the active terminal's cell at `row` (of the screen) and `col`. */
+export async function cellCenter(page: Page, row: number, col: number): Promise<{ x: number; y: number }> {
+  return page.evaluate(
+    ({ row, col }) => {
+      const hooks = (window as unknown as { __dispatch: Hooks }).__dispatch;
+      const size = hooks.terminalSize();
+      const screen = document.querySelector('.pane:not([hidden]) .xterm-screen');
+      if (!size || !screen) throw new Error('no terminal on screen');
+      const box = screen.getBoundingClientRect();
+      const width = box.width / size.cols;
+      const height = box.height / size.rows;
+      return { x: box.left + (col + 0.5) * width, y: box.top + (row + 0.5) * height };
+    },
+    { row, col },
+  );
+}
+
+/** The screen row (0-based) of the first visible line matching `pattern`. */
+export async function screenRow(page: Page, pattern: RegExp): Promise<number> {
+  const lines = (await page.evaluate(() => (window as unknown as { __dispatch: Hooks }).__dispatch.screenText())).split('\n');
+  const row = lines.findIndex((line) => pattern.test(line));
+  if (row < 0) throw new Error(`no line matching ${pattern} on the screen:\n${lines.join('\n')}`);
+  return row;
+}
+
+/** The active terminal's cursor position in its buffer. */
+export function cursor(page: Page): Promise<{ x: number; y: number }> {
+  return page.evaluate(() => {
+    const view = (window as unknown as { __dispatch: { viewport(): { cursorX: number; cursorY: number } } }).__dispatch.viewport();
+    return { x: view.cursorX, y: view.cursorY };
+  });
+}
+
+/** The text of the `connection-status` pill and its `data-state`. */
+export async function connectionStatus(page: Page): Promise<{ state: string | null; label: string }> {
+  const status = page.getByTestId('connection-status');
+  return { state: await status.getAttribute('data-state'), label: ((await status.textContent()) ?? '').trim() };
+}
+
+/** Waits until `connection-status` has `data-state` = `state`. */
+export async function waitForStatus(page: Page, state: string, timeout = 20_000): Promise<void> {
+  await page
+    .waitForFunction((state) => document.querySelector('[data-testid="connection-status"]')?.getAttribute('data-state') === state, state, {
+      timeout,
+    })
+    .catch(async (error: Error) => {
+      throw new Error(`${error.message}\nwanted ${state}, status is ${JSON.stringify(await connectionStatus(page))}`);
+    });
 }
