@@ -21,7 +21,7 @@ if [ ! -f "$install_stamp" ] || [ "$web/package-lock.json" -nt "$install_stamp" 
 fi
 
 # Everything the bundle is made from, hashed.
-inputs_hash=$(cd "$web" && find src index.html build.mjs package-lock.json tsconfig.json -type f -print0 \
+inputs_hash=$(cd "$web" && find src public index.html build.mjs package-lock.json tsconfig.json -type f -print0 \
   | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 build_stamp=$web/node_modules/.dispatch-built
 if [ -f "$web/dist/index.html" ] && compgen -G "$web/dist/assets/app-*.js" >/dev/null \

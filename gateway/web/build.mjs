@@ -1,9 +1,10 @@
 // Builds the web UI into dist/: index.html plus content-hashed JS and CSS
-// under assets/ (no inline script, nothing from another origin), for the
-// gateway to embed. `--unit` and `--e2e` bundle the tests into dist-test/
-// for node's test runner instead.
+// under assets/ (no inline script, nothing from another origin) and the
+// files of public/ (web app manifest, icon), for the gateway to embed.
+// `--unit` and `--e2e` bundle the tests into dist-test/ for node's test
+// runner instead.
 import { build } from 'esbuild';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -57,6 +58,8 @@ async function buildApp() {
     .replace('<!-- styles -->', `<link rel="stylesheet" href="${style}" />`)
     .replace('<!-- scripts -->', `<script type="module" src="${script}"></script>`);
   await writeFile(join(dist, 'index.html'), html);
+  // Files served under their own names: the web app manifest and its icon.
+  await cp(join(root, 'public'), dist, { recursive: true });
   const sizes = await Promise.all(
     outputs.map(async (file) => `${basename(file)} ${((await readFile(join(dist, file))).length / 1024).toFixed(1)} KiB`),
   );

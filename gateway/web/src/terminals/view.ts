@@ -5,6 +5,7 @@
 
 import { sessionsApi, type Session, type SessionMode, ApiError } from '../app/api';
 import { auth } from '../app/auth';
+import { guardShortcutClose } from '../app/close-guard';
 import { confirmDialog, promptDialog } from '../app/dialog';
 import { h, icon } from '../app/dom';
 import { absoluteTime, relativeTime } from '../app/format';
@@ -68,6 +69,7 @@ class TerminalsView implements View, PaneHost {
   private ticks = 0;
   private ticker: ReturnType<typeof setInterval> | null = null;
   private readonly unsubscribeScheme: () => void;
+  private readonly unguardClose: () => void;
 
   // Sidebar
   private readonly sidebar: HTMLElement;
@@ -256,6 +258,9 @@ class TerminalsView implements View, PaneHost {
     });
     window.addEventListener('online', this.online);
     document.addEventListener('visibilitychange', this.online);
+    this.unguardClose = guardShortcutClose(() =>
+      [...this.panes.values()].some((pane) => pane.state.kind === 'attached' || pane.state.kind === 'waiting'),
+    );
 
     type Size = { cols: number; rows: number };
     let record: { resizes: Size[]; announced: Size[] } = { resizes: [], announced: [] };
@@ -352,6 +357,7 @@ class TerminalsView implements View, PaneHost {
     sessionStorage.removeItem(OPEN_KEY);
     this.feed.dispose();
     this.unsubscribeScheme();
+    this.unguardClose();
     window.removeEventListener('online', this.online);
     document.removeEventListener('visibilitychange', this.online);
   }
@@ -477,6 +483,10 @@ class TerminalsView implements View, PaneHost {
     if (open) {
       this.toggleDrawer(true);
       this.nameInput.focus();
+    } else if (this.activePane()) {
+      // On a phone the form opened the drawer over the terminal: give it back.
+      this.toggleDrawer(false);
+      this.activePane()?.focus();
     }
   }
 

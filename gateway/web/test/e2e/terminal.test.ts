@@ -241,6 +241,56 @@ describe('dispatch terminals', { timeout: 600_000 }, () => {
     assert.ok((await page.evaluate(() => (window as unknown as { __keyboardCalls: string[] }).__keyboardCalls)).includes('unlock'));
   });
 
+  test('the page installs as an app: a valid web manifest from its own origin', TEST, async () => {
+    const response = await fetch(`${gateway.url}/manifest.webmanifest`);
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get('content-type'), 'application/manifest+json');
+    const cdp = await context.newCDPSession(page);
+    try {
+      const manifest = (await cdp.send('Page.getAppManifest')) as { url: string; errors: { message: string }[]; data?: string };
+      assert.equal(manifest.url, `${gateway.url}/manifest.webmanifest`);
+      assert.deepEqual(manifest.errors, [], 'Chromium parsed it without errors');
+      const data = JSON.parse(manifest.data ?? '{}') as { display: string; start_url: string; icons: { src: string; type: string }[] };
+      assert.equal(data.display, 'standalone');
+      for (const icon of data.icons) {
+        const fetched = await fetch(new URL(icon.src, manifest.url));
+        assert.equal(fetched.status, 200, icon.src);
+        assert.equal(fetched.headers.get('content-type'), icon.type);
+      }
+    } finally {
+      await cdp.detach();
+    }
+  });
+
+  test('closing the page by a shortcut while a terminal is live asks first', TEST, async () => {
+    const id = await activeSessionId(page);
+    const second = await context.newPage();
+    await second.goto(`${gateway.url}/#/terminals/${id}`);
+    await second.waitForFunction(() => (window as unknown as { __dispatch?: { terminalState(): string } }).__dispatch?.terminalState() === 'attached');
+    await second.getByTestId('terminal').click();
+    // Ctrl held, as when Ctrl+W or Ctrl+R is pressed: the browser asks.
+    await second.keyboard.down('Control');
+    const asked = second.waitForEvent('dialog');
+    await second.close({ runBeforeUnload: true });
+    const dialog = await asked;
+    assert.equal(dialog.type(), 'beforeunload');
+    await dialog.dismiss();
+    await second.keyboard.up('Control');
+    assert.equal(second.isClosed(), false, 'the page stayed');
+    await run(second, 'echo stayed-$((8*8))');
+    await waitForBuffer(second, /^stayed-64$/m);
+    // Without a shortcut (the tab's close button) it closes at once.
+    let dialogs = 0;
+    second.on('dialog', (d) => {
+      dialogs++;
+      void d.accept();
+    });
+    const closed = second.waitForEvent('close');
+    await second.close({ runBeforeUnload: true });
+    await closed;
+    assert.equal(dialogs, 0);
+  });
+
   test('a lost network is shown, and the page reattaches with what was printed meanwhile', TEST, async () => {
     let proxy: NetworkProxy | null = null;
     const other = await newContext(browser);
