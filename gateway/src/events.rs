@@ -73,6 +73,9 @@ async fn serve(
             message = crate::ws::next_message(stream) => match message {
                 None | Some(Err(_)) => return (close::NORMAL, "client gone"),
                 Some(Ok(Message::Close(_))) => return (close::NORMAL, "client closed"),
+                Some(Ok(Message::Text(text))) if is_ping(text.as_str()) => {
+                    outbox.json(&serde_json::json!({"type": "pong"}));
+                }
                 Some(Ok(_)) => {}
             },
             event = next_event(&mut events) => match event {
@@ -92,6 +95,16 @@ async fn serve(
             }
         }
     }
+}
+
+/// Whether a client's text message is `{"type":"ping"}` (the only one this socket answers).
+fn is_ping(text: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Control<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_str::<Control>(text).is_ok_and(|control| control.kind == "ping")
 }
 
 async fn next_event(

@@ -62,6 +62,8 @@ enum ClientMessage {
     },
     Detach,
     End,
+    /// Liveness check: answered with a `pong` at once.
+    Ping,
     #[serde(other)]
     Unknown,
 }
@@ -268,6 +270,9 @@ impl Bridge {
                 return Step::Close(close::NORMAL, "detached");
             }
             ClientMessage::End => self.end_session().await,
+            ClientMessage::Ping => {
+                self.outbox.json(&json!({"type": "pong"}));
+            }
             ClientMessage::Unknown => {
                 self.outbox
                     .json(&json!({"type": "error", "message": "unknown message type"}));

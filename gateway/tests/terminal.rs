@@ -45,6 +45,14 @@ async fn attach_echo_resize_replay_two_viewers_and_end() {
     let mut again = Terminal::attach(&gateway, &cookie, id, (101, 33)).await;
     again.wait_for("both-42x").await;
 
+    // A ping is answered with a pong.
+    again.control(json!({"type": "ping"})).await;
+    let mut pong = again.next_control().await;
+    while pong["type"] == "session" {
+        pong = again.next_control().await;
+    }
+    assert_eq!(pong, json!({"type": "pong"}));
+
     // Bad control messages: unknown types are refused, malformed JSON closes 4400.
     again.control(json!({"type": "dance"})).await;
     let mut error = again.next_control().await;
@@ -166,6 +174,10 @@ async fn event_socket_follows_the_session_list() {
     };
     let created = wait_kind("created");
     while !created(&events.next_control().await) {}
+    // A ping is answered with a pong; anything else the client sends is ignored.
+    events.control(json!({"type": "hello"})).await;
+    events.control(json!({"type": "ping"})).await;
+    assert_eq!(events.next_control().await, json!({"type": "pong"}));
     http()
         .delete(gateway.url(&format!("/api/sessions/{id}")))
         .header("cookie", &cookie)

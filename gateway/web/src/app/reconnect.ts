@@ -3,7 +3,11 @@
 //! stopping and asking for a new login. Browsers hide why an upgrade was
 //! refused, so when a socket fails before opening, an optional `probe` (a
 //! REST request) tells a revoked login or an unknown session from a network
-//! failure. Timers and the socket constructor are injected for tests.
+//! failure. A network that drops silently (a phone changing networks, a
+//! laptop waking up) leaves a socket that never closes: with `liveness`, a
+//! socket that takes too long to open, or stays silent after a ping, is
+//! given up and replaced. Timers and the socket constructor are injected for
+//! tests.
 
 /** The timer functions the client uses, injectable for tests. */
 export interface Timers {
@@ -81,6 +85,31 @@ export type LinkState =
   | { kind: 'waiting'; reason: WaitReason; retryAt: number; attempt: number }
   | { kind: 'stopped'; reason: StopReason; code: number | null };
 
+/** How a silently dead connection is noticed. */
+export interface Liveness {
+  /** After this long without a message, a ping is sent. */
+  idleMs: number;
+  /** A socket that receives nothing this long after a ping is dead. */
+  timeoutMs: number;
+  /** A socket not open after this long is given up. */
+  connectTimeoutMs: number;
+  /** The ping message; the gateway answers it. */
+  ping: string;
+  /** Whether a message is the answer to a ping (not passed on). */
+  isPong(data: string | ArrayBuffer): boolean;
+}
+
+const PING = JSON.stringify({ type: 'ping' });
+
+/** Pings after 15 s of silence, 10 s for an answer, 15 s to open; `{"type":"ping"}` and `pong` (docs/protocol.md). */
+export const GATEWAY_LIVENESS: Liveness = {
+  idleMs: 15_000,
+  timeoutMs: 10_000,
+  connectTimeoutMs: 15_000,
+  ping: PING,
+  isPong: (data) => typeof data === 'string' && data.length < 32 && /^\{\s*"type"\s*:\s*"pong"\s*\}$/.test(data),
+};
+
 export interface ReconnectingSocketOptions {
   url(): string;
   createSocket?(url: string): SocketLike;
@@ -90,6 +119,7 @@ export interface ReconnectingSocketOptions {
   onState(state: LinkState): void;
   timers?: Timers;
   backoff?: Backoff;
+  liveness?: Liveness;
 }
 
 type Outcome = { stop: StopReason } | { wait: WaitReason };
@@ -133,6 +163,13 @@ export class ReconnectingSocket {
   private socket: SocketLike | null = null;
   private generation = 0;
   private timer: unknown = null;
+  /** The liveness timer: connect deadline, idle check or ping deadline. */
+  private watchdog: unknown = null;
+  private lastReceived = 0;
+  /** Messages received on the current socket. */
+  private received = 0;
+  /** The unanswered ping: messages received before it. */
+  private ping: { received: number } | null = null;
   private state: LinkState = { kind: 'connecting', attempt: 0 };
   private readonly timers: Timers;
   private readonly backoff: Backoff;
@@ -174,6 +211,16 @@ export class ReconnectingSocket {
     this.connect();
   }
 
+  /**
+   * Makes sure the open socket is alive (the network came back, the page
+   * became visible again): a ping that must be answered within `timeoutMs`.
+   */
+  checkNow(timeoutMs = 5000): void {
+    const liveness = this.options.liveness;
+    if (!liveness || this.state.kind !== 'open' || !this.socket || this.ping) return;
+    this.sendPing(liveness, timeoutMs);
+  }
+
   /** Reconnect even after a stop (e.g. the user asked to retry). */
   restart(): void {
     if (this.state.kind === 'stopped' && this.state.reason === 'disposed') return;
@@ -186,6 +233,7 @@ export class ReconnectingSocket {
   /** Closes for good; no more callbacks. */
   dispose(code = 1000): void {
     this.clearTimer();
+    this.clearWatchdog();
     this.detachSocket()?.close(code);
     this.setState({ kind: 'stopped', reason: 'disposed', code: null });
   }
@@ -204,23 +252,87 @@ export class ReconnectingSocket {
     }
     this.socket = socket;
     socket.binaryType = 'arraybuffer';
+    const liveness = this.options.liveness;
+    if (liveness) this.arm(liveness.connectTimeoutMs, () => this.giveUp());
     socket.onopen = () => {
       if (generation !== this.generation) return;
       opened = true;
+      this.lastReceived = this.timers.now();
+      this.received = 0;
+      this.ping = null;
+      if (liveness) this.arm(liveness.idleMs, () => this.checkIdle(liveness));
       this.setState({ kind: 'open' });
       this.options.onOpen?.();
     };
     socket.onmessage = (event) => {
       if (generation !== this.generation) return;
+      this.lastReceived = this.timers.now();
+      this.received++;
       const data = event.data;
-      if (typeof data === 'string' || data instanceof ArrayBuffer) this.options.onMessage(data);
+      if (typeof data !== 'string' && !(data instanceof ArrayBuffer)) return;
+      if (liveness?.isPong(data)) return;
+      this.options.onMessage(data);
     };
     socket.onerror = () => {};
     socket.onclose = (event) => {
       if (generation !== this.generation) return;
       this.socket = null;
+      this.clearWatchdog();
+      this.ping = null;
       this.afterClose(generation, event.code, opened);
     };
+  }
+
+  /** The idle check: ping after a quiet spell, else look again when it would be one. */
+  private checkIdle(liveness: Liveness): void {
+    const quiet = this.timers.now() - this.lastReceived;
+    if (quiet < liveness.idleMs) {
+      this.arm(liveness.idleMs - quiet, () => this.checkIdle(liveness));
+      return;
+    }
+    this.sendPing(liveness, liveness.timeoutMs);
+  }
+
+  private sendPing(liveness: Liveness, timeoutMs: number): void {
+    this.ping = { received: this.received };
+    this.socket?.send(liveness.ping);
+    this.arm(timeoutMs, () => this.checkPing(liveness));
+  }
+
+  /** The ping's deadline: anything received since it proves the socket alive. */
+  private checkPing(liveness: Liveness): void {
+    const ping = this.ping;
+    if (!ping) return;
+    if (this.received > ping.received) {
+      this.ping = null;
+      this.checkIdle(liveness);
+      return;
+    }
+    this.giveUp();
+  }
+
+  /**
+   * A socket that does not open or answer: forget it (its close handshake
+   * may never finish) and reconnect as after a lost connection.
+   */
+  private giveUp(): void {
+    this.clearWatchdog();
+    this.detachSocket()?.close(1000);
+    this.follow({ wait: 'network' }, 1006);
+  }
+
+  private arm(ms: number, callback: () => void): void {
+    if (this.watchdog !== null) this.timers.clearTimeout(this.watchdog);
+    const generation = this.generation;
+    this.watchdog = this.timers.setTimeout(() => {
+      this.watchdog = null;
+      if (generation === this.generation) callback();
+    }, ms);
+  }
+
+  private clearWatchdog(): void {
+    if (this.watchdog !== null) this.timers.clearTimeout(this.watchdog);
+    this.watchdog = null;
   }
 
   private afterClose(generation: number, code: number, opened: boolean): void {
@@ -256,6 +368,8 @@ export class ReconnectingSocket {
 
   private detachSocket(): SocketLike | null {
     this.generation++;
+    this.clearWatchdog();
+    this.ping = null;
     const socket = this.socket;
     this.socket = null;
     if (socket) {

@@ -5,7 +5,9 @@
 
 import { ApiError, sessionsApi, socketUrl, type Session } from '../app/api';
 import {
+  GATEWAY_LIVENESS,
   ReconnectingSocket,
+  type Liveness,
   type Backoff,
   type LinkState,
   type ProbeResult,
@@ -42,6 +44,8 @@ export interface TerminalConnectionOptions {
   probe?: () => Promise<ProbeResult>;
   timers?: Timers;
   backoff?: Backoff;
+  /** How a silently dead socket is noticed (default: the gateway's ping). */
+  liveness?: Liveness;
 }
 
 /** Asks the REST API what became of a session whose socket failed to open. */
@@ -73,6 +77,7 @@ export class TerminalConnection {
       probe: options.probe ?? (() => probeSession(options.sessionId)),
       timers: this.timers,
       backoff: options.backoff,
+      liveness: options.liveness ?? GATEWAY_LIVENESS,
       onOpen: () => this.opened(),
       onMessage: (data) => this.received(data),
       onState: (state) => this.linkState(state),
@@ -107,6 +112,11 @@ export class TerminalConnection {
   /** Ends the session's process; an `exit` follows. */
   end(): boolean {
     return this.sendControl({ type: 'end' });
+  }
+
+  /** Checks at once that an open socket is still alive (see `ReconnectingSocket.checkNow`). */
+  checkAlive(): void {
+    this.socket.checkNow();
   }
 
   /** Reconnects at once when waiting, or again after a stop. */

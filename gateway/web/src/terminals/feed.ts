@@ -2,7 +2,16 @@
 //! change per message), kept as a map and reconnected with backoff.
 
 import { ApiError, request, socketUrl, type Session } from '../app/api';
-import { ReconnectingSocket, type LinkState, type ProbeResult, type SocketLike, type Timers, type Backoff } from '../app/reconnect';
+import {
+  GATEWAY_LIVENESS,
+  ReconnectingSocket,
+  type Backoff,
+  type LinkState,
+  type Liveness,
+  type ProbeResult,
+  type SocketLike,
+  type Timers,
+} from '../app/reconnect';
 import { ProtocolError, decodeEventMessage, type EventMessage } from './protocol';
 
 export interface SessionFeedOptions {
@@ -12,6 +21,7 @@ export interface SessionFeedOptions {
   probe?: () => Promise<ProbeResult>;
   timers?: Timers;
   backoff?: Backoff;
+  liveness?: Liveness;
 }
 
 async function probeList(): Promise<ProbeResult> {
@@ -58,6 +68,7 @@ export class SessionFeed {
       probe: options.probe ?? probeList,
       timers: options.timers,
       backoff: options.backoff,
+      liveness: options.liveness ?? GATEWAY_LIVENESS,
       onMessage: (data) => this.received(data),
       onState: (state) => options.onState(state),
     });
@@ -84,8 +95,10 @@ export class SessionFeed {
     this.socket.start();
   }
 
+  /** Reconnects at once if waiting; checks an open socket is alive. */
   retry(): void {
     this.socket.retryNow();
+    this.socket.checkNow();
   }
 
   /** Records a session learned from elsewhere (a REST answer) until the feed confirms it. */

@@ -178,6 +178,11 @@ export class TerminalPane {
     this.connection.retry();
   }
 
+  /** Checks at once that the connection is still alive (after the network or the page came back). */
+  checkAlive(): void {
+    this.connection.checkAlive();
+  }
+
   setFontSize(size: number): void {
     this.term.options.fontSize = size;
     this.scheduleFit();

@@ -362,10 +362,14 @@ class TerminalsView implements View, PaneHost {
     document.removeEventListener('visibilitychange', this.online);
   }
 
+  /** The network or the page came back: retry what waits, check what looks open. */
   private readonly online = (): void => {
     if (document.visibilityState === 'hidden') return;
     this.feed.retry();
-    for (const pane of this.panes.values()) if (pane.state.kind === 'waiting') pane.retry();
+    for (const pane of this.panes.values()) {
+      if (pane.state.kind === 'waiting') pane.retry();
+      else pane.checkAlive();
+    }
   };
 
   // PaneHost ---------------------------------------------------------------

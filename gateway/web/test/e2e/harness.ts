@@ -368,7 +368,12 @@ export interface NetworkProxy {
   url: string;
   /** Drops every open connection and refuses new ones, as a lost network does. */
   cut(): void;
-  /** Lets connections through again. */
+  /**
+   * Stops every byte in both directions without closing anything, as a
+   * network that drops silently does; new connections hang too.
+   */
+  stall(): void;
+  /** Lets connections through again (stalled ones resume). */
   restore(): void;
   close(): Promise<void>;
 }
@@ -378,11 +383,9 @@ export async function startProxy(target: string): Promise<NetworkProxy> {
   const { hostname, port } = new URL(target);
   const open = new Set<Socket>();
   let down = false;
-  const server: Server = createServer((client) => {
-    if (down) {
-      client.destroy();
-      return;
-    }
+  let stalled = false;
+  const held: Socket[] = [];
+  const forward = (client: Socket) => {
     const upstream = connect(Number(port), hostname);
     open.add(client).add(upstream);
     const drop = () => {
@@ -395,20 +398,45 @@ export async function startProxy(target: string): Promise<NetworkProxy> {
     upstream.on('error', drop).on('close', drop);
     client.pipe(upstream);
     upstream.pipe(client);
+    if (stalled) {
+      client.pause();
+      upstream.pause();
+    }
+  };
+  const server: Server = createServer((client) => {
+    if (down) {
+      client.destroy();
+      return;
+    }
+    if (stalled) {
+      client.pause();
+      held.push(client);
+      return;
+    }
+    forward(client);
   });
   await new Promise<void>((resolveListen) => server.listen(0, '127.0.0.1', resolveListen));
   const address = server.address();
   if (!address || typeof address === 'string') throw new Error('proxy has no port');
   const cut = (): void => {
     down = true;
-    for (const socket of open) socket.destroy();
+    for (const socket of [...open, ...held.splice(0)]) socket.destroy();
     open.clear();
   };
   return {
     url: `http://127.0.0.1:${address.port}`,
     cut,
+    stall() {
+      stalled = true;
+      for (const socket of open) socket.pause();
+    },
     restore() {
       down = false;
+      stalled = false;
+      for (const socket of open) socket.resume();
+      for (const client of held.splice(0)) {
+        if (!client.destroyed) forward(client);
+      }
     },
     async close() {
       cut();

@@ -324,6 +324,37 @@ describe('dispatch terminals', { timeout: 600_000 }, () => {
     }
   });
 
+  test('a network that drops silently is noticed, and the page reattaches when it is back', { timeout: 180_000 }, async () => {
+    let proxy: NetworkProxy | null = null;
+    const other = await newContext(browser);
+    try {
+      proxy = await startProxy(gateway.url);
+      const remote = await other.newPage();
+      await login(remote, proxy.url);
+      await createSession(remote, 'silent');
+      await run(remote, 'echo before-$((4*5))');
+      await waitForBuffer(remote, /^before-20$/m);
+
+      // Nothing closes: only a ping that goes unanswered tells.
+      proxy.stall();
+      const stalledAt = Date.now();
+      await waitForStatus(remote, 'reconnecting', 60_000);
+      const noticed = Date.now() - stalledAt;
+      assert.match((await connectionStatus(remote)).label, /connection lost/i);
+      await remote.screenshot({ path: join(ensureArtifacts(), 'network-silent.png') });
+
+      proxy.restore();
+      await waitForStatus(remote, 'connected', 60_000);
+      await waitForBuffer(remote, /^before-20$/m);
+      await run(remote, 'echo after-$((7*7))');
+      await waitForBuffer(remote, /^after-49$/m);
+      console.log(`# a silent network was noticed after ${(noticed / 1000).toFixed(1)} s`);
+    } finally {
+      await other.close();
+      await proxy?.close();
+    }
+  });
+
   test('a session that exits shows its exit code', TEST, async () => {
     const id = await createSession(page, 'short-lived');
     await run(page, 'exit 3');

@@ -57,8 +57,10 @@ test('attaches with the viewer size in the URL and passes control messages on', 
   factory.last().serverText({ type: 'notice', text: 'maintenance' });
   factory.last().serverText({ type: 'error', message: 'bad resize' });
   factory.last().serverText('{"type":"bogus"}');
+  factory.last().serverText({ type: 'pong' });
   assert.deepEqual(recorded.events.slice(0, 5), ['attached abc/1', 'reset 100x30', 'session renamed', 'notice maintenance', 'refused bad resize']);
   assert.match(recorded.events[5], /^refused unreadable message/);
+  assert.equal(recorded.events.length, 6, 'a pong is not passed on');
   assert.equal(connection.state.kind, 'attached');
 });
 

@@ -1,6 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Backoff, ReconnectingSocket, decideOnClose, type LinkState, type ProbeResult } from '../../src/app/reconnect';
+import {
+  Backoff,
+  GATEWAY_LIVENESS,
+  ReconnectingSocket,
+  decideOnClose,
+  type LinkState,
+  type Liveness,
+  type ProbeResult,
+} from '../../src/app/reconnect';
 import { FakeTimers, flush, socketFactory } from './fakes';
 
 test('backoff doubles from 0.5 s up to 10 s and starts over after a success', () => {
@@ -35,7 +43,7 @@ test('close codes decide between retrying, stopping and asking who we are', () =
   assert.equal(decideOnClose(1006, false), 'probe');
 });
 
-function harness(probe?: () => Promise<ProbeResult>) {
+function harness(probe?: () => Promise<ProbeResult>, liveness?: Liveness) {
   const timers = new FakeTimers();
   const factory = socketFactory();
   const states: LinkState[] = [];
@@ -46,6 +54,7 @@ function harness(probe?: () => Promise<ProbeResult>) {
     probe,
     timers,
     backoff: new Backoff({ random: () => 0 }),
+    liveness,
     onMessage: (data) => messages.push(data),
     onState: (state) => states.push(state),
   });
@@ -175,4 +184,101 @@ test('messages and closes from a replaced socket are ignored', () => {
   second.serverOpen();
   second.serverText('fresh');
   assert.deepEqual(messages, ['fresh']);
+});
+
+const LIVENESS: Liveness = { idleMs: 1000, timeoutMs: 500, connectTimeoutMs: 2000, ping: 'PING', isPong: (data) => data === 'PONG' };
+
+test('a quiet socket is pinged; an answer keeps it, silence replaces it', () => {
+  const { timers, factory, messages, states, socket } = harness(undefined, LIVENESS);
+  socket.start();
+  const first = factory.last();
+  first.serverOpen();
+  timers.advance(999);
+  assert.deepEqual(first.sent, [], 'no ping before a quiet second');
+  timers.advance(1);
+  assert.deepEqual(first.sent, ['PING']);
+  timers.advance(200);
+  first.serverText('PONG');
+  assert.deepEqual(messages, [], 'the answer is not passed on');
+  timers.advance(300);
+  assert.equal(socket.current.kind, 'open', 'answered: still open');
+  assert.equal(factory.sockets.length, 1);
+  timers.advance(699);
+  assert.deepEqual(first.sent, ['PING'], 'the next ping waits for a quiet second after the answer');
+  timers.advance(1);
+  assert.deepEqual(first.sent, ['PING', 'PING']);
+  timers.advance(500);
+  assert.deepEqual(states.at(-1), { kind: 'waiting', reason: 'network', retryAt: timers.now() + 500, attempt: 1 });
+  assert.equal(first.closedWith, 1000, 'the dead socket is closed');
+  first.serverText('late');
+  first.serverClose(1006);
+  assert.deepEqual(messages, [], 'and ignored from then on');
+  timers.advance(500);
+  assert.equal(factory.sockets.length, 2, 'a new socket after the backoff');
+});
+
+test('traffic keeps a socket alive without pings', () => {
+  const { timers, factory, socket } = harness(undefined, LIVENESS);
+  socket.start();
+  factory.last().serverOpen();
+  for (let i = 0; i < 20; i++) {
+    timers.advance(600);
+    factory.last().serverBinary([i]);
+  }
+  assert.deepEqual(factory.last().sent, []);
+  assert.equal(socket.current.kind, 'open');
+  assert.equal(factory.sockets.length, 1);
+});
+
+test('a socket that does not open in time is given up without a probe', async () => {
+  let probes = 0;
+  const { timers, factory, socket } = harness(async () => {
+    probes++;
+    return 'ok';
+  }, LIVENESS);
+  socket.start();
+  timers.advance(1999);
+  assert.equal(socket.current.kind, 'connecting');
+  timers.advance(1);
+  await flush();
+  const state = (socket as { current: LinkState }).current;
+  assert.deepEqual(state.kind === 'waiting' && state.reason, 'network');
+  assert.equal(factory.sockets[0].closedWith, 1000);
+  assert.equal(probes, 0);
+  timers.advance(500);
+  assert.equal(factory.sockets.length, 2);
+  factory.last().serverOpen();
+  assert.equal(socket.current.kind, 'open');
+});
+
+test('checkNow pings at once with its own deadline', () => {
+  const { timers, factory, socket } = harness(undefined, LIVENESS);
+  socket.start();
+  factory.last().serverOpen();
+  socket.checkNow(100);
+  assert.deepEqual(factory.last().sent, ['PING']);
+  socket.checkNow(100);
+  assert.deepEqual(factory.last().sent, ['PING'], 'one ping at a time');
+  timers.advance(100);
+  assert.equal(socket.current.kind === 'waiting' && socket.current.reason, 'network');
+});
+
+test('dispose and closes stop the liveness timers', () => {
+  const { timers, factory, socket } = harness(undefined, LIVENESS);
+  socket.start();
+  factory.last().serverOpen();
+  factory.last().serverClose(1000);
+  assert.equal(timers.count, 0, 'stopped: nothing pending');
+  socket.restart();
+  factory.last().serverOpen();
+  socket.dispose();
+  assert.equal(timers.count, 0, 'disposed: nothing pending');
+});
+
+test('the gateway liveness pings with {"type":"ping"} and recognises its pong only', () => {
+  assert.deepEqual(JSON.parse(GATEWAY_LIVENESS.ping), { type: 'ping' });
+  assert.equal(GATEWAY_LIVENESS.isPong('{"type":"pong"}'), true);
+  assert.equal(GATEWAY_LIVENESS.isPong('{"type":"ponged"}'), false);
+  assert.equal(GATEWAY_LIVENESS.isPong('{"type":"notice","text":"pong"}'), false);
+  assert.equal(GATEWAY_LIVENESS.isPong(new TextEncoder().encode('{"type":"pong"}').buffer as ArrayBuffer), false, 'terminal output is never a pong');
 });
