@@ -657,3 +657,300 @@ async fn the_home_is_never_written() {
     shutdown.cancel();
     assert_eq!(tree_snapshot(home.path()), before);
 }
+
+async fn status(h: &mut Harness) -> pb::IndexStatus {
+    h.client
+        .get_index_status(pb::GetIndexStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn watch(h: &mut Harness) -> tonic::Streaming<pb::ConversationEvent> {
+    h.client
+        .watch_conversations(pb::WatchConversationsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn append(path: &std::path::Path, text: &str) {
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+#[tokio::test]
+async fn unchanged_files_are_not_read_again_and_appends_only_from_their_offset() {
+    let mut h = Harness::start(Spec::default()).await;
+    let first = status(&mut h).await;
+    assert_eq!(
+        first.bytes_read, h.manifest.total_bytes,
+        "the first scan reads every byte once"
+    );
+    let index = std::sync::Arc::clone(&h.index);
+    tokio::task::spawn_blocking(move || index.rescan())
+        .await
+        .unwrap();
+    let second = status(&mut h).await;
+    assert_eq!(second.scans, first.scans + 1);
+    assert_eq!(
+        second.bytes_read, first.bytes_read,
+        "a rescan of an unchanged tree reads nothing"
+    );
+
+    let target = h.manifest.conversations[6].clone();
+    let mut stream = watch(&mut h).await;
+    let line = user_line(&target.id, &target.project, "appended", target.last_ms + 1) + "\n";
+    append(&target.path, &line);
+    next_event_for(&mut stream, &target.id, |e| {
+        e.conversation
+            .as_ref()
+            .is_some_and(|c| c.message_count == target.message_count + 1)
+    })
+    .await;
+    let third = status(&mut h).await;
+    assert_eq!(
+        third.bytes_read,
+        second.bytes_read + line.len() as u64,
+        "an appended file is read from where the last read ended"
+    );
+}
+
+async fn ids(h: &mut Harness, req: pb::ListConversationsRequest) -> Vec<String> {
+    list_all(h, req).await.into_iter().map(|c| c.id).collect()
+}
+
+#[tokio::test]
+async fn list_orders_follow_appends_and_removals() {
+    let mut h = Harness::start(Spec::default()).await;
+    let m = h.manifest.clone();
+    let by_created: Vec<String> = m.conversations.iter().map(|c| c.id.clone()).collect();
+    let oldest = m.conversations[0].clone();
+    let newest_ms = m.conversations.iter().map(|c| c.last_ms).max().unwrap();
+    let mut stream = watch(&mut h).await;
+
+    // The oldest conversation becomes the most recently active one.
+    let line = user_line(
+        &oldest.id,
+        &oldest.project,
+        "back again",
+        newest_ms + 60_000,
+    );
+    append(&oldest.path, &(line + "\n"));
+    next_event_for(&mut stream, &oldest.id, |e| {
+        e.conversation
+            .as_ref()
+            .is_some_and(|c| c.last_activity_ms == newest_ms + 60_000)
+    })
+    .await;
+    let newest_first = ids(&mut h, Default::default()).await;
+    assert_eq!(newest_first[0], oldest.id);
+    assert_eq!(newest_first.len(), m.conversations.len());
+    let oldest_first = ids(
+        &mut h,
+        pb::ListConversationsRequest {
+            ascending: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(oldest_first.last(), Some(&oldest.id));
+    assert_eq!(
+        oldest_first.iter().rev().collect::<Vec<_>>(),
+        newest_first.iter().collect::<Vec<_>>(),
+        "ascending is the exact reverse of descending"
+    );
+    let created = pb::ListConversationsRequest {
+        sort: pb::ConversationSort::Created as i32,
+        ascending: true,
+        ..Default::default()
+    };
+    assert_eq!(ids(&mut h, created.clone()).await, by_created);
+    let since = pb::ListConversationsRequest {
+        active_since_ms: newest_ms + 1,
+        ..Default::default()
+    };
+    assert_eq!(ids(&mut h, since).await, vec![oldest.id.clone()]);
+
+    // A removed conversation leaves every order.
+    let gone = m.conversations[3].clone();
+    std::fs::remove_file(&gone.path).unwrap();
+    next_event_for(&mut stream, &gone.id, |e| {
+        e.kind == pb::conversation_event::Kind::Removed as i32
+    })
+    .await;
+    let expected: Vec<String> = by_created.into_iter().filter(|id| *id != gone.id).collect();
+    assert_eq!(ids(&mut h, created).await, expected);
+    let page = h
+        .client
+        .list_conversations(pb::ListConversationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.total as usize, m.conversations.len() - 1);
+}
+
+#[tokio::test]
+async fn a_burst_of_appends_is_debounced_into_one_refresh() {
+    let mut h = Harness::start_with(Spec::default(), |config| {
+        config.debounce = Duration::from_secs(1);
+    })
+    .await;
+    let target = h.manifest.conversations[6].clone();
+    let mut stream = watch(&mut h).await;
+    const APPENDS: u32 = 8;
+    for i in 0..APPENDS {
+        let line = user_line(
+            &target.id,
+            &target.project,
+            "burst",
+            target.last_ms + 1 + i as i64,
+        );
+        append(&target.path, &(line + "\n"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut events = 0;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut complete = false;
+    // Count this conversation's events until the last append shows, and
+    // for a debounce period after.
+    loop {
+        let until = if complete {
+            Instant::now() + Duration::from_millis(1500)
+        } else {
+            deadline
+        };
+        let left = until.saturating_duration_since(Instant::now());
+        let Ok(event) = tokio::time::timeout(left, stream.next()).await else {
+            assert!(complete, "the appends never showed");
+            break;
+        };
+        let event = event.expect("stream open").expect("event");
+        if event.id != target.id {
+            continue;
+        }
+        events += 1;
+        if event
+            .conversation
+            .is_some_and(|c| c.message_count == target.message_count + APPENDS)
+        {
+            complete = true;
+        }
+    }
+    assert!(
+        events <= 3,
+        "{APPENDS} appends within the debounce made {events} events"
+    );
+}
+
+#[tokio::test]
+async fn the_periodic_rescan_picks_up_changes_without_notifications() {
+    let mut h = Harness::start_with(Spec::default(), |config| {
+        config.notifications = false;
+        config.rescan_interval = Duration::from_millis(300);
+    })
+    .await;
+    let before = status(&mut h).await;
+    let target = h.manifest.conversations[6].clone();
+    let mut stream = watch(&mut h).await;
+    let line = user_line(
+        &target.id,
+        &target.project,
+        "seen by a rescan",
+        target.last_ms + 1,
+    );
+    append(&target.path, &(line + "\n"));
+    next_event_for(&mut stream, &target.id, |e| {
+        e.conversation
+            .as_ref()
+            .is_some_and(|c| c.message_count == target.message_count + 1)
+    })
+    .await;
+    assert!(status(&mut h).await.scans > before.scans);
+}
+
+/// Opens the tree to every user (folders 0755, files 0644).
+fn open_to_all(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+        if meta.is_dir() {
+            open_to_all(&entry.path());
+        } else if meta.is_file() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+}
+
+/// Rescans with the file permissions of an unprivileged user (the scan
+/// threads inherit the file-system user id), so that modes apply as they
+/// would to a broker that does not run as root.
+fn rescan_unprivileged(index: &std::sync::Arc<dispatch_broker::conversations::ConversationIndex>) {
+    let index = std::sync::Arc::clone(index);
+    std::thread::spawn(move || {
+        // Only root can switch; for anyone else the modes apply already.
+        let _ = nix::unistd::setfsuid(nix::unistd::Uid::from_raw(65534));
+        index.rescan();
+    })
+    .join()
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_unreadable_transcript_is_counted_and_the_rest_listed() {
+    use dispatch_broker::conversations::{ConversationIndex, IndexConfig};
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    let manifest = dispatch_testkit::generate(home.path(), &Spec::default()).unwrap();
+    open_to_all(home.path());
+    let victim = &manifest.conversations[6];
+    std::fs::set_permissions(&victim.path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let index = std::sync::Arc::new(ConversationIndex::new(IndexConfig::new(home.path())));
+    rescan_unprivileged(&index);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut client =
+        conversations_support::serve(std::sync::Arc::clone(&index), shutdown.clone()).await;
+
+    let status = client
+        .get_index_status(pb::GetIndexStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.unreadable, 1);
+    assert_eq!(
+        status.conversations as usize,
+        manifest.conversations.len() - 1
+    );
+    let list = client
+        .list_conversations(pb::ListConversationsRequest {
+            page_size: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.conversations.len(), manifest.conversations.len() - 1);
+    assert!(list.conversations.iter().all(|c| c.id != victim.id));
+    let err = client
+        .get_conversation(pb::GetConversationRequest {
+            id: victim.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    // Readable again: the next scan lists it in full.
+    std::fs::set_permissions(&victim.path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    rescan_unprivileged(&index);
+    let back = client
+        .get_conversation(pb::GetConversationRequest {
+            id: victim.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(back.message_count, victim.message_count);
+    assert_eq!(back.tokens, Some(tokens(&victim.tokens)));
+    shutdown.cancel();
+}

@@ -30,6 +30,9 @@ pub struct IndexConfig {
     pub rescan_interval: Duration,
     /// How long file notifications are collected before the index refreshes.
     pub debounce: Duration,
+    /// Watch the tree for changes (inotify); without it, only the periodic
+    /// rescan picks changes up.
+    pub notifications: bool,
 }
 
 impl IndexConfig {
@@ -38,6 +41,7 @@ impl IndexConfig {
             claude_home: claude_home.into(),
             rescan_interval: Duration::from_secs(300),
             debounce: Duration::from_millis(50),
+            notifications: true,
         }
     }
 
@@ -59,8 +63,6 @@ pub(crate) struct FileEntry {
     pub offset: u64,
     pub stats: TranscriptStats,
     pub readable: bool,
-    /// Lowercased title and project, for list filtering.
-    pub haystack: String,
 }
 
 impl FileEntry {
@@ -89,6 +91,15 @@ struct State {
     mains: HashMap<String, PathBuf>,
     /// Subagent transcripts of each conversation.
     children: HashMap<String, BTreeSet<PathBuf>>,
+    /// What the list filters and sorts on, per listed conversation.
+    listed: HashMap<String, Listed>,
+    /// Listed conversations by last activity, then id (kept sorted on every
+    /// change, so a list call never sorts).
+    by_activity: BTreeSet<(i64, String)>,
+    /// Listed conversations by creation, then id.
+    by_created: BTreeSet<(i64, String)>,
+    /// Bytes read from transcripts since the index started.
+    bytes_read: u64,
     broken_links: u32,
     unreadable_dirs: u32,
     last_scan_ms: i64,
@@ -141,6 +152,40 @@ impl State {
         let entry = self.files.get(self.mains.get(id)?)?;
         entry.readable.then_some(entry)
     }
+
+    /// Files conversation `id` again in the sort orders after a change (or
+    /// takes it out when it is no longer listed).
+    fn refile(&mut self, id: &str) {
+        let listed = self.main_entry(id).map(|main| Listed {
+            activity: last_activity(self, id, main),
+            created: created(main),
+            project: main.stats.cwd.clone().unwrap_or_default(),
+            haystack: format!(
+                "{}\n{}",
+                main.stats.title().to_lowercase(),
+                main.stats.cwd.as_deref().unwrap_or("").to_lowercase()
+            ),
+        });
+        if let Some(old) = self.listed.remove(id) {
+            self.by_activity.remove(&(old.activity, id.to_owned()));
+            self.by_created.remove(&(old.created, id.to_owned()));
+        }
+        if let Some(listed) = listed {
+            self.by_activity.insert((listed.activity, id.to_owned()));
+            self.by_created.insert((listed.created, id.to_owned()));
+            self.listed.insert(id.to_owned(), listed);
+        }
+    }
+}
+
+/// The list's view of one conversation.
+#[derive(Debug)]
+struct Listed {
+    activity: i64,
+    created: i64,
+    project: String,
+    /// Lowercased title and project, for the text filter.
+    haystack: String,
 }
 
 /// Sort order of [`ConversationIndex::list`].
@@ -242,6 +287,7 @@ impl ConversationIndex {
             for entry in results {
                 insert_file(&mut state, entry, &mut changed);
             }
+            refile_all(&mut state, &changed, &removed);
             state.broken_links = walk.broken_links;
             state.unreadable_dirs = walk.unreadable;
             state.last_scan_ms = now_ms();
@@ -283,6 +329,7 @@ impl ConversationIndex {
             for entry in results {
                 insert_file(&mut state, entry, &mut changed);
             }
+            refile_all(&mut state, &changed, &removed);
         }
         self.publish(changed, removed);
     }
@@ -293,7 +340,11 @@ impl ConversationIndex {
             .into_iter()
             .filter_map(|f| {
                 let prior = match state.files.get(&f.path) {
-                    Some(old) if old.stamp == f.stamp && old.kind == f.kind => return None,
+                    // Unchanged; an unreadable file is tried again, since a
+                    // permission change does not touch size or mtime.
+                    Some(old) if old.stamp == f.stamp && old.kind == f.kind && old.readable => {
+                        return None;
+                    }
                     Some(old)
                         if old.readable
                             && old.kind == f.kind
@@ -361,21 +412,16 @@ impl ConversationIndex {
     /// Conversation ids, most recently active first (for search).
     pub fn ids_by_activity(&self) -> Vec<(String, PathBuf)> {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        let mut ids: Vec<(i64, &String, &PathBuf)> = state
-            .mains
+        state
+            .by_activity
             .iter()
-            .filter_map(|(id, path)| {
-                let entry = state.files.get(path).filter(|e| e.readable)?;
-                Some((last_activity(&state, id, entry), id, path))
-            })
-            .collect();
-        ids.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-        ids.into_iter()
-            .map(|(_, id, path)| (id.clone(), path.clone()))
+            .rev()
+            .filter_map(|(_, id)| Some((id.clone(), state.mains.get(id)?.clone())))
             .collect()
     }
 
-    /// Lists conversations.
+    /// Lists conversations: walks the maintained sort order (never sorts),
+    /// building only the requested page; filters are checked on the way.
     pub fn list(&self, query: &ListQuery) -> ListPage {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         let text = query
@@ -383,47 +429,52 @@ impl ConversationIndex {
             .as_deref()
             .map(str::to_lowercase)
             .filter(|t| !t.is_empty());
-        let mut matches: Vec<(i64, &str)> = state
-            .mains
-            .iter()
-            .filter_map(|(id, path)| {
-                let entry = state.files.get(path).filter(|e| e.readable)?;
-                if let Some(project) = query.project.as_deref()
-                    && entry.stats.cwd.as_deref().unwrap_or("") != project
-                {
-                    return None;
-                }
-                if let Some(text) = &text
-                    && !entry.haystack.contains(text.as_str())
-                    && !id.contains(text.as_str())
-                {
-                    return None;
-                }
-                let active = last_activity(&state, id, entry);
-                if query.active_since_ms.is_some_and(|t| active < t)
-                    || query.active_until_ms.is_some_and(|t| active > t)
-                {
-                    return None;
-                }
-                let key = match query.sort {
-                    SortBy::LastActivity => active,
-                    SortBy::Created => created(entry),
-                };
-                Some((key, id.as_str()))
-            })
-            .collect();
-        if query.ascending {
-            matches.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        let filtered = query.project.is_some()
+            || text.is_some()
+            || query.active_since_ms.is_some()
+            || query.active_until_ms.is_some();
+        let order = match query.sort {
+            SortBy::LastActivity => &state.by_activity,
+            SortBy::Created => &state.by_created,
+        };
+        let ids: Box<dyn Iterator<Item = &str>> = if query.ascending {
+            Box::new(order.iter().map(|(_, id)| id.as_str()))
         } else {
-            matches.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+            Box::new(order.iter().rev().map(|(_, id)| id.as_str()))
+        };
+        let end = query.offset.saturating_add(query.limit);
+        if !filtered {
+            let total = order.len();
+            let conversations = ids
+                .skip(query.offset)
+                .take(query.limit)
+                .filter_map(|id| build_conversation(&state, id))
+                .collect();
+            return ListPage {
+                conversations,
+                total,
+                next_offset: (end < total).then_some(end),
+            };
         }
-        let total = matches.len();
-        let end = query.offset.saturating_add(query.limit).min(total);
-        let start = query.offset.min(end);
-        let conversations = matches[start..end]
-            .iter()
-            .filter_map(|(_, id)| build_conversation(&state, id))
-            .collect();
+        let matches = |id: &str| {
+            let Some(listed) = state.listed.get(id) else {
+                return false;
+            };
+            query.project.as_deref().is_none_or(|p| listed.project == p)
+                && text
+                    .as_deref()
+                    .is_none_or(|t| listed.haystack.contains(t) || id.contains(t))
+                && query.active_since_ms.is_none_or(|t| listed.activity >= t)
+                && query.active_until_ms.is_none_or(|t| listed.activity <= t)
+        };
+        let mut total = 0;
+        let mut conversations = Vec::new();
+        for id in ids.filter(|id| matches(id)) {
+            if total >= query.offset && total < end {
+                conversations.extend(build_conversation(&state, id));
+            }
+            total += 1;
+        }
         ListPage {
             conversations,
             total,
@@ -435,11 +486,12 @@ impl ConversationIndex {
     pub fn status(&self) -> pb::IndexStatus {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         let mut status = pb::IndexStatus {
-            conversations: state.mains.len() as u32,
+            conversations: state.listed.len() as u32,
             broken_links: state.broken_links,
             unreadable: state.unreadable_dirs,
             last_scan_ms: state.last_scan_ms,
             scans: state.scans,
+            bytes_read: state.bytes_read,
             ..Default::default()
         };
         for entry in state.files.values() {
@@ -475,8 +527,14 @@ fn remove_file(
     state.files.remove(path);
 }
 
-fn insert_file(state: &mut State, entry: (PathBuf, FileEntry), changed: &mut BTreeSet<String>) {
-    let (path, entry) = entry;
+fn insert_file(state: &mut State, parsed: Parsed, changed: &mut BTreeSet<String>) {
+    let Parsed { path, entry, read } = parsed;
+    state.bytes_read += read;
+    // The conversation the file belonged to changes as well (a legacy
+    // subagent's parent comes from its records).
+    if let Some(id) = state.files.get(&path).and_then(FileEntry::conversation_id) {
+        changed.insert(id.to_owned());
+    }
     state.unlink(&path);
     if let Some(id) = entry.conversation_id() {
         changed.insert(id.to_owned());
@@ -485,8 +543,23 @@ fn insert_file(state: &mut State, entry: (PathBuf, FileEntry), changed: &mut BTr
     state.link(&path);
 }
 
+/// Files every changed or removed conversation again in the sort orders.
+fn refile_all(state: &mut State, changed: &BTreeSet<String>, removed: &BTreeSet<String>) {
+    for id in changed.iter().chain(removed) {
+        state.refile(id);
+    }
+}
+
+/// A parsed transcript, ready to enter the index.
+struct Parsed {
+    path: PathBuf,
+    entry: FileEntry,
+    /// Bytes read from disk to parse it.
+    read: u64,
+}
+
 /// Parses the jobs, on two threads when there are many.
-fn run_jobs(jobs: Vec<Job>) -> Vec<(PathBuf, FileEntry)> {
+fn run_jobs(jobs: Vec<Job>) -> Vec<Parsed> {
     if jobs.len() < 16 {
         return jobs.into_iter().map(parse_job).collect();
     }
@@ -513,27 +586,26 @@ fn run_jobs(jobs: Vec<Job>) -> Vec<(PathBuf, FileEntry)> {
     results.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
-fn parse_job(job: Job) -> (PathBuf, FileEntry) {
+fn parse_job(job: Job) -> Parsed {
     let Job { found, prior } = job;
     let (start, stats) = prior.unwrap_or_default();
+    let read = found.stamp.len.saturating_sub(start);
     let (offset, stats, readable) = match parse_from(&found.path, start, found.stamp.len, stats) {
         Ok((offset, stats)) => (offset, stats, true),
         Err(_) => (0, TranscriptStats::default(), false),
     };
-    let haystack = format!(
-        "{}\n{}",
-        stats.title().to_lowercase(),
-        stats.cwd.as_deref().unwrap_or("").to_lowercase()
-    );
     let entry = FileEntry {
         kind: found.kind,
         stamp: found.stamp,
         offset,
         stats,
         readable,
-        haystack,
     };
-    (found.path, entry)
+    Parsed {
+        path: found.path,
+        entry,
+        read: if readable { read } else { 0 },
+    }
 }
 
 /// Parses `path` from byte `start` up to `len`; returns the new offset.

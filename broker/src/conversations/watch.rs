@@ -99,7 +99,7 @@ fn start_watcher(
     tx: mpsc::Sender<Change>,
 ) -> Option<RecommendedWatcher> {
     let projects = index.projects_dir().to_owned();
-    if !projects.is_dir() {
+    if !index.config().notifications || !projects.is_dir() {
         return None;
     }
     let handler = move |result: notify::Result<Event>| {

@@ -30,11 +30,18 @@ impl Drop for Harness {
 
 impl Harness {
     pub async fn start(spec: Spec) -> Self {
+        Self::start_with(spec, |_| {}).await
+    }
+
+    /// Like [`Self::start`], with the index configuration adjusted (the
+    /// periodic rescan is off, an hour, unless `configure` sets it).
+    pub async fn start_with(spec: Spec, configure: impl FnOnce(&mut IndexConfig)) -> Self {
         let home = tempfile::tempdir().unwrap();
         let manifest = dispatch_testkit::generate(home.path(), &spec).unwrap();
         let shutdown = CancellationToken::new();
         let mut config = IndexConfig::new(home.path());
         config.rescan_interval = Duration::from_secs(3600);
+        configure(&mut config);
         let index = ConversationIndex::open(config, shutdown.clone()).await;
         let client = serve(Arc::clone(&index), shutdown.clone()).await;
         Self {
