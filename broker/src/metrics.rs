@@ -1,8 +1,8 @@
 //! The broker's Prometheus metrics: process-wide counters bumped where things
 //! happen (sessions created and ended, PTY bytes), a gRPC latency histogram
 //! fed by a tower layer, gauges read from the registry at scrape time, and
-//! the small HTTP endpoint that serves them (`BROKER_METRICS_LISTEN`,
-//! `GET /metrics`). The exposition is written by `prometheus-client` in the
+//! the small HTTP endpoint (hyper) that serves them
+//! (`BROKER_METRICS_LISTEN`, `GET /metrics`). The exposition is written by `prometheus-client` in the
 //! OpenMetrics text format, which Prometheus scrapes natively.
 
 use std::collections::BTreeSet;
@@ -11,6 +11,8 @@ use std::sync::{LazyLock, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::Full;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
@@ -18,8 +20,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::codegen::http;
 
@@ -244,14 +245,13 @@ pub fn render(state: &BrokerState) -> String {
     out
 }
 
-/// Longest request head read from a metrics client.
-const MAX_REQUEST_HEAD: usize = 8 * 1024;
-/// Time a metrics client has to send its request.
+/// Time a metrics client has to send its request and read the answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Metrics connections served at once.
 const MAX_CONNECTIONS: usize = 32;
 
-/// Serves `GET /metrics` on `listener` until `shutdown`.
+/// Serves `GET /metrics` over HTTP/1.1 on `listener` until `shutdown`, one
+/// request per connection.
 pub async fn serve(listener: TcpListener, state: BrokerState, shutdown: CancellationToken) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -268,74 +268,54 @@ pub async fn serve(listener: TcpListener, state: BrokerState, shutdown: Cancella
         };
         let state = state.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &state)).await;
+            let service = hyper::service::service_fn(move |request| {
+                let response = answer(&request, &state);
+                async move { Ok::<_, std::convert::Infallible>(response) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .keep_alive(false)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, connection).await;
             drop(permit);
         });
     }
 }
 
-/// Answers one HTTP/1.x request and closes the connection.
-async fn answer(mut stream: TcpStream, state: &BrokerState) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
+/// The answer to one request: the metrics, 404 or 405.
+fn answer<B>(request: &http::Request<B>, state: &BrokerState) -> http::Response<Full<Bytes>> {
+    let (status, content_type, body) = match (request.method(), request.uri().path()) {
+        (&http::Method::GET | &http::Method::HEAD, "/metrics") => {
+            (http::StatusCode::OK, CONTENT_TYPE, render(state))
         }
-        head.extend_from_slice(&buf[..n]);
-        if head.len() > MAX_REQUEST_HEAD {
-            return respond(
-                &mut stream,
-                "431 Request Header Fields Too Large",
-                PLAIN,
-                "",
-            )
-            .await;
-        }
+        (&http::Method::GET | &http::Method::HEAD, _) => (
+            http::StatusCode::NOT_FOUND,
+            PLAIN,
+            "not found: GET /metrics\n".to_owned(),
+        ),
+        _ => (
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            PLAIN,
+            "GET /metrics\n".to_owned(),
+        ),
+    };
+    let mut response = http::Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    if status == http::StatusCode::METHOD_NOT_ALLOWED {
+        headers.insert(
+            http::header::ALLOW,
+            http::HeaderValue::from_static("GET, HEAD"),
+        );
     }
-    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
-    let mut parts = line.split(|&b| b == b' ');
-    let (method, target) = (parts.next().unwrap_or_default(), parts.next());
-    let path = target.map(|t| t.split(|&b| b == b'?').next().unwrap_or_default());
-    match (method, path) {
-        (b"GET" | b"HEAD", Some(b"/metrics")) => {
-            let body = render(state);
-            let body = if method == b"HEAD" { "" } else { &body };
-            respond(&mut stream, "200 OK", CONTENT_TYPE, body).await
-        }
-        (b"GET" | b"HEAD", Some(_)) => {
-            respond(&mut stream, "404 Not Found", PLAIN, "not found\n").await
-        }
-        _ => {
-            respond(
-                &mut stream,
-                "405 Method Not Allowed",
-                PLAIN,
-                "GET /metrics\n",
-            )
-            .await
-        }
-    }
+    response
 }
 
 /// The media type of error answers.
 const PLAIN: &str = "text/plain; charset=utf-8";
-
-async fn respond(
-    stream: &mut TcpStream,
-    status: &str,
-    content_type: &str,
-    body: &str,
-) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
-}
 
 #[cfg(test)]
 mod tests {

@@ -282,16 +282,21 @@ pub fn grpc_routes(
         broker.shutdown.clone(),
     ))
     .max_decoding_message_size(max_message);
+    let admin_auth = AdminAuth::new(&broker.config.admin_token.0);
     let reflection_builder = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(dispatch_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        crate::admin::reflected_services(admin_auth.is_some())
+            .into_iter()
+            .fold(
+                tonic_reflection::server::Builder::configure()
+                    .register_encoded_file_descriptor_set(dispatch_proto::FILE_DESCRIPTOR_SET)
+                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+                |builder, name| builder.with_service_name(name),
+            )
     };
     let reflection = reflection_builder().build_v1()?;
     // The older v1alpha protocol too, for clients that only speak it
     // (Python's grpcio-reflection, older grpcurl).
     let reflection_v1alpha = reflection_builder().build_v1alpha()?;
-    let admin_auth = AdminAuth::new(&broker.config.admin_token.0);
     let reflection_auth = EitherAuth(
         auth.clone(),
         admin_auth

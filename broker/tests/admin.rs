@@ -385,6 +385,58 @@ async fn wrong_or_missing_admin_tokens_are_refused() {
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
 }
 
+/// The services `broker` lists through server reflection (v1).
+async fn reflected_services(broker: &TestBroker) -> Vec<String> {
+    use tonic_reflection::pb::v1 as reflection;
+    let channel = dispatch_broker::client::connect(&broker.addr)
+        .await
+        .unwrap();
+    let token = dispatch_broker::client::BearerToken::new(common::TOKEN).unwrap();
+    let mut client = reflection::server_reflection_client::ServerReflectionClient::with_interceptor(
+        channel, token,
+    );
+    let request = reflection::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            reflection::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let mut answers = client
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().expect("an answer");
+    match answer.message_response {
+        Some(reflection::server_reflection_response::MessageResponse::ListServicesResponse(
+            list,
+        )) => list.service.into_iter().map(|s| s.name).collect(),
+        other => panic!("unexpected answer {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn reflection_lists_admin_only_while_it_is_served() {
+    let on = admin_broker().await;
+    let services = reflected_services(&on).await;
+    for name in [
+        "dispatch.v1.Admin",
+        "dispatch.v1.Sessions",
+        "dispatch.v1.Conversations",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ] {
+        assert!(services.iter().any(|s| s == name), "{name} in {services:?}");
+    }
+    let off = TestBroker::start().await;
+    let services = reflected_services(&off).await;
+    assert!(
+        !services.iter().any(|s| s == "dispatch.v1.Admin"),
+        "{services:?}"
+    );
+    assert!(services.iter().any(|s| s == "dispatch.v1.Sessions"));
+}
+
 #[tokio::test]
 async fn without_an_admin_token_the_service_is_off() {
     let broker = TestBroker::start().await;

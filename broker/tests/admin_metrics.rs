@@ -94,9 +94,14 @@ async fn start() -> ObservedBroker {
 
 /// `GET path` over plain HTTP/1.1; the head (status line first) and the body.
 async fn http_get(addr: &str, path: &str) -> (String, String) {
+    http_request(addr, "GET", path).await
+}
+
+/// `method path` over plain HTTP/1.1; the head and the body.
+async fn http_request(addr: &str, method: &str, path: &str) -> (String, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .write_all(format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut response = String::new();
@@ -199,6 +204,18 @@ async fn metrics_parse_and_move_when_a_session_runs() {
 
     let (head, _) = http_get(&broker.metrics, "/other").await;
     assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
+    let (head, body) = http_request(&broker.metrics, "HEAD", "/metrics").await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(body.is_empty(), "{body}");
+    let (head, _) = http_request(&broker.metrics, "POST", "/metrics").await;
+    assert!(
+        head.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase().contains("allow: get, head"),
+        "{head}"
+    );
 }
 
 #[tokio::test]

@@ -16,6 +16,33 @@ use crate::session::now_ms;
 
 pub use service::AdminService;
 
+/// The services server reflection lists: every service the broker serves,
+/// `dispatch.v1.Admin` only while it is on (so generic tools are not shown a
+/// service that answers UNIMPLEMENTED).
+pub fn reflected_services(admin_on: bool) -> Vec<String> {
+    use prost::Message as _;
+    use tonic::server::NamedService as _;
+    let admin = <dispatch_proto::v1::admin_server::AdminServer<AdminService>>::NAME;
+    let mut names: Vec<String> = [
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ]
+    .map(String::from)
+    .into();
+    let set = prost_types::FileDescriptorSet::decode(dispatch_proto::FILE_DESCRIPTOR_SET)
+        .expect("the compiled descriptor set decodes");
+    for file in &set.file {
+        for service in &file.service {
+            let name = format!("{}.{}", file.package(), service.name());
+            if admin_on || name != admin {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
 /// What the Admin service and the metrics endpoint observe of the broker.
 #[derive(Clone)]
 pub struct BrokerState {
