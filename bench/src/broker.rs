@@ -42,6 +42,10 @@ pub struct Options {
     /// the medians are compared.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// KiB the throughput viewer receives between acknowledgements, as the
+    /// gateway acknowledges what browsers acknowledge (every 32 KiB).
+    #[arg(long, default_value_t = 32)]
+    ack_kib: u64,
     /// Serve gRPC on a Unix socket instead of loopback TCP.
     #[arg(long)]
     unix: bool,
@@ -72,10 +76,13 @@ async fn measure(options: &Options, server: &BrokerProcess, work: &Path) -> Resu
 
     let file = work.join("output.txt");
     write_lines(&file, options.megabytes << 20)?;
-    let (mut raw, mut brokered) = (Vec::new(), Vec::new());
+    let (mut raw, mut brokered, mut message_kib) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..options.rounds.max(1) {
         raw.push(raw_cat_throughput(&file)?);
-        brokered.push(broker_cat_throughput(&mut client, &file).await?);
+        let (rate, kib) =
+            broker_cat_throughput(&mut client, &file, options.ack_kib.clamp(1, 128) << 10).await?;
+        brokered.push(rate);
+        message_kib.push(kib);
     }
     let transport = if options.unix { "Unix socket" } else { "TCP" };
     report(
@@ -86,10 +93,12 @@ async fn measure(options: &Options, server: &BrokerProcess, work: &Path) -> Resu
         ">= 0.8 x raw PTY",
     );
     println!(
-        "  {} rounds: broker {} MB/s, raw PTY {} MB/s",
+        "  {} rounds: broker {} MB/s, raw PTY {} MB/s; output messages of {} KiB on average, acknowledged every {} KiB",
         raw.len(),
         figures(&brokered),
-        figures(&raw)
+        figures(&raw),
+        figures(&message_kib),
+        options.ack_kib.clamp(1, 128),
     );
 
     let raw_echo = raw_echo_latencies(options.keystrokes)?;
@@ -202,6 +211,11 @@ fn raw_cat_throughput(file: &Path) -> Result<f64> {
 struct Attached {
     tx: mpsc::Sender<pb::AttachRequest>,
     rx: tonic::Streaming<pb::AttachResponse>,
+    /// Bytes received between acknowledgements (0: every message).
+    ack_every: u64,
+    acked: u64,
+    /// Output messages received.
+    messages: usize,
 }
 
 impl Attached {
@@ -220,7 +234,13 @@ impl Attached {
             .attach(tokio_stream::wrappers::ReceiverStream::new(requests))
             .await?
             .into_inner();
-        Ok(Self { tx, rx })
+        Ok(Self {
+            tx,
+            rx,
+            ack_every: 0,
+            acked: 0,
+            messages: 0,
+        })
     }
 
     async fn input(&self, data: &[u8]) -> Result<()> {
@@ -243,20 +263,27 @@ impl Attached {
             match message.kind {
                 Some(pb::attach_response::Kind::Output(output)) => {
                     total += output.data.len();
-                    let _ = self.tx.try_send(pb::AttachRequest {
-                        kind: Some(pb::attach_request::Kind::Ack(output.end_offset)),
-                    });
+                    self.messages += 1;
+                    self.ack(output.end_offset, false);
                     if done(&output.data) {
+                        self.ack(output.end_offset, true);
                         return Ok(total);
                     }
                 }
-                Some(pb::attach_response::Kind::Replay(replay)) => {
-                    let _ = self.tx.try_send(pb::AttachRequest {
-                        kind: Some(pb::attach_request::Kind::Ack(replay.offset)),
-                    });
-                }
+                Some(pb::attach_response::Kind::Replay(replay)) => self.ack(replay.offset, true),
                 _ => {}
             }
+        }
+    }
+
+    /// Acknowledges output up to `offset` once `ack_every` bytes have
+    /// arrived since the last acknowledgement (or now, when `force`d).
+    fn ack(&mut self, offset: u64, force: bool) {
+        if force || offset.saturating_sub(self.acked) >= self.ack_every {
+            self.acked = offset;
+            let _ = self.tx.try_send(pb::AttachRequest {
+                kind: Some(pb::attach_request::Kind::Ack(offset)),
+            });
         }
     }
 
@@ -278,11 +305,18 @@ async fn create(client: &mut Client) -> Result<pb::Session> {
         .into_inner())
 }
 
-/// MB/s of the same `cat` through the broker to a gRPC viewer.
-async fn broker_cat_throughput(client: &mut Client, file: &Path) -> Result<f64> {
+/// MB/s of the same `cat` through the broker to a gRPC viewer that
+/// acknowledges every `ack_every` bytes, and the mean output message size
+/// in KiB.
+async fn broker_cat_throughput(
+    client: &mut Client,
+    file: &Path,
+    ack_every: u64,
+) -> Result<(f64, f64)> {
     let session = create(client).await?;
     let mut viewer = Attached::new(client, &session.id).await?;
     viewer.settle(Duration::from_millis(500)).await;
+    viewer.ack_every = ack_every;
     let command = format!("cat {}; echo END''MARK\r", file.display());
     let started = Instant::now();
     viewer.input(command.as_bytes()).await?;
@@ -300,7 +334,8 @@ async fn broker_cat_throughput(client: &mut Client, file: &Path) -> Result<f64> 
     client
         .end_session(pb::EndSessionRequest { id: session.id })
         .await?;
-    Ok(total as f64 / elapsed / 1e6)
+    let message_kib = total as f64 / viewer.messages.max(1) as f64 / 1024.0;
+    Ok((total as f64 / elapsed / 1e6, message_kib))
 }
 
 /// Echo round trips (ms) of single keystrokes to `cat` on a raw PTY.
