@@ -462,3 +462,22 @@ async fn the_admin_token_must_differ_from_the_session_token() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("must differ"));
 }
+
+#[tokio::test]
+async fn sessions_never_see_the_admin_token() {
+    let broker = TestBroker::start_with(|command| {
+        command
+            .env("BROKER_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("SESSION_ENV_PASSTHROUGH", "BROKER_ADMIN_TOKEN");
+    })
+    .await;
+    let mut client = broker.client().await;
+    let session = create_shell(&mut client, 200, 50).await;
+    let mut viewer = Viewer::attach(&mut client, &session.id, 200, 50, true).await;
+    viewer.input("env; echo env-dump-''done\r").await;
+    viewer.wait_for_output("env-dump-done").await;
+    let text = String::from_utf8_lossy(&viewer.output).to_string();
+    assert!(text.contains("HOME="), "{text}");
+    assert!(!text.contains(ADMIN_TOKEN), "BROKER_ADMIN_TOKEN leaked");
+    assert!(!text.contains("BROKER_ADMIN_TOKEN"), "{text}");
+}
