@@ -99,9 +99,6 @@ down() {
 teardown() {
   local rc=$? entry project left=0
   trap - EXIT INT TERM
-  if [ "$rc" -ne 0 ] && [ -n "${PROJECT:-}" ] && [ -n "${COMPOSE[*]:-}" ]; then
-    compose logs --no-color --tail=60 >&2 2>/dev/null || true
-  fi
   for entry in "${STARTED[@]}"; do
     project=${entry#*|}
     log "tearing down $project"
@@ -153,8 +150,9 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# run_round NAME FIRST COMMAND...: brings the stack up with one compose tool
-# and runs the checks; FIRST=1 adds the checks that do not depend on it.
+# run_round NAME FIRST COMMAND...: brings the stack up with one compose tool,
+# runs the checks (FIRST=1 adds those that do not depend on the tool) and
+# tears the stack down, showing its logs when something failed.
 run_round() {
   local name=$1 first=$2; shift 2
   COMPOSE=("$@")
@@ -164,6 +162,17 @@ run_round() {
   PORT=$(free_port)
   export PORT
   log "round $name: $("${COMPOSE[@]}" version 2>/dev/null | head -1), project $PROJECT"
+  local rc=0
+  round_checks "$first" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    compose logs --no-color --tail=60 >&2 2>/dev/null || true
+  fi
+  log "round $name: tearing down $PROJECT"
+  down "$PROJECT" "${COMPOSE[@]}"
+  return "$rc"
+}
+
+round_checks() {  # FIRST
   local start=$SECONDS
   # (Called from a `||` list: errexit does not apply here.)
   compose up -d --no-build || return 1
@@ -181,17 +190,9 @@ run_round() {
      while (my $c = $s->accept) { print $c "hello\n"; close $c }' >/dev/null || return 1
   LISTENER_IP=$(docker inspect -f "{{ (index .NetworkSettings.Networks \"$EDGE_NET\").IPAddress }}" "$PROJECT-listener") || return 1
   COMPOSE_COMMAND=$(printf '%q ' "${COMPOSE[@]}")
-  FIRST_ROUND=$first
+  FIRST_ROUND=$1
   export GATEWAY BROKER EDGE_NET BROKER_IMAGE LISTENER_IP LISTENER_PORT COMPOSE_COMMAND FIRST_ROUND
-
-  local rc=0
-  "$PYTHON" scripts/test-docker.py || rc=$?
-  if [ "$rc" -ne 0 ]; then
-    compose logs --no-color --tail=60 >&2 2>/dev/null || true
-  fi
-  log "round $name: tearing down $PROJECT"
-  down "$PROJECT" "${COMPOSE[@]}"
-  return "$rc"
+  "$PYTHON" scripts/test-docker.py
 }
 
 main() {
