@@ -65,6 +65,8 @@ export class Backoff {
 /** The part of the browser's WebSocket this module uses. */
 export interface SocketLike {
   binaryType: string;
+  /** 1 while open; a closing socket (2) discards what it is given. Absent: judged by events only. */
+  readonly readyState?: number;
   onopen: ((event: unknown) => void) | null;
   onmessage: ((event: { data: unknown }) => void) | null;
   onclose: ((event: { code: number; reason: string }) => void) | null;
@@ -98,6 +100,9 @@ export interface Liveness {
   /** Whether a message is the answer to a ping (not passed on). */
   isPong(data: string | ArrayBuffer): boolean;
 }
+
+/** `WebSocket.OPEN`. */
+const OPEN = 1;
 
 const PING = JSON.stringify({ type: 'ping' });
 
@@ -197,9 +202,10 @@ export class ReconnectingSocket {
     this.backoff.reset();
   }
 
-  /** Sends on the open socket; false when there is none. */
+  /** Sends on the open socket; false when there is none (or it is already closing). */
   send(data: string | Uint8Array): boolean {
     if (this.state.kind !== 'open' || !this.socket) return false;
+    if (this.socket.readyState !== undefined && this.socket.readyState !== OPEN) return false;
     this.socket.send(data);
     return true;
   }

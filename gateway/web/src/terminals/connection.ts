@@ -2,6 +2,12 @@
 //! control-message decoding and acknowledgements. It knows nothing of the
 //! emulator: output and resets go to a `TerminalSink`, which calls `done` once
 //! the emulator has processed a chunk so the bytes are acknowledged.
+//!
+//! Input is sent only while attached. Input that arrives while the link is
+//! down is dropped, never kept for later (a command typed blind must not run
+//! minutes afterwards when the connection comes back), and the sink is told
+//! at once (`droppedInput`) so the user sees it; the count goes back to zero
+//! when the terminal is attached again or the session ends.
 
 import { ApiError, sessionsApi, socketUrl, type Session } from '../app/api';
 import {
@@ -33,6 +39,12 @@ export interface TerminalSink {
   notice(text: string): void;
   refused(message: string): void;
   state(state: TerminalState): void;
+  /**
+   * How many inputs (keys, pastes) were dropped because the terminal was not
+   * attached, since the link went down; 0 when that is over (attached again,
+   * or the session ended).
+   */
+  droppedInput(count: number): void;
 }
 
 export interface TerminalConnectionOptions {
@@ -68,6 +80,7 @@ export class TerminalConnection {
   private acks: AckTracker | null = null;
   private ended: { code: number | null; signal: string | null } | null = null;
   private stateValue: TerminalState = { kind: 'connecting', attempt: 0 };
+  private dropped = 0;
 
   constructor(private readonly options: TerminalConnectionOptions) {
     this.timers = options.timers ?? realTimers;
@@ -98,10 +111,22 @@ export class TerminalConnection {
     this.socket.start();
   }
 
-  /** Sends terminal input; false when not connected (the input is dropped). */
+  /** Inputs dropped since the link went down (see `TerminalSink.droppedInput`). */
+  get droppedInputs(): number {
+    return this.dropped;
+  }
+
+  /**
+   * Sends terminal input; false when not connected: the input is dropped,
+   * not queued, and the sink hears of it (unless the session has ended).
+   */
   input(bytes: Uint8Array): boolean {
-    if (this.stateValue.kind !== 'attached') return false;
-    return this.socket.send(bytes);
+    if (this.stateValue.kind === 'attached' && this.socket.send(bytes)) return true;
+    if (this.stateValue.kind !== 'ended') {
+      this.dropped++;
+      this.options.sink.droppedInput(this.dropped);
+    }
+    return false;
   }
 
   /** Tells the gateway this viewer's size. */
@@ -209,5 +234,9 @@ export class TerminalConnection {
   private setState(state: TerminalState): void {
     this.stateValue = state;
     this.options.sink.state(state);
+    if ((state.kind === 'attached' || state.kind === 'ended') && this.dropped > 0) {
+      this.dropped = 0;
+      this.options.sink.droppedInput(0);
+    }
   }
 }

@@ -1,29 +1,32 @@
 //! The key bar for phones: the keys their keyboards lack, with Ctrl and Alt
 //! as sticky modifiers. Buttons never take the focus, so the soft keyboard
-//! stays open on the terminal.
+//! stays open on the terminal. Every key has a grid area, so the stylesheet
+//! lays the bar out as one row where it fits and as two rows (the arrows as
+//! an inverted T) on a narrow phone, never as a row that scrolls.
 
 import { h, icon } from '../app/dom';
 import type { StickyModifiers } from './modifiers';
 
-type KeySpec =
-  | { label: string; title: string; data: string | ((appCursor: boolean) => string); icon?: Parameters<typeof icon>[0] }
-  | { label: string; title: string; modifier: 'ctrl' | 'alt' };
+type KeySpec = { label: string; title: string; area: string } & (
+  | { data: string | ((appCursor: boolean) => string); icon?: Parameters<typeof icon>[0] }
+  | { modifier: 'ctrl' | 'alt' }
+);
 
 const arrow = (final: string) => (appCursor: boolean) => (appCursor ? `\x1bO${final}` : `\x1b[${final}`);
 
 const KEYS: KeySpec[] = [
-  { label: 'Esc', title: 'Escape', data: '\x1b' },
-  { label: 'Tab', title: 'Tab', data: '\t' },
-  { label: 'Ctrl', title: 'Ctrl (sticky: tap once for the next key, twice to lock)', modifier: 'ctrl' },
-  { label: 'Alt', title: 'Alt (sticky: tap once for the next key, twice to lock)', modifier: 'alt' },
-  { label: '←', title: 'Left', data: arrow('D'), icon: 'left' },
-  { label: '↑', title: 'Up', data: arrow('A'), icon: 'up' },
-  { label: '↓', title: 'Down', data: arrow('B'), icon: 'down' },
-  { label: '→', title: 'Right', data: arrow('C'), icon: 'right' },
-  { label: '|', title: 'Pipe', data: '|' },
-  { label: '~', title: 'Tilde', data: '~' },
-  { label: '/', title: 'Slash', data: '/' },
-  { label: '-', title: 'Dash', data: '-' },
+  { label: 'Esc', title: 'Escape', area: 'esc', data: '\x1b' },
+  { label: 'Tab', title: 'Tab', area: 'tab', data: '\t' },
+  { label: 'Ctrl', title: 'Ctrl (sticky: tap once for the next key, twice to lock)', area: 'ctrl', modifier: 'ctrl' },
+  { label: 'Alt', title: 'Alt (sticky: tap once for the next key, twice to lock)', area: 'alt', modifier: 'alt' },
+  { label: '←', title: 'Left', area: 'left', data: arrow('D'), icon: 'left' },
+  { label: '↑', title: 'Up', area: 'up', data: arrow('A'), icon: 'up' },
+  { label: '↓', title: 'Down', area: 'down', data: arrow('B'), icon: 'down' },
+  { label: '→', title: 'Right', area: 'right', data: arrow('C'), icon: 'right' },
+  { label: '|', title: 'Pipe', area: 'pipe', data: '|' },
+  { label: '~', title: 'Tilde', area: 'tilde', data: '~' },
+  { label: '/', title: 'Slash', area: 'slash', data: '/' },
+  { label: '-', title: 'Dash', area: 'dash', data: '-' },
 ];
 
 export interface KeybarTarget {
@@ -53,7 +56,7 @@ export class Keybar {
     const button = h('button', {
       class: 'key',
       title: key.title,
-      attrs: { type: 'button', 'aria-label': key.title, 'data-key': key.label },
+      attrs: { type: 'button', 'aria-label': key.title, 'data-key': key.label, 'data-area': key.area },
       // Keep the focus (and the soft keyboard) on the terminal.
       on: { mousedown: (event: MouseEvent) => event.preventDefault(), click: () => this.pressed(key) },
     });

@@ -74,6 +74,9 @@ export class TerminalPane {
   private readonly banner: HTMLDivElement;
   private readonly bannerText: HTMLSpanElement;
   private readonly bannerButton: HTMLButtonElement;
+  /** "Not connected: input not sent", while typed input is being dropped. */
+  private readonly droppedNotice: HTMLSpanElement;
+  private droppedCount = 0;
   private readonly fitAddon = new FitAddon();
   private readonly connection: TerminalConnection;
   private readonly disposables: IDisposable[] = [];
@@ -97,7 +100,14 @@ export class TerminalPane {
     this.host = h('div', { class: 'xterm-host' });
     this.bannerText = h('span', { class: 'banner-text' });
     this.bannerButton = h('button', { class: 'button small', attrs: { type: 'button' }, on: { click: () => this.bannerAction() } });
-    this.banner = h('div', { class: 'pane-banner', attrs: { role: 'status' } }, this.bannerText, this.bannerButton);
+    this.droppedNotice = h('span', { class: 'banner-dropped', testid: 'input-dropped', attrs: { role: 'alert' } });
+    this.droppedNotice.hidden = true;
+    this.banner = h(
+      'div',
+      { class: 'pane-banner', attrs: { role: 'status' } },
+      h('div', { class: 'banner-body' }, this.bannerText, this.droppedNotice),
+      this.bannerButton,
+    );
     this.banner.hidden = true;
     this.element = h('div', { class: 'pane', attrs: { 'data-session-id': sessionId } }, this.host, this.banner);
     this.term = new Terminal({
@@ -123,6 +133,7 @@ export class TerminalPane {
         notice: (text) => this.paneHost.notify(this, text, 'info'),
         refused: (message) => this.paneHost.notify(this, message, 'error'),
         state: (state) => this.stateChanged(state),
+        droppedInput: (count) => this.inputDropped(count),
       },
     });
   }
@@ -369,6 +380,20 @@ export class TerminalPane {
     this.paneHost.changed(this);
   }
 
+  /** Input was dropped while not connected (count > 0), or that is over (0). */
+  private inputDropped(count: number): void {
+    this.droppedCount = count;
+    this.droppedNotice.dataset.count = String(count);
+    this.droppedNotice.textContent = count > 1 ? `Not connected: input not sent (${count} times).` : 'Not connected: input not sent.';
+    if (count > 0) {
+      // Every refused key flashes the notice again, so none goes unnoticed.
+      this.droppedNotice.classList.remove('flash');
+      void this.droppedNotice.offsetWidth;
+      this.droppedNotice.classList.add('flash');
+    }
+    this.renderBanner(this.connection.state);
+  }
+
   private renderBanner(state: TerminalState): void {
     let text = '';
     let button = '';
@@ -406,9 +431,12 @@ export class TerminalPane {
         }
         break;
     }
-    this.banner.hidden = text === '';
+    const dropped = this.droppedCount > 0;
+    this.droppedNotice.hidden = !dropped;
+    this.banner.hidden = text === '' && !dropped;
     this.banner.dataset.kind = state.kind;
     this.bannerText.textContent = text;
+    this.bannerText.hidden = text === '';
     this.bannerButton.textContent = button;
     this.bannerButton.hidden = button === '';
   }

@@ -168,6 +168,68 @@ describe('dispatch on a phone', { timeout: 600_000 }, () => {
     await assertPtySize(page, await sttySize(page, 'closed'), open, 'and so does the PTY');
   });
 
+  test('every key of the key bar is on screen and tappable, upright, wide or in landscape, without scrolling', TEST, async () => {
+    const labels = ['Esc', 'Tab', 'Ctrl', 'Alt', '←', '↑', '↓', '→', '|', '~', '/', '-'];
+    const layout = () =>
+      page.evaluate((labels) => {
+        const bar = document.querySelector<HTMLElement>('[data-testid="keybar"]')!;
+        const keys = labels.map((label) => {
+          const key = bar.querySelector<HTMLElement>(`[data-key="${label}"]`)!;
+          const box = key.getBoundingClientRect();
+          const hit = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+          return { label, left: box.left, top: box.top, right: box.right, bottom: box.bottom, width: box.width, height: box.height, hit: key.contains(hit) };
+        });
+        return {
+          viewport: { width: window.innerWidth, height: window.innerHeight },
+          scrollWidth: bar.scrollWidth,
+          clientWidth: bar.clientWidth,
+          pageScrollWidth: document.documentElement.scrollWidth,
+          keys,
+        };
+      }, labels);
+    const check = async (name: string) => {
+      const seen = await layout();
+      const where = `${name}: ${JSON.stringify(seen)}`;
+      assert.ok(seen.scrollWidth <= seen.clientWidth, `the key bar does not scroll sideways (${where})`);
+      assert.ok(seen.pageScrollWidth <= seen.viewport.width, `nor does the page (${where})`);
+      for (const key of seen.keys) {
+        const inside = key.left >= 0 && key.top >= 0 && key.right <= seen.viewport.width && key.bottom <= seen.viewport.height;
+        assert.ok(inside, `${key.label} lies within the viewport (${where})`);
+        assert.ok(key.width >= 32 && key.height >= 32, `${key.label} is at least 32 px square (${where})`);
+        assert.ok(key.hit, `nothing covers ${key.label} (${where})`);
+      }
+      return seen;
+    };
+    const open = await waitForFittedSize(page);
+    const upright = await check('375 x 667');
+    assert.ok(upright.keys.every((key) => key.height >= 36), 'upright keys are 36 px tall');
+    await page.screenshot({ path: join(ensureArtifacts(), 'phone-keybar.png') });
+    try {
+      for (const viewport of [
+        { width: 320, height: 568 },
+        { width: 430, height: 932 },
+        { width: 667, height: 375 },
+        { width: 932, height: 430 },
+      ]) {
+        await page.setViewportSize(viewport);
+        await page.waitForFunction((width) => window.innerWidth === width, viewport.width);
+        const seen = await check(`${viewport.width} x ${viewport.height}`);
+        if (viewport.width > viewport.height) {
+          const rows = new Set(seen.keys.map((key) => Math.round(key.top)));
+          assert.equal(rows.size, 1, `in landscape the keys take one row, leaving the height to the terminal: ${JSON.stringify(seen.keys)}`);
+        }
+        if (viewport.width === 667) await page.screenshot({ path: join(ensureArtifacts(), 'phone-keybar-landscape.png') });
+      }
+    } finally {
+      await page.setViewportSize(PHONE);
+    }
+    assert.deepEqual(await waitForFittedSize(page), open, 'back upright, the terminal fills the same area');
+    await key('/').click();
+    await key('-').click();
+    await waitForBuffer(page, /\/-\s*$/);
+    await page.keyboard.press('Control+U');
+  });
+
   test('no script errors', TEST, () => {
     assert.deepEqual(errors, []);
   });

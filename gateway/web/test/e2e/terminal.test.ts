@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import {
   activeSessionId,
+  bufferText,
   cellCenter,
   connectionStatus,
   createSession,
@@ -349,6 +350,54 @@ describe('dispatch terminals', { timeout: 600_000 }, () => {
       await run(remote, 'echo after-$((7*7))');
       await waitForBuffer(remote, /^after-49$/m);
       console.log(`# a silent network was noticed after ${(noticed / 1000).toFixed(1)} s`);
+    } finally {
+      await other.close();
+      await proxy?.close();
+    }
+  });
+
+  test('input typed while the network is down is refused visibly and never sent later', TEST, async () => {
+    let proxy: NetworkProxy | null = null;
+    const other = await newContext(browser, { permissions: ['clipboard-read', 'clipboard-write'] });
+    try {
+      proxy = await startProxy(gateway.url);
+      const remote = await other.newPage();
+      await login(remote, proxy.url);
+      await createSession(remote, 'offline-typing');
+      await run(remote, 'echo before-$((2*3))');
+      await waitForBuffer(remote, /^before-6$/m);
+      const notice = remote.getByTestId('input-dropped');
+      assert.equal(await notice.isVisible(), false, 'no notice while connected');
+
+      proxy.cut();
+      await waitForStatus(remote, 'reconnecting');
+      await remote.getByTestId('terminal').click();
+      await remote.keyboard.type('echo blind-$((6*7))');
+      await remote.keyboard.press('Enter');
+      await notice.waitFor({ state: 'visible', timeout: 5000 });
+      assert.match((await notice.textContent()) ?? '', /not connected: input not sent/i);
+      assert.ok(Number(await notice.getAttribute('data-count')) >= 2, 'every key counts');
+      const banner = remote.locator('.pane:not([hidden]) .pane-banner');
+      assert.match((await banner.textContent()) ?? '', /connection lost/i, 'beside the connection state');
+      // A paste is refused the same way.
+      const before = Number(await notice.getAttribute('data-count'));
+      await remote.evaluate(() => navigator.clipboard.writeText('echo pasted-$((7*8))'));
+      await remote.keyboard.press('Control+Shift+V');
+      await remote.waitForFunction(
+        (before) => Number(document.querySelector('[data-testid="input-dropped"]')?.getAttribute('data-count')) > before,
+        before,
+        { timeout: 5000 },
+      );
+      await remote.screenshot({ path: join(ensureArtifacts(), 'input-dropped.png') });
+
+      proxy.restore();
+      await waitForStatus(remote, 'connected', 30_000);
+      await notice.waitFor({ state: 'hidden', timeout: 5000 });
+      assert.equal(await banner.isVisible(), false, 'the banner is gone');
+      await run(remote, 'echo after-$((9*9))');
+      await waitForBuffer(remote, /^after-81$/m);
+      const text = await bufferText(remote);
+      assert.doesNotMatch(text, /blind|pasted/, `nothing typed while down reached the shell:\n${text}`);
     } finally {
       await other.close();
       await proxy?.close();

@@ -12,12 +12,13 @@ interface Recorded {
   output: Uint8Array[];
   pendingWrites: (() => void)[];
   states: TerminalState[];
+  dropped: number[];
 }
 
 function harness(size: { cols: number; rows: number } | null = { cols: 100, rows: 30 }) {
   const timers = new FakeTimers();
   const factory = socketFactory();
-  const recorded: Recorded = { events: [], output: [], pendingWrites: [], states: [] };
+  const recorded: Recorded = { events: [], output: [], pendingWrites: [], states: [], dropped: [] };
   const sink: TerminalSink = {
     attached: (s: Session) => recorded.events.push(`attached ${s.id}`),
     reset: (cols, rows) => recorded.events.push(`reset ${cols}x${rows}`),
@@ -29,6 +30,7 @@ function harness(size: { cols: number; rows: number } | null = { cols: 100, rows
     notice: (text) => recorded.events.push(`notice ${text}`),
     refused: (message) => recorded.events.push(`refused ${message}`),
     state: (state) => recorded.states.push(state),
+    droppedInput: (count) => recorded.dropped.push(count),
   };
   const connection = new TerminalConnection({
     sessionId: 'abc/1',
@@ -159,4 +161,57 @@ test('detach says so and closes the socket', () => {
   connection.detach();
   assert.deepEqual(factory.last().controls, [{ type: 'detach' }]);
   assert.equal(factory.last().closedWith, 1000);
+});
+
+test('input while the link is down is dropped, not sent later, and reported until attached again', () => {
+  const { timers, factory, recorded, connection } = harness();
+  const typed = (text: string) => connection.input(new TextEncoder().encode(text));
+  connection.start();
+  factory.last().serverOpen();
+  factory.last().serverText({ type: 'attached', session: session('abc/1') });
+  assert.equal(typed('ok\r'), true);
+  assert.deepEqual(recorded.dropped, [], 'nothing dropped while attached');
+
+  factory.last().serverClose(1006);
+  assert.equal(connection.state.kind, 'waiting');
+  assert.equal(typed('rm -rf build\r'), false);
+  assert.equal(typed('\x1b[A'), false);
+  assert.deepEqual(recorded.dropped, [1, 2], 'each dropped input is reported at once');
+  assert.equal(connection.droppedInputs, 2);
+
+  timers.advance(1000);
+  const second = factory.last();
+  assert.notEqual(second, factory.sockets[0], 'reconnecting');
+  second.serverOpen();
+  assert.equal(typed('x'), false, 'open but not attached yet: still dropped');
+  assert.deepEqual(recorded.dropped, [1, 2, 3]);
+  second.serverText({ type: 'attached', session: session('abc/1') });
+  assert.deepEqual(recorded.dropped, [1, 2, 3, 0], 'cleared once attached again');
+  assert.equal(connection.droppedInputs, 0);
+  assert.deepEqual(second.sent, [], 'nothing typed while down is replayed');
+  assert.equal(typed('y'), true);
+  assert.deepEqual([...(second.sent[0] as Uint8Array)], [121]);
+});
+
+test('input given to a socket that is already closing is reported as dropped', () => {
+  const { factory, recorded, connection } = harness();
+  connection.start();
+  factory.last().serverOpen();
+  factory.last().serverText({ type: 'attached', session: session('abc/1') });
+  factory.last().closing();
+  assert.equal(connection.input(new Uint8Array([1])), false);
+  assert.deepEqual(factory.last().sent, [], 'a closing socket would discard it');
+  assert.deepEqual(recorded.dropped, [1]);
+});
+
+test('after the session ended input is refused without a connection warning, and a pending one is cleared', () => {
+  const { factory, recorded, connection } = harness();
+  connection.start();
+  assert.equal(connection.input(new Uint8Array([1])), false, 'typed while connecting');
+  assert.deepEqual(recorded.dropped, [1]);
+  factory.last().serverOpen();
+  factory.last().serverText({ type: 'exit', code: 0, signal: null });
+  assert.deepEqual(recorded.dropped, [1, 0], 'the session ended: nothing to reconnect to');
+  assert.equal(connection.input(new Uint8Array([2])), false);
+  assert.deepEqual(recorded.dropped, [1, 0]);
 });

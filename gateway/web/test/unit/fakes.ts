@@ -48,6 +48,8 @@ export class FakeTimers implements Timers {
 
 export class FakeSocket implements SocketLike {
   binaryType = 'blob';
+  /** As a browser's WebSocket: 0 connecting, 1 open, 2 closing, 3 closed. */
+  readyState = 0;
   onopen: ((event: unknown) => void) | null = null;
   onmessage: ((event: { data: unknown }) => void) | null = null;
   onclose: ((event: { code: number; reason: string }) => void) | null = null;
@@ -63,6 +65,7 @@ export class FakeSocket implements SocketLike {
 
   close(code?: number): void {
     this.closedWith = code ?? 1005;
+    this.readyState = 2;
   }
 
   /** The text frames sent, parsed. */
@@ -71,6 +74,7 @@ export class FakeSocket implements SocketLike {
   }
 
   serverOpen(): void {
+    this.readyState = 1;
     this.onopen?.({});
   }
 
@@ -83,7 +87,13 @@ export class FakeSocket implements SocketLike {
     this.onmessage?.({ data: array.buffer.slice(array.byteOffset, array.byteOffset + array.byteLength) });
   }
 
+  /** The socket started closing; its close event has not come yet. */
+  closing(): void {
+    this.readyState = 2;
+  }
+
   serverClose(code: number): void {
+    this.readyState = 3;
     this.onclose?.({ code, reason: '' });
   }
 }
