@@ -331,17 +331,23 @@ export function terminalState(page: Page): Promise<string | null> {
 
 /** Waits until the active terminal's buffer matches `pattern`; returns the match. */
 export async function waitForBuffer(page: Page, pattern: RegExp, timeout = 20_000): Promise<RegExpExecArray> {
-  await page
+  // The text that matched comes back from the same read: a reattach's reset
+  // and replay may empty the buffer for a moment right after.
+  const handle = await page
     .waitForFunction(
-      ({ source, flags }) => new RegExp(source, flags).test((window as unknown as { __dispatch: Hooks }).__dispatch.bufferText()),
+      ({ source, flags }) => {
+        const text = (window as unknown as { __dispatch: Hooks }).__dispatch.bufferText();
+        return new RegExp(source, flags).test(text) ? text : null;
+      },
       { source: pattern.source, flags: pattern.flags },
       { timeout, polling: 100 },
     )
     .catch(async (error: Error) => {
       throw new Error(`${error.message}\nterminal buffer:\n${await bufferText(page)}`);
     });
-  const match = pattern.exec(await bufferText(page));
-  if (!match) throw new Error(`buffer stopped matching ${pattern}`);
+  const text = (await handle.jsonValue()) as string;
+  const match = new RegExp(pattern.source, pattern.flags.replace('g', '')).exec(text);
+  if (!match) throw new Error(`buffer matched ${pattern} in the page but not here`);
   return match;
 }
 

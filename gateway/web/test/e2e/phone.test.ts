@@ -212,7 +212,15 @@ describe('dispatch on a phone', { timeout: 600_000 }, () => {
         { width: 932, height: 430 },
       ]) {
         await page.setViewportSize(viewport);
-        await page.waitForFunction((width) => window.innerWidth === width, viewport.width);
+        // The layout follows the visual viewport's resize event, which comes after the window's.
+        await page.waitForFunction(
+          ({ width, height }) =>
+            window.innerWidth === width &&
+            window.innerHeight === height &&
+            document.documentElement.style.getPropertyValue('--app-height') === `${Math.round(window.visualViewport?.height ?? 0)}px`,
+          viewport,
+        );
+        await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
         const seen = await check(`${viewport.width} x ${viewport.height}`);
         if (viewport.width > viewport.height) {
           const rows = new Set(seen.keys.map((key) => Math.round(key.top)));
