@@ -168,6 +168,42 @@ async fn index_matches_generated_counts_titles_tokens_and_subagents() {
 }
 
 #[tokio::test]
+async fn conversation_sizes_equal_the_bytes_written_with_their_subagents() {
+    let mut h = Harness::start(Spec::default()).await;
+    let listed = list_all(&mut h, Default::default()).await;
+    let with_subagents = h
+        .manifest
+        .conversations
+        .iter()
+        .filter(|c| !c.subagents.is_empty())
+        .count();
+    assert!(with_subagents >= 2, "the tree has conversations with subagents");
+    for expected in &h.manifest.conversations {
+        let got = listed.iter().find(|c| c.id == expected.id).unwrap();
+        assert_eq!(got.size_bytes, expected.size_bytes, "size of {}", expected.id);
+        for sub in &expected.subagents {
+            let s = got
+                .subagents
+                .iter()
+                .find(|s| s.agent_id == sub.agent_id)
+                .unwrap();
+            assert_eq!(s.size_bytes, sub.size_bytes, "size of agent {}", sub.agent_id);
+        }
+        let one = h
+            .client
+            .get_conversation(pb::GetConversationRequest {
+                id: expected.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(one.size_bytes, expected.size_bytes);
+    }
+    let sum: u64 = listed.iter().map(|c| c.size_bytes).sum();
+    assert_eq!(sum, h.manifest.total_bytes);
+}
+
+#[tokio::test]
 async fn list_filters_sorts_and_pages() {
     let mut h = Harness::start(Spec {
         conversations: 14,

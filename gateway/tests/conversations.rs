@@ -97,6 +97,7 @@ async fn list_pages_filters_and_hides_paths_and_inputs() {
             .unwrap();
         assert_eq!(got["title"], expected.title.as_str());
         assert_eq!(got["messageCount"], expected.message_count);
+        assert_eq!(got["sizeBytes"], expected.size_bytes);
         assert_eq!(got["tokens"]["output"], expected.tokens.output);
         assert_eq!(got["tokens"]["cacheRead"], expected.tokens.cache_read);
         assert_eq!(got["status"], "idle");

@@ -86,6 +86,8 @@ pub struct ExpectedSubagent {
     pub nested_layout: bool,
     pub message_count: u32,
     pub tokens: Tokens,
+    /// Bytes written into the subagent's transcript.
+    pub size_bytes: u64,
 }
 
 /// One conversation and the figures an index should report for it.
@@ -109,6 +111,8 @@ pub struct ExpectedConversation {
     pub corrupt_lines: u32,
     /// The main transcript file.
     pub path: PathBuf,
+    /// Bytes written into the main transcript and its subagents' ones.
+    pub size_bytes: u64,
 }
 
 /// Everything [`generate`] wrote.
@@ -589,7 +593,8 @@ fn write_conversation(
     }
     manifest.corrupt_lines += corrupt_lines;
     manifest.transcripts += 1;
-    manifest.total_bytes += bytes + subagent_bytes(&subagents, &dir, &id);
+    let size_bytes = bytes + subagents.iter().map(|s| s.size_bytes).sum::<u64>();
+    manifest.total_bytes += size_bytes;
     Ok(ExpectedConversation {
         id,
         project: cwd,
@@ -610,6 +615,7 @@ fn write_conversation(
         tool_calls,
         corrupt_lines,
         path,
+        size_bytes,
     })
 }
 
@@ -621,14 +627,6 @@ fn subagent_path(dir: &Path, parent: &str, agent_id: &str, nested: bool) -> Path
     } else {
         dir.join(format!("agent-{agent_id}.jsonl"))
     }
-}
-
-fn subagent_bytes(subagents: &[ExpectedSubagent], dir: &Path, parent: &str) -> u64 {
-    subagents
-        .iter()
-        .filter_map(|s| fs::metadata(subagent_path(dir, parent, &s.agent_id, s.nested_layout)).ok())
-        .map(|m| m.len())
-        .sum()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -674,13 +672,14 @@ fn write_subagent(
         },
     )?;
     let (messages, tokens) = (w.messages, w.tokens);
-    w.finish()?;
+    let size_bytes = w.finish()?;
     manifest.transcripts += 1;
     Ok(ExpectedSubagent {
         agent_id: agent_id.to_owned(),
         nested_layout: nested,
         message_count: messages,
         tokens,
+        size_bytes,
     })
 }
 
