@@ -177,17 +177,28 @@ async fn conversation_sizes_equal_the_bytes_written_with_their_subagents() {
         .iter()
         .filter(|c| !c.subagents.is_empty())
         .count();
-    assert!(with_subagents >= 2, "the tree has conversations with subagents");
+    assert!(
+        with_subagents >= 2,
+        "the tree has conversations with subagents"
+    );
     for expected in &h.manifest.conversations {
         let got = listed.iter().find(|c| c.id == expected.id).unwrap();
-        assert_eq!(got.size_bytes, expected.size_bytes, "size of {}", expected.id);
+        assert_eq!(
+            got.size_bytes, expected.size_bytes,
+            "size of {}",
+            expected.id
+        );
         for sub in &expected.subagents {
             let s = got
                 .subagents
                 .iter()
                 .find(|s| s.agent_id == sub.agent_id)
                 .unwrap();
-            assert_eq!(s.size_bytes, sub.size_bytes, "size of agent {}", sub.agent_id);
+            assert_eq!(
+                s.size_bytes, sub.size_bytes,
+                "size of agent {}",
+                sub.agent_id
+            );
         }
         let one = h
             .client

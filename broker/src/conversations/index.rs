@@ -620,7 +620,7 @@ fn parse_from(
     let mut reader = BufReader::with_capacity(256 * 1024, file.take(len.saturating_sub(start)));
     let end = scan_lines(&mut reader, MAX_LINE_BYTES, |line| match line {
         Line::Complete(bytes) => stats.add_line(bytes),
-        Line::Oversized => stats.damage.oversized += 1,
+        Line::Oversized(_) => stats.damage.oversized += 1,
     })?;
     let mut offset = start + end.consumed;
     if !end.tail.is_empty() && !end.tail_oversized && stats.add_tail(&end.tail) {

@@ -13,7 +13,9 @@ use dispatch_proto::v1 as pb;
 use pb::content_block::Kind as Block;
 use serde_json::Value;
 
-use super::record::{Line, MAX_LINE_BYTES, Record, parse_timestamp_ms, scan_lines, to_utf8};
+use super::record::{
+    Line, MAX_LINE_BYTES, Record, RecordMessage, parse_timestamp_ms, scan_lines, to_utf8,
+};
 use super::stats::{RECENT_MESSAGE_IDS, RecentIds, Tokens, truncate_chars, user_line_is_message};
 
 /// Longest tool result text kept per call, in bytes.
@@ -25,7 +27,9 @@ pub const IMAGE_BYTES: usize = 2 * 1024 * 1024;
 /// Longest one-line tool call summary, in characters.
 const SUMMARY_CHARS: usize = 120;
 
-/// Reads every message of a transcript.
+/// Reads every message of a transcript at once, in one pass. Serving uses
+/// [`super::pages`], whose memory is bounded by the page; this whole-file
+/// reader is the reference it is checked against.
 pub fn read_messages(path: &Path) -> io::Result<Vec<pb::Message>> {
     let file = File::open(path)?;
     let mut reader = BufReader::with_capacity(256 * 1024, file);
@@ -75,23 +79,7 @@ impl Builder {
             return;
         };
         let is_message = user_line_is_message(&message.lite_content());
-        let content = parse_content(message.content);
-        let mut blocks = Vec::new();
-        let mut results = Vec::new();
-        match content {
-            Value::String(text) => blocks.push(pb::ContentBlock {
-                kind: Some(Block::Text(text)),
-            }),
-            Value::Array(items) => {
-                for item in items {
-                    match item.get("type").and_then(Value::as_str) {
-                        Some("tool_result") => results.push(tool_result(&item)),
-                        _ => blocks.extend(display_block(&item)),
-                    }
-                }
-            }
-            _ => {}
-        }
+        let (blocks, results) = user_parts(parse_content(message.content));
         if is_message {
             let mut msg = new_message(record, pb::MessageRole::User, self.messages.len());
             msg.blocks = blocks;
@@ -117,18 +105,7 @@ impl Builder {
         let index = match index {
             Some(i) => i,
             None => {
-                let mut msg = new_message(record, pb::MessageRole::Assistant, self.messages.len());
-                msg.model = message.model.as_deref().unwrap_or_default().to_owned();
-                if let Some(usage) = &message.usage {
-                    let mut t = Tokens::default();
-                    t.add_usage(usage);
-                    msg.usage = Some(pb::TokenTotals {
-                        input: t.input,
-                        output: t.output,
-                        cache_creation: t.cache_creation,
-                        cache_read: t.cache_read,
-                    });
-                }
+                let msg = assistant_message(record, message, self.messages.len());
                 self.messages.push(msg);
                 let i = self.messages.len() - 1;
                 if let Some(id) = message.id.as_deref() {
@@ -176,12 +153,54 @@ impl Builder {
     }
 }
 
-fn parse_content(raw: Option<&serde_json::value::RawValue>) -> Value {
+/// The displayable blocks and the tool results of a user line's content.
+pub(super) fn user_parts(content: Value) -> (Vec<pb::ContentBlock>, Vec<pb::ToolResult>) {
+    let mut blocks = Vec::new();
+    let mut results = Vec::new();
+    match content {
+        Value::String(text) => blocks.push(pb::ContentBlock {
+            kind: Some(Block::Text(text)),
+        }),
+        Value::Array(items) => {
+            for item in items {
+                match item.get("type").and_then(Value::as_str) {
+                    Some("tool_result") => results.push(tool_result(&item)),
+                    _ => blocks.extend(display_block(&item)),
+                }
+            }
+        }
+        _ => {}
+    }
+    (blocks, results)
+}
+
+/// A new assistant message from the first line of its API response.
+pub(super) fn assistant_message(
+    record: &Record<'_>,
+    message: &RecordMessage<'_>,
+    index: usize,
+) -> pb::Message {
+    let mut msg = new_message(record, pb::MessageRole::Assistant, index);
+    msg.model = message.model.as_deref().unwrap_or_default().to_owned();
+    if let Some(usage) = &message.usage {
+        let mut t = Tokens::default();
+        t.add_usage(usage);
+        msg.usage = Some(pb::TokenTotals {
+            input: t.input,
+            output: t.output,
+            cache_creation: t.cache_creation,
+            cache_read: t.cache_read,
+        });
+    }
+    msg
+}
+
+pub(super) fn parse_content(raw: Option<&serde_json::value::RawValue>) -> Value {
     raw.and_then(|r| serde_json::from_str(r.get()).ok())
         .unwrap_or(Value::Null)
 }
 
-fn new_message(record: &Record<'_>, role: pb::MessageRole, index: usize) -> pb::Message {
+pub(super) fn new_message(record: &Record<'_>, role: pb::MessageRole, index: usize) -> pb::Message {
     pb::Message {
         index: index as u32,
         uuid: record.uuid.as_deref().unwrap_or_default().to_owned(),
@@ -198,7 +217,7 @@ fn new_message(record: &Record<'_>, role: pb::MessageRole, index: usize) -> pb::
 }
 
 /// A displayable block (text, thinking, tool call, image).
-fn display_block(item: &Value) -> Option<pb::ContentBlock> {
+pub(super) fn display_block(item: &Value) -> Option<pb::ContentBlock> {
     let kind = match item.get("type").and_then(Value::as_str)? {
         "text" => Block::Text(item.get("text")?.as_str()?.to_owned()),
         "thinking" => Block::Thinking(item.get("thinking")?.as_str()?.to_owned()),
@@ -359,6 +378,21 @@ impl Cursor {
         }
     }
 
+    /// The message range `start..end` of a page of at most `limit` out of
+    /// `total` messages.
+    pub fn bounds(self, total: u32, limit: u32) -> (u32, u32) {
+        match self {
+            Self::After(n) => {
+                let start = n.min(total);
+                (start, start.saturating_add(limit).min(total))
+            }
+            Self::Before(n) => {
+                let end = n.min(total);
+                (end.saturating_sub(limit), end)
+            }
+        }
+    }
+
     pub fn encode(self) -> String {
         match self {
             Self::After(n) => format!("a{n}"),
@@ -370,18 +404,19 @@ impl Cursor {
 /// The page of `messages` at `cursor`.
 pub fn page(mut messages: Vec<pb::Message>, cursor: Cursor, limit: u32) -> pb::GetMessagesResponse {
     let total = messages.len() as u32;
-    let (start, end) = match cursor {
-        Cursor::After(n) => {
-            let start = n.min(total);
-            (start, start.saturating_add(limit).min(total))
-        }
-        Cursor::Before(n) => {
-            let end = n.min(total);
-            (end.saturating_sub(limit), end)
-        }
-    };
+    let (start, end) = cursor.bounds(total, limit);
     messages.truncate(end as usize);
     messages.drain(..start as usize);
+    page_response(messages, total, start, end)
+}
+
+/// The response for messages `start..end` of `total`.
+pub(super) fn page_response(
+    messages: Vec<pb::Message>,
+    total: u32,
+    start: u32,
+    end: u32,
+) -> pb::GetMessagesResponse {
     pb::GetMessagesResponse {
         messages,
         total,

@@ -14,6 +14,7 @@
 
 mod index;
 mod messages;
+mod pages;
 mod record;
 mod scan;
 mod search;
@@ -26,7 +27,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub use index::{ConversationIndex, IndexConfig, ListPage, ListQuery, SortBy};
-pub use messages::{Cursor, read_messages};
+pub use messages::{Cursor, page, read_messages};
+pub use pages::{MessageMap, MessageMaps, PageRead};
 pub use service::{ConversationError, ConversationsService};
 
 impl ConversationIndex {

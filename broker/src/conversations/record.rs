@@ -172,8 +172,8 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 pub enum Line<'a> {
     /// A complete line, without its `\n`.
     Complete(&'a [u8]),
-    /// A line over [`MAX_LINE_BYTES`], skipped.
-    Oversized,
+    /// A line over the cap, skipped; its length without the `\n`.
+    Oversized(u64),
 }
 
 /// What is left after the last `\n`.
@@ -211,18 +211,18 @@ pub fn scan_lines<R: BufRead>(
                 let line_len;
                 if let Some(skipped) = skipping.take() {
                     line_len = skipped + pos as u64;
-                    on_line(Line::Oversized);
+                    on_line(Line::Oversized(line_len));
                 } else if line.is_empty() {
                     line_len = pos as u64;
                     if pos > cap {
-                        on_line(Line::Oversized);
+                        on_line(Line::Oversized(line_len));
                     } else {
                         on_line(Line::Complete(&buf[..pos]));
                     }
                 } else {
                     line_len = (line.len() + pos) as u64;
                     if line.len() + pos > cap {
-                        on_line(Line::Oversized);
+                        on_line(Line::Oversized(line_len));
                     } else {
                         line.extend_from_slice(&buf[..pos]);
                         on_line(Line::Complete(&line));
@@ -286,10 +286,10 @@ mod tests {
         let mut seen = Vec::new();
         let end = scan_lines(&mut reader, 10, |line| match line {
             Line::Complete(l) => seen.push(String::from_utf8(l.to_vec()).unwrap()),
-            Line::Oversized => seen.push("oversized".to_owned()),
+            Line::Oversized(len) => seen.push(format!("oversized {len}")),
         })
         .unwrap();
-        assert_eq!(seen, ["{\"a\":1}", "oversized", "{\"b\":2}"]);
+        assert_eq!(seen, ["{\"a\":1}", "oversized 16", "{\"b\":2}"]);
         assert_eq!(end.consumed, 33);
         assert_eq!(end.tail, b"{\"par");
     }

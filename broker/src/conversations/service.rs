@@ -14,7 +14,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::index::{ConversationIndex, ListQuery, SortBy};
-use super::messages::{Cursor, page, read_messages};
+use super::messages::Cursor;
+use super::pages::MessageMaps;
 use super::search::{self, SearchQuery};
 
 /// Default and largest page of conversations.
@@ -63,13 +64,17 @@ impl From<ConversationError> for Status {
 #[derive(Debug, Clone)]
 pub struct ConversationsService {
     index: Arc<ConversationIndex>,
+    maps: Arc<MessageMaps>,
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ConversationEvent, Status>> + Send>>;
 
 impl ConversationsService {
     pub fn new(index: Arc<ConversationIndex>) -> Self {
-        Self { index }
+        Self {
+            index,
+            maps: Arc::default(),
+        }
     }
 
     /// The tonic server wrapper, ready to add to a router.
@@ -236,11 +241,13 @@ impl Conversations for ConversationsService {
                 _ => ConversationError::NotFound(req.id.clone()),
             })?;
         let span = tracing::debug_span!("get_messages", conversation = %req.id);
-        let messages = tokio::task::spawn_blocking(move || span.in_scope(|| read_messages(&path)))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(ConversationError::from)?;
-        Ok(Response::new(page(messages, cursor, limit)))
+        let maps = Arc::clone(&self.maps);
+        let page =
+            tokio::task::spawn_blocking(move || span.in_scope(|| maps.page(&path, cursor, limit)))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(ConversationError::from)?;
+        Ok(Response::new(page.response))
     }
 
     type SearchConversationsStream = ReceiverStream<Result<pb::SearchHit, Status>>;
@@ -252,8 +259,11 @@ impl Conversations for ConversationsService {
         let query = self.search_query(request.get_ref())?;
         let (tx, rx) = mpsc::channel(SEARCH_BUFFER);
         let index = Arc::clone(&self.index);
+        let maps = Arc::clone(&self.maps);
         tokio::task::spawn_blocking(move || {
-            search::run(&index, &query, |hit| tx.blocking_send(Ok(hit)).is_ok());
+            search::run(&index, &maps, &query, |hit| {
+                tx.blocking_send(Ok(hit)).is_ok()
+            });
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
