@@ -4,6 +4,7 @@
 mod broker;
 mod conversations;
 mod gateway;
+mod pages;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,9 @@ enum Command {
     /// back: output throughput, keystroke echo, memory per idle viewer and
     /// many concurrent viewers, beside a raw PTY and a bare WebSocket echo.
     Gateway(gateway::Args),
+    /// The first, middle and last page of a large transcript's messages,
+    /// read by the broker's paged reader beside the whole-file reader.
+    MessagePages(pages::Args),
 }
 
 #[tokio::main]
@@ -37,5 +41,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Broker(options) => broker::run(options).await,
         Command::Conversations(args) => conversations::run(args).await,
         Command::Gateway(args) => gateway::run(args).await,
+        Command::MessagePages(args) => pages::run(args),
     }
 }
