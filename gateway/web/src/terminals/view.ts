@@ -85,6 +85,8 @@ class TerminalsView implements View, PaneHost {
   private readonly tabs: HTMLElement;
   private readonly toolbarTitle: HTMLElement;
   private readonly toolbarMeta: HTMLElement;
+  /** A claude session's link to its folder's conversations (kept on phones). */
+  private readonly conversationsSlot: HTMLElement;
   private readonly actions: HTMLElement;
   private readonly searchBar: HTMLElement;
   private readonly searchInput: HTMLInputElement;
@@ -167,6 +169,7 @@ class TerminalsView implements View, PaneHost {
     );
     this.toolbarTitle = h('span', { class: 'toolbar-title' });
     this.toolbarMeta = h('span', { class: 'toolbar-meta' });
+    this.conversationsSlot = h('span', { class: 'toolbar-conversations' });
     this.actions = h(
       'div',
       { class: 'toolbar-actions' },
@@ -187,6 +190,7 @@ class TerminalsView implements View, PaneHost {
       { class: 'toolbar' },
       drawerButton,
       h('div', { class: 'toolbar-info' }, this.toolbarTitle, this.toolbarMeta),
+      this.conversationsSlot,
       this.actions,
     );
 
@@ -722,6 +726,7 @@ class TerminalsView implements View, PaneHost {
     if (!pane) {
       this.toolbarTitle.textContent = 'Terminals';
       this.toolbarMeta.textContent = '';
+      this.conversationsSlot.replaceChildren();
       document.title = 'dispatch';
       return;
     }
@@ -735,9 +740,19 @@ class TerminalsView implements View, PaneHost {
       if (session.viewers && session.viewers > 1) meta.push(`${session.viewers} viewers`);
     }
     this.toolbarMeta.textContent = meta.join(' · ');
-    if (session?.mode === 'claude' && session.cwd) {
-      const link = h('a', { class: 'toolbar-link', testid: 'session-conversations', text: 'conversations', attrs: { href: conversationsForDirectory(session.cwd) } });
-      this.toolbarMeta.append(' · ', link);
+    const href = session?.mode === 'claude' && session.cwd ? conversationsForDirectory(session.cwd) : null;
+    if (this.conversationsSlot.querySelector('a')?.getAttribute('href') !== href) {
+      this.conversationsSlot.replaceChildren();
+    }
+    if (href && !this.conversationsSlot.firstChild) {
+      const label = "Conversations in this session's folder";
+      const link = h(
+        'a',
+        { class: 'toolbar-link', testid: 'session-conversations', title: label, attrs: { href, 'aria-label': label } },
+        icon('conversations'),
+        h('span', { class: 'toolbar-link-label', text: 'conversations' }),
+      );
+      this.conversationsSlot.append(link);
     }
     const ended = pane.state.kind === 'ended' || session?.status === 'exited';
     for (const id of ['end-session', 'rename-session']) {

@@ -239,8 +239,9 @@ describe('conversations view', { timeout: 600_000 }, () => {
     const [cwd, args] = readFileSync(marker, 'utf8').split('\n');
     assert.equal(cwd, project);
     assert.equal(args, `--resume ${LONG}`);
-    // The session's toolbar links to its folder's conversations (the
-    // toolbar details show on wider screens).
+    // The session's toolbar links to its folder's conversations: a label
+    // beside the toolbar details on wide screens, an icon on a small phone
+    // (where the details are hidden).
     const desktop = await (await newContext(browser)).newPage();
     await login(desktop, gateway.url);
     await desktop.goto(`${gateway.url}/${sessionHash}`);
@@ -250,6 +251,22 @@ describe('conversations view', { timeout: 600_000 }, () => {
     assert.equal(await desktop.getByTestId('conversation-item').getAttribute('data-id'), LONG);
     assert.ok(((await desktop.locator('.conv-scope').textContent()) ?? '').includes(project));
     await desktop.context().close();
+
+    const phone = await (await newContext(browser, { viewport: { width: 375, height: 667 }, isMobile: true, hasTouch: true })).newPage();
+    await login(phone, gateway.url);
+    await phone.goto(`${gateway.url}/${sessionHash}`);
+    const link = phone.getByTestId('session-conversations');
+    await link.waitFor({ state: 'visible', timeout: 30_000 });
+    assert.equal(await phone.locator('.toolbar-info').isVisible(), false, 'the toolbar details are hidden on a phone');
+    const box = await link.boundingBox();
+    assert.ok(box && box.x >= 0 && box.x + box.width <= 375 && box.y >= 0 && box.y + box.height <= 667, `link inside the screen: ${JSON.stringify(box)}`);
+    assert.ok(box.width >= 32 && box.height >= 32, `a thumb-sized target: ${JSON.stringify(box)}`);
+    await phone.screenshot({ path: join(ensureArtifacts(), 'session-conversations-phone.png') });
+    await link.tap();
+    await phone.waitForFunction(() => location.hash.startsWith('#/conversations/project/'));
+    await phone.waitForFunction(() => document.querySelectorAll('[data-testid="conversation-item"]').length === 1);
+    assert.equal(await phone.getByTestId('conversation-item').getAttribute('data-id'), LONG);
+    await phone.context().close();
   });
 
   test('a conversation written to just now is marked active', TEST, async () => {
