@@ -14,8 +14,9 @@ LISTENER_PORT (a listener of the test's own on the `edge` network), EDGE_NET
 `docker-compose`, shell-quoted), FAKE_HOME and FAKE_UID (a home whose
 `.claude`, mode 0700, belongs to FAKE_UID, for compose/host-claude.yml),
 LT_PEER (the installed LocalTunnel server, see scripts/tunnel-peer.sh) and
-NODE_IMAGE (an image with Node.js to run it in), FIRST_ROUND (1: also the
-checks that do not depend on the compose tool).
+NODE_IMAGE (an image with Node.js to run it in), NGINX_DIR (an empty
+directory for nginx), FIRST_ROUND (1: also the checks that do not depend on
+the compose tool).
 """
 
 import asyncio
@@ -27,6 +28,7 @@ import os
 import re
 import shlex
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -569,6 +571,120 @@ async def check_tunnel():
     check("the gateway was not restarted meanwhile", inspect(gateway)["RestartCount"] == 0)
 
 
+# ---- the README's nginx example -----------------------------------------------
+
+
+def readme_nginx_config(tls_port, http_port, cert, key):
+    """The README's nginx example, made to run here: loopback ports and a
+    self-signed certificate; every other line as documented."""
+    with open("README.md") as f:
+        block = re.search(r"```nginx\n(.*?)```", f.read(), re.S).group(1)
+    edits = [
+        (r"listen 443 ssl;", f"listen 127.0.0.1:{tls_port} ssl;"),
+        (r"listen 80;", f"listen 127.0.0.1:{http_port};"),
+        (r"ssl_certificate +\S+;", f"ssl_certificate {cert};"),
+        (r"ssl_certificate_key +\S+;", f"ssl_certificate_key {key};"),
+        (r"proxy_pass http://127\.0\.0\.1:3000;", f"proxy_pass http://127.0.0.1:{PORT};"),
+    ]
+    for pattern, replacement in edits:
+        block, n = re.subn(pattern, replacement, block)
+        if n != 1:
+            raise RuntimeError(f"the README's nginx example has no single {pattern!r}")
+    return block
+
+
+async def check_nginx_example():
+    """The README's TLS reverse proxy in front of the stack, started with
+    TRUST_PROXY=true as it says: login, a Secure cookie and a terminal
+    WebSocket over wss://, and the redirect from plain HTTP."""
+    work = os.environ["NGINX_DIR"]
+    cert, key = f"{work}/cert.pem", f"{work}/key.pem"
+    host = "dispatch.example.com"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={host}",
+                    "-addext", f"subjectAltName=DNS:{host}", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    tls_port, http_port = ports
+    with open(f"{work}/nginx.conf", "w") as f:
+        f.write(f"daemon off;\nworker_processes 1;\npid {work}/nginx.pid;\nerror_log {work}/error.log;\n"
+                "events {}\nhttp {\n  access_log off;\n"
+                + "".join(f"  {kind}_temp_path {work}/{kind};\n"
+                          for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+                + readme_nginx_config(tls_port, http_port, cert, key) + "}\n")
+    env = dict(os.environ, TRUST_PROXY="true")
+    up = compose("up", "-d", "--no-build", "gateway", env=env)
+    if not check("nginx: the gateway is recreated with TRUST_PROXY=true", up.returncode == 0, up.stderr[-500:]):
+        return
+    gateway = compose("ps", "-q", "gateway", env=env).stdout.strip()
+    wait_for("gateway healthy with TRUST_PROXY=true", lambda: health(gateway)[0] == "healthy", 120)
+    nginx = subprocess.Popen(["nginx", "-p", work, "-c", f"{work}/nginx.conf"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        try:
+            wait_for("nginx listening", lambda: connects("127.0.0.1", tls_port), 30, 0.2)
+        except TimeoutError:
+            nginx.kill()
+            check("nginx: the README's example starts", False, nginx.communicate()[1][-500:])
+            return
+        check("nginx: the README's example starts", True)
+        await nginx_session(host, tls_port, http_port, cert)
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+
+
+async def nginx_session(host, tls_port, http_port, cert):
+    tls = ssl.create_default_context(cafile=cert)
+    # Requests sent to 127.0.0.1 that name the host in `Host` only: the
+    # certificate chain is checked, its name by the WebSocket below.
+    tls_by_address = ssl.create_default_context(cafile=cert)
+    tls_by_address.check_hostname = False
+    authority = f"{host}:{tls_port}"
+    origin = f"https://{authority}"
+
+    def https(method, path, body=None, cookie=None):
+        conn = http.client.HTTPSConnection("127.0.0.1", tls_port, timeout=20, context=tls_by_address)
+        headers = {"Host": authority, "Origin": origin, "Content-Type": "application/json"}
+        if cookie:
+            headers["Cookie"] = cookie
+        try:
+            conn.request(method, path, body=json.dumps(body).encode() if body is not None else None,
+                         headers=headers)
+            resp = conn.getresponse()
+            return resp.status, resp.headers, resp.read()
+        finally:
+            conn.close()
+
+    status, headers, _ = https("POST", "/api/login", {"key": KEY})
+    set_cookie = headers.get("Set-Cookie") or ""
+    check("nginx: login over https", status == 204 and set_cookie.startswith("dispatch_session="),
+          f"status {status} {set_cookie!r}")
+    check("nginx: the cookie is Secure (X-Forwarded-Proto honoured)",
+          "secure" in [a.strip().lower() for a in set_cookie.split(";")], set_cookie)
+    cookie = set_cookie.split(";", 1)[0]
+    status, _, body = https("POST", "/api/sessions", {"mode": "shell", "cols": 100, "rows": 30}, cookie)
+    if not check("nginx: a session is created over https", status == 201, f"{status} {body[:200]!r}"):
+        return
+    sock = socket.create_connection(("127.0.0.1", tls_port), timeout=20)
+    ws = await connect(f"wss://{authority}/ws/sessions/{json.loads(body)['id']}?cols=100&rows=30", sock=sock,
+                       ssl=tls, server_hostname=host, origin=origin, additional_headers={"Cookie": cookie},
+                       max_size=2 << 20, open_timeout=20)
+    async with Terminal.over(ws) as term:
+        m = await term.run('echo "NGINX-$((6*7))-OK"', r"NGINX-42-OK", 30)
+        check("nginx: the terminal WebSocket works over wss://", m is not None)
+    conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=20)
+    conn.request("GET", "/x", headers={"Host": host})
+    resp = conn.getresponse()
+    check("nginx: plain HTTP is redirected to https",
+          resp.status == 301 and resp.headers.get("Location") == f"https://{host}/x",
+          f"{resp.status} {resp.headers.get('Location')}")
+    conn.close()
+
+
 def check_host_claude_overlay():
     """compose/host-claude.yml: the broker runs as USER_ID and reads the host's ~/.claude, read-only."""
     home, uid = os.environ["FAKE_HOME"], os.environ["FAKE_UID"]
@@ -634,6 +750,8 @@ async def main():
     await check_gateway_restart(sid)
     await check_broker_crash()
     await check_tunnel()
+    if os.environ.get("FIRST_ROUND") == "1":
+        await check_nginx_example()
     check_host_claude_overlay()
     if os.environ.get("FIRST_ROUND") == "1":
         check_claude_build_arg()

@@ -31,7 +31,7 @@ STARTED=()
 PREVIOUS_IMAGES=
 
 ensure_engine() {
-  apt_install docker.io docker-compose python3-venv
+  apt_install docker.io docker-compose python3-venv nginx openssl
   if docker info >/dev/null 2>&1; then return 0; fi
   local logfile=/var/log/dispatch-dockerd.log
   log "starting dockerd (log: $logfile)"
@@ -259,7 +259,10 @@ main() {
   chown -R "$FAKE_UID:$FAKE_UID" "$FAKE_HOME/.claude" && chmod 0700 "$FAKE_HOME/.claude"
   # The LocalTunnel server that the gateway's tunnel is tested against.
   LT_PEER=$PWD/gateway/tests/tunnel-peer NODE_IMAGE=$(grep -m1 -oE '^FROM node:[^ ]+' Dockerfile.gateway | cut -d' ' -f2)
-  export FAKE_HOME FAKE_UID LT_PEER NODE_IMAGE
+  # nginx (the README's TLS example) runs as root with workers as nobody.
+  NGINX_DIR=$WORK/nginx
+  mkdir -p "$NGINX_DIR" && chmod 0711 "$WORK" && chmod 0755 "$NGINX_DIR"
+  export FAKE_HOME FAKE_UID LT_PEER NODE_IMAGE NGINX_DIR
 
   local failed=()
   run_round v2 1 "${COMPOSE_V2[@]}" || failed+=("Compose v2")
