@@ -292,6 +292,9 @@ async def check_session(opener, ws_headers):
         m = await term.run('echo "ROOTFS=$(touch /usr/local/bin/probe 2>/dev/null && echo writable || echo readonly)"',
                            r"ROOTFS=(writable|readonly)")
         check("session: read-only root filesystem", m.group(1) == "readonly", m.group(1))
+        m = await term.run('echo "TMP=$(touch /tmp/probe 2>/dev/null && rm /tmp/probe && echo writable || echo readonly)"',
+                           r"TMP=(writable|readonly)")
+        check("session: /tmp is writable (tmpfs)", m.group(1) == "writable", m.group(1))
         ip, port = os.environ["LISTENER_IP"], os.environ["LISTENER_PORT"]
         m = await term.run(
             f"echo \"NET=$(timeout 5 bash -c 'exec 3<>/dev/tcp/{ip}/{port} && head -c5 <&3' >/dev/null 2>&1"
@@ -326,6 +329,7 @@ def check_containers():
     for name, c in (("gateway", gw), ("broker", br)):
         host = c["HostConfig"]
         check(f"{name}: read-only root filesystem (inspect)", host.get("ReadonlyRootfs") is True)
+        check(f"{name}: a tmpfs on /tmp", "/tmp" in (host.get("Tmpfs") or {}), str(host.get("Tmpfs")))
         check(f"{name}: all capabilities dropped (inspect)",
               host.get("CapDrop") in (["ALL"], ["all"]) and not host.get("CapAdd"), str(host.get("CapDrop")))
         check(f"{name}: no-new-privileges", "no-new-privileges:true" in (host.get("SecurityOpt") or []))

@@ -158,6 +158,20 @@ python_env() {
   PYTHON=$venv/bin/python
 }
 
+# docker-compose 1.29 builds the images again, in its BuildKit mode
+# (COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1, through Debian's docker CLI,
+# which has BuildKit built in), from the layer cache Compose v2 filled: the
+# round that follows runs what it built.
+build_with_compose_v1() {
+  local cli=$TOOLS/debian-docker-cli start=$SECONDS
+  mkdir -p "$cli" && ln -sfn /usr/bin/docker "$cli/docker"
+  PREVIOUS_IMAGES+=" $(current_images)"
+  PATH="$PWD/$cli:$PATH" COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1 \
+    "${COMPOSE_V1[@]}" -p dispatch-e2e-build -f "$COMPOSE_FILE" build >"$WORK/build-v1.log" 2>&1 \
+    || { tail -60 "$WORK/build-v1.log" >&2; return 1; }
+  log "docker-compose 1.29 built the images again in $((SECONDS - start))s"
+}
+
 # refuses_without_key COMMAND...: the compose file needs TERMINAL_KEY.
 refuses_without_key() {
   if env -u TERMINAL_KEY "$@" -p dispatch-e2e-config -f "$COMPOSE_FILE" config >/dev/null 2>"$WORK/err"; then
@@ -266,7 +280,11 @@ main() {
 
   local failed=()
   run_round v2 1 "${COMPOSE_V2[@]}" || failed+=("Compose v2")
-  run_round v1 0 "${COMPOSE_V1[@]}" || failed+=("docker-compose 1.29")
+  if build_with_compose_v1; then
+    run_round v1 0 "${COMPOSE_V1[@]}" || failed+=("docker-compose 1.29")
+  else
+    failed+=("docker-compose 1.29 (build)")
+  fi
   [ ${#failed[@]} -eq 0 ] || { log "failed with: ${failed[*]}"; return 1; }
 }
 
