@@ -170,3 +170,34 @@ fn tunnel_config(
         .unwrap_or(tunnel::DEFAULT_SERVER);
     Ok(tunnel::TunnelConfig::new(server, subdomain, destination)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn tunnel_server(args: &[&str]) -> String {
+        let mut all = vec!["dispatch-gateway", "--enable-tunnel"];
+        all.extend_from_slice(args);
+        let config = Cli::try_parse_from(all).unwrap().config;
+        let local = tunnel::Destination::dial("127.0.0.1:3000".parse().unwrap());
+        tunnel_config(&config, local).unwrap().server().to_string()
+    }
+
+    #[test]
+    fn tunnel_server_defaults_to_the_public_service() {
+        assert_eq!(tunnel_server(&[]), "https://localtunnel.me/");
+        // An empty LT_HOST (as an env file may hold) means the default.
+        assert_eq!(tunnel_server(&["--lt-host", ""]), "https://localtunnel.me/");
+        assert_eq!(
+            tunnel_server(&["--lt-host", "http://127.0.0.1:9000"]),
+            "http://127.0.0.1:9000/"
+        );
+    }
+}
