@@ -158,7 +158,13 @@ main() {
   local fp
   fp=$(fingerprint)
   if is_current "$SLIM_TAG" "$fp" && is_current "$RUST_TAG" "$fp" && is_current "$NODE_TAG" "$fp"; then
-    log "base images ready: $SLIM_TAG $RUST_TAG $NODE_TAG"
+    local tag stand_ins=()
+    for tag in "$SLIM_TAG" "$RUST_TAG" "$NODE_TAG"; do
+      [ "$(docker image inspect -f "{{ index .Config.Labels \"$LABEL\" }}" "$tag")" = "$fp" ] && stand_ins+=("$tag")
+    done
+    local note=""
+    [ ${#stand_ins[@]} -eq 0 ] || note=" (local stand-ins made from this machine's packages and toolchains, no registry used: ${stand_ins[*]})"
+    log "base images ready: $SLIM_TAG $RUST_TAG $NODE_TAG$note"
     return 0
   fi
   apt_install mmdebstrap
