@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The container test: builds both images with the real Dockerfiles, then
-# brings the compose stack up twice, once with Compose v2 (`docker compose`)
-# and once with docker-compose 1.29, each under a compose project of its own,
-# checks it end to end (scripts/test-docker.py) and tears it down, also when
-# a check fails.
+# The container test: builds both images with the real Dockerfiles and
+# brings the compose stack up twice, built and run with Compose v2
+# (`docker compose`), then rebuilt and run with docker-compose 1.29, each
+# time under a compose project of its own; checks it end to end
+# (scripts/test-docker.py) and tears it down, also when a check fails or the
+# run is interrupted.
 #
 # Installs Debian's docker.io and docker-compose when missing and starts
 # dockerd when it is not running. Debian bookworm does not package Compose
@@ -119,7 +120,6 @@ remove_superseded() {
 teardown() {
   local rc=$? entry project left=0
   trap - EXIT INT TERM
-  remove_superseded
   for entry in "${STARTED[@]}"; do
     project=${entry#*|}
     log "tearing down $project"
@@ -130,6 +130,7 @@ teardown() {
       left=1
     fi
   done
+  remove_superseded
   rm -rf "$WORK"
   [ "$left" -eq 0 ] || [ "$rc" -ne 0 ] || rc=1
   exit "$rc"
