@@ -177,3 +177,64 @@ async fn replay_of_a_plain_shell_matches_and_keeps_history() {
     assert!(scrollback.contains("history line 11970\r\n"));
     assert!(replay.scrollback.len() <= (2 << 20) + 4096);
 }
+
+/// The highest `line NNNNNN` number on a viewer's screen.
+fn last_line_number(viewer: &Viewer) -> u32 {
+    viewer
+        .screen
+        .screen()
+        .contents()
+        .lines()
+        .filter_map(|line| line.strip_prefix("line ")?.trim().parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Reads until the screen shows line `number` or a later one.
+async fn read_past_line(viewer: &mut Viewer, number: u32) {
+    while last_line_number(viewer) < number {
+        assert!(
+            viewer.next().await.is_some(),
+            "stream ended before line {number}"
+        );
+    }
+}
+
+/// Viewers that attach while bulk output streams in (plain and coloured
+/// lines, parsed later than they are sent) get the screen at the offset
+/// of their replay: exactly what a terminal fed every byte up to that
+/// offset shows. Then they follow the stream to the same final screen.
+#[tokio::test]
+async fn viewers_attaching_while_output_streams_get_the_screen_at_their_offset() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let session = create_shell(&mut client, 80, 24).await;
+    let mut first = Viewer::attach(&mut client, &session.id, 80, 24, true).await;
+    let start = first.offset;
+    let start_state = first.screen.screen().state_formatted();
+    first
+        .input(
+            "seq -f 'line %06g' 1 400000 | sed 's/^.*7$/\\x1b[1;32m&\\x1b[m/'; \
+             tput cup 3 7; printf 'E''ND'; sleep 1000\r",
+        )
+        .await;
+    let mut later = Vec::new();
+    for line in [50_000, 150_000, 300_000] {
+        read_past_line(&mut first, line).await;
+        later.push(Viewer::attach(&mut client, &session.id, 80, 24, false).await);
+    }
+    first.wait_for_screen("END").await;
+    first.drain(Duration::from_millis(300)).await;
+    for viewer in &mut later {
+        let seen = usize::try_from(viewer.offset - start).unwrap();
+        assert!(seen < first.output.len(), "attached mid-stream");
+        let mut reference = parser(80, 24);
+        reference.process(start_state.as_bytes());
+        reference.process(&first.output[..seen]);
+        assert_same_screen(&viewer.screen, &reference);
+        viewer.wait_for_screen("END").await;
+        viewer.drain(Duration::from_millis(300)).await;
+        assert_same_screen(&viewer.screen, &first.screen);
+    }
+    assert!(first.screen.screen().contents().contains("line 400000"));
+}

@@ -10,6 +10,13 @@
 //! is a full window behind, so the child blocks on its writes. A viewer that
 //! has not acknowledged for `flow_stall` stops pacing, and a session without
 //! viewers never blocks.
+//!
+//! The PTY is read by the session's pump, which never parses: the kernel
+//! buffers only a few KiB of a PTY's output, so any time the reader spends
+//! elsewhere stalls the child. Output goes to the terminal's inbox, and the
+//! screen state ([`Terminal`], behind its own lock) takes it in on a
+//! blocking thread once enough has arrived, when output goes quiet, or
+//! when a replay or resize needs the current screen.
 
 pub mod pty;
 pub mod terminal;
@@ -18,7 +25,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -44,6 +51,13 @@ thread_local! {
 
 /// Queued output is parsed once the PTY has been quiet this long.
 const PARSE_WHEN_QUIET: Duration = Duration::from_millis(50);
+/// Output in the terminal's inbox that starts taking it in, on a blocking
+/// thread.
+const INBOX_DRAIN: usize = 256 << 10;
+/// Output in the inbox that the pump takes in itself, when the blocking
+/// thread cannot keep up: with [`terminal::BACKLOG_MAX`], the bound of
+/// unparsed output per session.
+const INBOX_MAX: usize = 2 << 20;
 /// Pending metadata/notice events kept per viewer.
 const MAX_VIEWER_EVENTS: usize = 64;
 
@@ -157,7 +171,6 @@ struct Viewer {
 
 struct State {
     name: String,
-    terminal: Terminal,
     offset: u64,
     cols: u16,
     rows: u16,
@@ -178,6 +191,13 @@ pub struct Session {
     pty: Pty,
     limits: Limits,
     state: Mutex<State>,
+    /// The screen state; taken after `state` when both are held.
+    terminal: Mutex<Terminal>,
+    /// Output published but not handed to `terminal` yet; appended under
+    /// `state`, so with `state` held it ends at `State::offset`.
+    inbox: Mutex<Inbox>,
+    /// Whether a blocking thread is taking the inbox in.
+    draining: AtomicBool,
     leader_exit: Mutex<Option<ExitInfo>>,
     wake_pump: Notify,
     input: tokio::sync::Mutex<()>,
@@ -222,7 +242,6 @@ impl Session {
             limits,
             state: Mutex::new(State {
                 name,
-                terminal: Terminal::new(cols, rows, limits.scrollback_bytes),
                 offset: 0,
                 cols,
                 rows,
@@ -233,6 +252,9 @@ impl Session {
                 exit: None,
                 ended_at_ms: 0,
             }),
+            terminal: Mutex::new(Terminal::new(cols, rows, limits.scrollback_bytes)),
+            inbox: Mutex::new(Inbox::default()),
+            draining: AtomicBool::new(false),
             leader_exit: Mutex::new(None),
             wake_pump: Notify::new(),
             input: tokio::sync::Mutex::new(()),
@@ -243,7 +265,7 @@ impl Session {
         });
         if let Some(banner) = banner {
             session.publish(banner.as_bytes());
-            session.lock().terminal.catch_up();
+            session.terminal().catch_up();
         }
         tokio::spawn(Arc::clone(&session).pump());
         Ok(session)
@@ -258,9 +280,41 @@ impl Session {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.state)
+    }
+
+    /// The screen state, with every published chunk handed to it. With
+    /// the `state` lock held, it is the screen at `State::offset`.
+    fn terminal(&self) -> MutexGuard<'_, Terminal> {
+        let mut terminal = lock(&self.terminal);
+        let inbox = std::mem::take(&mut *lock(&self.inbox));
+        for chunk in inbox.chunks {
+            terminal.push(chunk);
+        }
+        terminal
+    }
+
+    /// Whether output waits to be parsed (without waiting for the terminal:
+    /// while another thread holds it, there is).
+    fn has_unparsed_output(&self) -> bool {
+        lock(&self.inbox).bytes > 0
+            || self
+                .terminal
+                .try_lock()
+                .map_or(true, |terminal| terminal.backlog() > 0)
+    }
+
+    /// Hands the inbox to the terminal on a blocking thread once enough
+    /// output has arrived (at most one such thread per session).
+    fn drain_inbox_soon(self: &Arc<Self>) {
+        if lock(&self.inbox).bytes < INBOX_DRAIN || self.draining.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let session = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            drop(session.terminal());
+            session.draining.store(false, Ordering::Release);
+        });
     }
 
     pub fn is_running(&self) -> bool {
@@ -284,6 +338,7 @@ impl Session {
 
     /// Live figures.
     pub fn stats(&self) -> SessionStats {
+        let scrollback_bytes = lock(&self.terminal).scrollback_bytes();
         let state = self.lock();
         SessionStats {
             id: self.info.id,
@@ -300,7 +355,7 @@ impl Session {
             idle: state.last_active.elapsed(),
             cols: state.cols,
             rows: state.rows,
-            scrollback_bytes: state.terminal.scrollback_bytes(),
+            scrollback_bytes,
         }
     }
 
@@ -415,7 +470,7 @@ impl Session {
             Some(v) => v.resync,
         };
         if snapshot_needed {
-            let snapshot = state.terminal.snapshot();
+            let snapshot = self.terminal().snapshot();
             let v = state.viewer_mut(viewer);
             v.resync = false;
             v.pending.clear();
@@ -476,7 +531,7 @@ impl Session {
         }
         state.cols = cols;
         state.rows = rows;
-        state.terminal.resize(cols, rows);
+        self.terminal().resize(cols, rows);
         self.pty.resize(cols, rows);
         self.announce(state, pb::session_event::Kind::Updated);
     }
@@ -549,7 +604,15 @@ impl Session {
         let chunk = Bytes::copy_from_slice(data);
         let limit = self.limits.outbox_limit();
         let mut state = self.lock();
-        state.terminal.push(chunk.clone());
+        let inbox_bytes = {
+            let mut inbox = lock(&self.inbox);
+            inbox.bytes += chunk.len();
+            inbox.chunks.push_back(chunk.clone());
+            inbox.bytes
+        };
+        if inbox_bytes > INBOX_MAX {
+            drop(self.terminal());
+        }
         state.offset += data.len() as u64;
         state.last_active = Instant::now();
         state.last_active_ms = now_ms();
@@ -619,7 +682,7 @@ impl Session {
             };
             match read {
                 Ok(0) => break,
-                Ok(_) => {}
+                Ok(_) => self.drain_inbox_soon(),
                 Err(e) => {
                     tracing::warn!(session = %self.info.id, error = %e, "PTY read failed");
                     break;
@@ -658,12 +721,12 @@ impl Session {
     /// a time so viewers are not held up. While output streams in, it stays
     /// queued (see [`Terminal`]).
     async fn wait_and_read_burst(&self) -> std::io::Result<usize> {
-        if self.lock().terminal.backlog() > 0 {
+        if self.has_unparsed_output() {
             let burst = self.pty.read_with(|| self.read_burst());
             if let Ok(read) = tokio::time::timeout(PARSE_WHEN_QUIET, burst).await {
                 return read;
             }
-            while self.lock().terminal.catch_up_some(terminal::CATCH_UP_STEP) {
+            while self.terminal().catch_up_some(terminal::CATCH_UP_STEP) {
                 tokio::task::yield_now().await;
             }
         }
@@ -695,7 +758,7 @@ impl Session {
         crate::metrics::SESSIONS_ENDED.inc();
         state.exit = Some(exit.clone());
         state.ended_at_ms = now_ms();
-        state.terminal.freeze();
+        self.terminal().freeze();
         for viewer in &mut state.viewers {
             let exit = pb::attach_response::Kind::Exit(exit_proto(&exit));
             viewer.events.push_back((viewer.pending_end, exit));
@@ -706,6 +769,20 @@ impl Session {
         drop(state);
         self.ended.send_replace(true);
     }
+}
+
+/// Output waiting to be handed to a session's terminal.
+#[derive(Default)]
+struct Inbox {
+    chunks: VecDeque<Bytes>,
+    bytes: usize,
+}
+
+/// Locks `mutex`, carrying on past a panic of another holder.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl State {
