@@ -279,7 +279,7 @@ async def check_session(opener, ws_headers):
         check("session runs in its own directory",
               cwd == session.get("cwd") and cwd.startswith(PTY_ROOT + "/") and cwd != PTY_ROOT,
               f"pwd {cwd}, session cwd {session.get('cwd')}")
-        m = await term.run('echo "SECRETS=$(env | grep -cE "^(BROKER_TOKEN|TERMINAL_KEY)=")"',
+        m = await term.run('echo "SECRETS=$(env | grep -cE "^(BROKER_TOKEN|BROKER_ADMIN_TOKEN|TERMINAL_KEY)=")"',
                            r"SECRETS=(\d+)")
         check("no secret in the session's environment", m.group(1) == "0", m.group(1))
         m = await term.run(
@@ -392,6 +392,20 @@ def check_containers():
     out = docker("exec", BROKER, "cat", "/proc/self/status")
     fields = status_fields(out.stdout)
     check("broker: /proc/self/status inside shows no capabilities", caps_empty(fields), out.stdout[-300:])
+
+
+def check_admin(sid):
+    """Operator access as the README documents it: `exec` into the broker."""
+    out = compose("exec", "-T", "broker", "dispatch-broker", "admin", "--json", "list")
+    try:
+        listed = [s for s in json.loads(out.stdout)["sessions"] if s["id"] == sid]
+    except (ValueError, KeyError, TypeError):
+        listed = []
+    check("admin: `compose exec broker dispatch-broker admin list` shows the session running",
+          out.returncode == 0 and len(listed) == 1 and listed[0]["status"] == "running",
+          f"rc {out.returncode} {out.stderr.strip()[:300]} {out.stdout[:300]!r}")
+    names = [entry.split("=", 1)[0] for entry in inspect(GATEWAY)["Config"]["Env"]]
+    check("admin: the admin secret is not given to the gateway", "BROKER_ADMIN_TOKEN" not in names, str(names))
 
 
 async def check_gateway_restart(sid):
@@ -751,6 +765,7 @@ async def main():
     check_containers()
     check_listener_reachable_from_edge()
     sid = await check_session(opener, ws_headers)
+    check_admin(sid)
     await check_gateway_restart(sid)
     await check_broker_crash()
     await check_tunnel()

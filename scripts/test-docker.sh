@@ -243,9 +243,10 @@ main() {
   scripts/tunnel-peer.sh
 
   # The stack's secrets, made as the README says, in a directory of the test's own.
-  export BROKER_ENV_FILE=$WORK/broker.env TERMINAL_KEY
+  export BROKER_ENV_FILE=$WORK/broker.env TERMINAL_KEY BROKER_ADMIN_TOKEN
   cp compose/make-broker-env.sh "$WORK/" && "$WORK/make-broker-env.sh" 2>/dev/null
   TERMINAL_KEY=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+  BROKER_ADMIN_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 
   log "a missing TERMINAL_KEY stops the stack before it starts"
   refuses_without_key "${COMPOSE_V2[@]}"
