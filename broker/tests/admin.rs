@@ -6,7 +6,9 @@ mod common;
 
 use std::process::Output;
 
-use common::{DEADLINE, TOKEN, TestBroker, Viewer, create_shell, eventually, process_exists};
+use common::{
+    DEADLINE, TOKEN, TestBroker, Viewer, create_shell, eventually, process_exists, session_env,
+};
 use dispatch_proto::v1 as pb;
 use serde_json::Value;
 
@@ -471,12 +473,7 @@ async fn sessions_never_see_the_admin_token() {
             .env("SESSION_ENV_PASSTHROUGH", "BROKER_ADMIN_TOKEN");
     })
     .await;
-    let mut client = broker.client().await;
-    let session = create_shell(&mut client, 200, 50).await;
-    let mut viewer = Viewer::attach(&mut client, &session.id, 200, 50, true).await;
-    viewer.input("env; echo env-dump-''done\r").await;
-    viewer.wait_for_output("env-dump-done").await;
-    let text = String::from_utf8_lossy(&viewer.output).to_string();
+    let (_, text) = session_env(&broker).await;
     assert!(text.contains("HOME="), "{text}");
     assert!(!text.contains(ADMIN_TOKEN), "BROKER_ADMIN_TOKEN leaked");
     assert!(!text.contains("BROKER_ADMIN_TOKEN"), "{text}");

@@ -194,12 +194,7 @@ async fn session_environment_holds_no_secret() {
             .env("SESSION_ENV_PASSTHROUGH", "EXTRA_ALLOWED,BROKER_TOKEN");
     })
     .await;
-    let mut client = broker.client().await;
-    let session = create_shell(&mut client, 200, 50).await;
-    let mut viewer = Viewer::attach(&mut client, &session.id, 200, 50, true).await;
-    viewer.input("env; echo env-dump-''done\r").await;
-    viewer.wait_for_output("env-dump-done").await;
-    let text = String::from_utf8_lossy(&viewer.output).to_string();
+    let (session, text) = session_env(&broker).await;
     assert!(!text.contains(TOKEN), "BROKER_TOKEN leaked");
     assert!(
         !text.contains("terminal-key-secret-value"),

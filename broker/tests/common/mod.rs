@@ -325,6 +325,17 @@ impl Viewer {
     }
 }
 
+/// A new shell session of `broker` and what `env` prints in it.
+pub async fn session_env(broker: &TestBroker) -> (pb::Session, String) {
+    let mut client = broker.client().await;
+    let session = create_shell(&mut client, 200, 50).await;
+    let mut viewer = Viewer::attach(&mut client, &session.id, 200, 50, true).await;
+    viewer.input("env; echo env-dump-''done\r").await;
+    viewer.wait_for_output("env-dump-done").await;
+    let text = String::from_utf8_lossy(&viewer.output).into_owned();
+    (session, text)
+}
+
 /// Polls `condition` until it holds or the deadline passes.
 pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + DEADLINE;
