@@ -461,13 +461,16 @@ async fn concurrent_sessions(
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = server.resources();
     println!(
-        "{count} sessions created and ended: fds {} -> {} -> {}, processes {} -> {} -> {}, RSS {} -> {} -> {} KiB (before -> with sessions -> after)",
+        "{count} sessions created and ended: fds {} -> {} -> {}, processes {} -> {} -> {}, broker threads {} -> {} -> {}, RSS {} -> {} -> {} KiB (before -> with sessions -> after)",
         before.fds,
         during.fds,
         after.fds,
         before.processes,
         during.processes,
         after.processes,
+        before.threads,
+        during.threads,
+        after.threads,
         before.rss_kib,
         during.rss_kib,
         after.rss_kib
@@ -484,6 +487,13 @@ async fn concurrent_sessions(
         after.processes as f64,
         before.processes as f64,
         "procs",
+        "back to baseline",
+    );
+    report(
+        "1,000 sessions: broker threads after / before",
+        after.threads as f64,
+        before.threads as f64,
+        "threads",
         "back to baseline",
     );
     report(
@@ -509,6 +519,7 @@ fn percentile(values: &[f64], p: f64) -> f64 {
 struct Resources {
     fds: usize,
     processes: usize,
+    threads: u64,
     rss_kib: u64,
 }
 
@@ -561,11 +572,16 @@ impl BrokerProcess {
     }
 
     fn rss_kib(&self) -> u64 {
+        self.status_figure("VmRSS:")
+    }
+
+    /// A number of the broker's `/proc/<pid>/status` (0 when unreadable).
+    fn status_figure(&self, field: &str) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .ok()
             .and_then(|s| {
                 s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .find_map(|l| l.strip_prefix(field))
                     .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             })
             .unwrap_or(0)
@@ -579,6 +595,7 @@ impl BrokerProcess {
         Resources {
             fds,
             processes,
+            threads: self.status_figure("Threads:"),
             rss_kib: self.rss_kib(),
         }
     }

@@ -167,6 +167,96 @@ async fn ending_kills_background_grandchildren() {
 }
 
 #[tokio::test]
+async fn ending_kills_processes_that_left_the_session() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let session = create_shell(&mut client, 80, 24).await;
+    let mut viewer = Viewer::attach(&mut client, &session.id, 80, 24, true).await;
+    // Unique command lines, to find these processes among any others.
+    let tag = std::process::id();
+    let on_terminal = format!("sleep 1001.{tag}");
+    let detached = format!("sleep 1002.{tag}");
+    viewer
+        .input(&format!(
+            "setsid -f {on_terminal}; setsid -f {detached} </dev/null >/dev/null 2>&1; echo st''arted\r"
+        ))
+        .await;
+    viewer.wait_for_output("started").await;
+    eventually("both escaped processes run", || {
+        processes_running(&on_terminal).len() == 1 && processes_running(&detached).len() == 1
+    })
+    .await;
+    let ended = client
+        .end_session(pb::EndSessionRequest { id: session.id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ended.status, pb::SessionStatus::Exited as i32);
+    eventually("the process on the terminal is gone", || {
+        processes_running(&on_terminal).is_empty()
+    })
+    .await;
+    eventually("the detached process is gone", || {
+        processes_running(&detached).is_empty()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_terminal_held_open_from_outside_still_ends_with_its_session() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let session = create_shell(&mut client, 80, 24).await;
+    let mut viewer = Viewer::attach(&mut client, &session.id, 80, 24, true).await;
+    // Out of the session and without its environment, but on its terminal.
+    let holder = format!("sleep 1003.{}", std::process::id());
+    viewer
+        .input(&format!("setsid -f env -i {holder}; echo st''arted\r"))
+        .await;
+    viewer.wait_for_output("started").await;
+    eventually("the holder runs", || processes_running(&holder).len() == 1).await;
+    let started = std::time::Instant::now();
+    let ended = client
+        .end_session(pb::EndSessionRequest { id: session.id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ended.status, pb::SessionStatus::Exited as i32, "{ended:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+    viewer.wait_for_exit().await;
+    eventually("the holder is gone", || {
+        processes_running(&holder).is_empty()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn each_running_session_has_one_reader_thread_until_it_ends() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    assert_eq!(threads_named(broker.pid(), "pty-reader"), 0);
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        ids.push(create_shell(&mut client, 80, 24).await.id);
+    }
+    // A thread names itself once it runs.
+    eventually("a reader thread per session", || {
+        threads_named(broker.pid(), "pty-reader") == 8
+    })
+    .await;
+    for id in ids {
+        client
+            .end_session(pb::EndSessionRequest { id })
+            .await
+            .unwrap();
+    }
+    eventually("every reader thread ended", || {
+        threads_named(broker.pid(), "pty-reader") == 0
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn child_exit_ends_the_session_with_its_status() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;

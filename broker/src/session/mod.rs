@@ -43,12 +43,6 @@ use terminal::Terminal;
 pub const READ_CHUNK: usize = 64 * 1024;
 /// Largest `Output` message sent to a viewer.
 pub const MAX_OUTPUT_CHUNK: usize = 64 * 1024;
-thread_local! {
-    /// The buffer PTY output is read into before it is published (one per
-    /// runtime thread rather than one per session).
-    static READ_BUFFER: std::cell::RefCell<Option<Box<[u8]>>> = const { std::cell::RefCell::new(None) };
-}
-
 /// Queued output is parsed once the PTY has been quiet this long.
 const PARSE_WHEN_QUIET: Duration = Duration::from_millis(50);
 /// Output in the terminal's inbox that starts taking it in, on a blocking
@@ -58,6 +52,12 @@ const INBOX_DRAIN: usize = 256 << 10;
 /// thread cannot keep up: with [`terminal::BACKLOG_MAX`], the bound of
 /// unparsed output per session.
 const INBOX_MAX: usize = 2 << 20;
+/// How long the PTY may stay open after the session leader exited and
+/// everything of the session was killed before whatever still holds the
+/// terminal is killed too and the session ends.
+const PTY_LINGER: Duration = Duration::from_secs(2);
+/// Stack of a session's reader thread.
+const READER_STACK: usize = 256 << 10;
 /// Pending metadata/notice events kept per viewer.
 const MAX_VIEWER_EVENTS: usize = 64;
 
@@ -199,7 +199,9 @@ pub struct Session {
     /// Whether a blocking thread is taking the inbox in.
     draining: AtomicBool,
     leader_exit: Mutex<Option<ExitInfo>>,
-    wake_pump: Notify,
+    /// Whether the reader thread waits for viewers to acknowledge (and so
+    /// must be woken when they do).
+    reader_paced: AtomicBool,
     input: tokio::sync::Mutex<()>,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
@@ -256,7 +258,7 @@ impl Session {
             inbox: Mutex::new(Inbox::default()),
             draining: AtomicBool::new(false),
             leader_exit: Mutex::new(None),
-            wake_pump: Notify::new(),
+            reader_paced: AtomicBool::new(false),
             input: tokio::sync::Mutex::new(()),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
@@ -267,7 +269,7 @@ impl Session {
             session.publish(banner.as_bytes());
             session.terminal().catch_up();
         }
-        tokio::spawn(Arc::clone(&session).pump());
+        session.spawn_reader()?;
         Ok(session)
     }
 
@@ -457,7 +459,7 @@ impl Session {
             self.announce(&mut state, pb::session_event::Kind::Updated);
         }
         drop(state);
-        self.wake_pump.notify_one();
+        self.wake_reader();
     }
 
     /// The next message for a viewer's stream.
@@ -513,7 +515,7 @@ impl Session {
             v.last_ack = Instant::now();
         }
         drop(state);
-        self.wake_pump.notify_one();
+        self.wake_reader();
     }
 
     /// Sets a viewer's own size and makes it the PTY's size.
@@ -593,6 +595,7 @@ impl Session {
                 *exit = Some(status);
                 drop(exit);
                 self.pty.kill_all();
+                self.pty.wake();
                 true
             }
             None => false,
@@ -663,79 +666,129 @@ impl Session {
         wait
     }
 
-    /// Reads the PTY until every slave side is closed, then ends the session.
-    async fn pump(self: Arc<Self>) {
-        let span = tracing::info_span!("session", id = %self.info.id);
-        let _ = &span;
+    /// Starts the session's reader thread.
+    fn spawn_reader(self: &Arc<Self>) -> Result<(), SessionError> {
+        let session = Arc::clone(self);
+        let runtime = tokio::runtime::Handle::current();
+        let spawned = std::thread::Builder::new()
+            .name("pty-reader".into())
+            .stack_size(READER_STACK)
+            .spawn(move || {
+                let _runtime = runtime.enter();
+                session.read_until_closed();
+            });
+        spawned.map(drop).map_err(|e| {
+            self.pty.kill_all();
+            SessionError::Spawn(format!("PTY reader thread: {e}"))
+        })
+    }
+
+    /// Wakes the reader thread if it waits for viewers to acknowledge.
+    fn wake_reader(&self) {
+        if self.reader_paced.load(Ordering::SeqCst) {
+            self.pty.wake();
+        }
+    }
+
+    /// The reader thread: reads the PTY until every slave side is closed,
+    /// then ends the session. It blocks in the kernel until output comes,
+    /// so output is read as promptly as a plain read loop would.
+    fn read_until_closed(self: Arc<Self>) {
+        let _span = tracing::info_span!("session", id = %self.info.id).entered();
+        // Allocated while output flows; idle sessions hold no buffer.
+        let mut buf: Option<Box<[u8]>> = None;
+        let mut leader_exited_at: Option<Instant> = None;
         loop {
-            while let Some(delay) = self.pacing_delay() {
-                tokio::select! {
-                    () = self.wake_pump.notified() => {}
-                    () = tokio::time::sleep(delay) => {}
+            if self.leader_exited() {
+                let since = *leader_exited_at.get_or_insert_with(Instant::now);
+                if since.elapsed() >= PTY_LINGER {
+                    tracing::warn!("processes outside the session hold its terminal; killing them");
+                    self.pty.kill_holders();
+                    break;
                 }
             }
-            let read = match self.read_burst() {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    self.wait_and_read_burst().await
+            let paced = self.pacing_wait();
+            let quiet = self.has_unparsed_output().then_some(PARSE_WHEN_QUIET);
+            if quiet.is_none() {
+                buf = None;
+            }
+            let linger = leader_exited_at.map(|since| PTY_LINGER.saturating_sub(since.elapsed()));
+            let timeout = [paced, quiet, linger].into_iter().flatten().min();
+            let ready = self.pty.wait(paced.is_none(), timeout);
+            self.reader_paced.store(false, Ordering::SeqCst);
+            match ready {
+                Ok(pty::Ready::Output) => {}
+                Ok(pty::Ready::Woken) => continue,
+                Ok(pty::Ready::Timeout) => {
+                    self.catch_up_until_output();
+                    continue;
                 }
-                read => read,
-            };
-            match read {
+                Err(e) => {
+                    tracing::warn!(error = %e, "PTY wait failed");
+                    break;
+                }
+            }
+            let buf = buf.get_or_insert_with(|| vec![0; READ_CHUNK].into_boxed_slice());
+            match self.read_burst(buf) {
                 Ok(0) => break,
                 Ok(_) => self.drain_inbox_soon(),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => {
-                    tracing::warn!(session = %self.info.id, error = %e, "PTY read failed");
+                    tracing::warn!(error = %e, "PTY read failed");
                     break;
                 }
             }
         }
-        let exit = self.await_leader().await;
+        let exit = self.await_leader();
         self.finish(exit);
     }
 
-    /// Publishes the output the PTY holds right now, read into this
-    /// thread's buffer (idle sessions hold none); `WouldBlock` when there
-    /// is none, `Ok(0)` at end of file.
-    fn read_burst(&self) -> std::io::Result<usize> {
-        READ_BUFFER.with_borrow_mut(|buf| {
-            let buf = buf.get_or_insert_with(|| vec![0; READ_CHUNK].into_boxed_slice());
-            let mut filled = match self.pty.try_read(buf)? {
-                None => return Err(std::io::ErrorKind::WouldBlock.into()),
-                Some(0) => return Ok(0),
-                Some(n) => n,
-            };
-            // End of file and errors are left for the next read to see.
-            while filled < buf.len() {
-                match self.pty.try_read(&mut buf[filled..]) {
-                    Ok(Some(n)) if n > 0 => filled += n,
-                    _ => break,
-                }
-            }
-            self.publish(&buf[..filled]);
-            Ok(filled)
-        })
+    /// How long the reader must leave the PTY alone for viewers to catch
+    /// up, if at all; while it does, acknowledgements wake it.
+    fn pacing_wait(&self) -> Option<Duration> {
+        self.pacing_delay()?;
+        self.reader_paced.store(true, Ordering::SeqCst);
+        // Checked again: an acknowledgement before the flag was set did
+        // not wake the reader.
+        self.pacing_delay()
     }
 
-    /// Waits for output and publishes it; when none comes for
-    /// [`PARSE_WHEN_QUIET`], parses the queued output meanwhile, a step at
-    /// a time so viewers are not held up. While output streams in, it stays
-    /// queued (see [`Terminal`]).
-    async fn wait_and_read_burst(&self) -> std::io::Result<usize> {
-        if self.has_unparsed_output() {
-            let burst = self.pty.read_with(|| self.read_burst());
-            if let Ok(read) = tokio::time::timeout(PARSE_WHEN_QUIET, burst).await {
-                return read;
-            }
-            while self.terminal().catch_up_some(terminal::CATCH_UP_STEP) {
-                tokio::task::yield_now().await;
+    fn leader_exited(&self) -> bool {
+        lock(&self.leader_exit).is_some()
+    }
+
+    /// Publishes the output the PTY holds right now; `WouldBlock` when
+    /// there is none, `Ok(0)` at end of file.
+    fn read_burst(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut filled = match self.pty.try_read(buf)? {
+            None => return Err(std::io::ErrorKind::WouldBlock.into()),
+            Some(0) => return Ok(0),
+            Some(n) => n,
+        };
+        // End of file and errors are left for the next read to see.
+        while filled < buf.len() {
+            match self.pty.try_read(&mut buf[filled..]) {
+                Ok(Some(n)) if n > 0 => filled += n,
+                _ => break,
             }
         }
-        self.pty.read_with(|| self.read_burst()).await
+        self.publish(&buf[..filled]);
+        Ok(filled)
+    }
+
+    /// Parses queued output while the PTY is quiet, a step at a time, so
+    /// that new output and replays are not held up.
+    fn catch_up_until_output(&self) {
+        while self.terminal().catch_up_some(terminal::CATCH_UP_STEP) {
+            if self.pty.has_output() {
+                return;
+            }
+        }
     }
 
     /// The leader's exit status, killing it if it lingers after its
     /// terminal closed.
-    async fn await_leader(&self) -> ExitInfo {
+    fn await_leader(&self) -> ExitInfo {
         let started = Instant::now();
         let mut killed = false;
         loop {
@@ -747,7 +800,7 @@ impl Session {
                 self.pty.kill_all();
                 killed = true;
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 

@@ -6,11 +6,14 @@
 //! that no secret of the broker (its token, the gateway's key) reaches it.
 
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -57,6 +60,15 @@ pub fn session_env(
     env
 }
 
+/// The environment entry that marks a session's processes (empty when
+/// `env` has none).
+fn session_marker(env: &[(String, String)]) -> Vec<u8> {
+    env.iter()
+        .find(|(name, _)| name == "DISPATCH_SESSION_ID")
+        .map(|(name, value)| format!("{name}={value}").into_bytes())
+        .unwrap_or_default()
+}
+
 /// Names that are never passed through, even when asked to.
 fn is_broker_secret(name: &str) -> bool {
     matches!(name, "BROKER_TOKEN" | "TERMINAL_KEY" | "BROKER_ADMIN_TOKEN")
@@ -88,14 +100,32 @@ pub fn find_in_path(program: &str, path: Option<&str>) -> Option<PathBuf> {
 /// A running child on a PTY.
 pub struct Pty {
     master: Mutex<Box<dyn MasterPty + Send>>,
-    /// Non-blocking duplicate of the master side, for async reads and writes.
+    /// Non-blocking duplicate of the master side: polled and read by the
+    /// session's reader thread, written asynchronously.
     io: AsyncFd<OwnedFd>,
+    /// Interrupts the reader thread's wait (see [`Pty::wait`]).
+    wake: EventFd,
     pid: Pid,
+    /// The child's `DISPATCH_SESSION_ID=...` environment entry, which
+    /// marks every process started from the session.
+    marker: Vec<u8>,
+    /// The terminal's device (`/dev/pts/N`).
+    tty: Option<PathBuf>,
+}
+
+/// Why [`Pty::wait`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    Output,
+    Woken,
+    Timeout,
 }
 
 impl Pty {
     /// Starts `program` on a new PTY of the given size.
     pub fn spawn(program: &Program, cols: u16, rows: u16) -> Result<Self, SessionError> {
+        let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+            .map_err(|e| SessionError::Spawn(format!("eventfd: {e}")))?;
         let pair = native_pty_system()
             .openpty(pty_size(cols, rows))
             .map_err(|e| SessionError::Spawn(format!("openpty: {e}")))?;
@@ -116,10 +146,14 @@ impl Pty {
         // The child is reaped with waitpid on its pid (see `try_wait`).
         drop(child);
         let io = nonblocking_dup(pair.master.as_ref())?;
+        let tty = pair.master.tty_name();
         Ok(Self {
             master: Mutex::new(pair.master),
             io: register(io)?,
+            wake,
             pid: Pid::from_raw(pid as i32),
+            marker: session_marker(&program.env),
+            tty,
         })
     }
 
@@ -133,20 +167,47 @@ impl Pty {
         }
     }
 
-    /// Waits until the PTY is readable and calls `read`, again whenever it
-    /// fails with `WouldBlock` (nothing there after all). `read` runs
-    /// synchronously, so a caller that drops this future loses no output.
-    pub async fn read_with<T>(
-        &self,
-        mut read: impl FnMut() -> std::io::Result<T>,
-    ) -> std::io::Result<T> {
+    /// Blocks the calling thread until the PTY has output or has closed
+    /// (only when `output` is set), [`Pty::wake`] is called, or `timeout`
+    /// (`None`: no limit) passes.
+    pub fn wait(&self, output: bool, timeout: Option<Duration>) -> std::io::Result<Ready> {
+        let timeout = timeout.map_or(PollTimeout::NONE, |t| {
+            PollTimeout::from(u16::try_from(t.as_millis()).unwrap_or(u16::MAX))
+        });
+        let pty_events = if output {
+            PollFlags::POLLIN
+        } else {
+            PollFlags::empty()
+        };
+        let mut fds = [
+            PollFd::new(self.wake.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.io.get_ref().as_fd(), pty_events),
+        ];
         loop {
-            let mut guard = self.io.readable().await?;
-            match guard.try_io(|_| read()) {
-                Ok(result) => return result,
-                Err(_would_block) => continue,
+            match poll(&mut fds, timeout) {
+                Ok(0) => return Ok(Ready::Timeout),
+                Ok(_) if fds[0].any().unwrap_or(false) => {
+                    // Clears the count; several wakes make one.
+                    let _ = self.wake.read();
+                    return Ok(Ready::Woken);
+                }
+                Ok(_) if output => return Ok(Ready::Output),
+                Ok(_) => return Ok(Ready::Timeout),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Interrupts a [`Pty::wait`] (now or the next one).
+    pub fn wake(&self) {
+        let _ = self.wake.write(1);
+    }
+
+    /// Whether output is ready to read right now.
+    pub fn has_output(&self) -> bool {
+        let mut fds = [PollFd::new(self.io.get_ref().as_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::ZERO).is_ok_and(|ready| ready > 0)
     }
 
     /// Reads output if some is available right now (`None`: nothing yet).
@@ -190,7 +251,16 @@ impl Pty {
     /// Kills every process of the session (the leader, its process group
     /// and any job it moved to another group), so nothing survives it.
     pub fn kill_all(&self) {
-        kill_session(self.pid);
+        kill_session(self.pid, &self.marker);
+    }
+
+    /// Kills every process that holds the terminal open (slower than
+    /// [`Pty::kill_all`]: it looks through every process's descriptors).
+    pub fn kill_holders(&self) {
+        let Some(tty) = &self.tty else { return };
+        for pid in processes(|pid, _| holds(pid, tty)) {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
     }
 }
 
@@ -210,12 +280,15 @@ fn read_fd(fd: &OwnedFd, buf: &mut [u8]) -> std::io::Result<usize> {
     }
 }
 
-/// Registers the PTY descriptor with the Tokio reactor.
+/// Registers the PTY descriptor with the Tokio reactor, for writes only:
+/// output is read by the session's reader thread, so the reactor is not
+/// woken by it.
 #[allow(unsafe_code)]
 fn register(fd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
     // SAFETY: an `OwnedFd` stays open and keeps returning the same
     // descriptor until the `AsyncFd` owning it is dropped.
-    unsafe { AsyncFd::register(fd) }.map_err(|e| std::io::Error::other(e.to_string()))
+    unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::WRITABLE) }
+        .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 fn pty_size(cols: u16, rows: u16) -> PtySize {
@@ -243,12 +316,16 @@ fn nonblocking_dup(master: &dyn MasterPty) -> Result<OwnedFd, SessionError> {
     Ok(owned)
 }
 
-/// SIGKILLs every process whose session id is `leader` (scanning `/proc`),
-/// plus the leader's process group, until none is left.
-pub fn kill_session(leader: Pid) {
+/// SIGKILLs every process of a session until none is left: those whose
+/// session id is `leader` (its process group and any job moved to another
+/// group), and those started from it that left it (`setsid`) but still carry
+/// its `marker` (its `DISPATCH_SESSION_ID=...` entry) in their environment.
+pub fn kill_session(leader: Pid, marker: &[u8]) {
     let _ = nix::sys::signal::killpg(leader, Signal::SIGKILL);
     for _ in 0..5 {
-        let members = session_members(leader);
+        let members = processes(|pid, session| {
+            session == leader.as_raw() || (!marker.is_empty() && carries(pid, marker))
+        });
         if members.is_empty() {
             return;
         }
@@ -260,13 +337,22 @@ pub fn kill_session(leader: Pid) {
 
 /// Processes whose session id is `leader`, other than zombies.
 pub fn session_members(leader: Pid) -> Vec<Pid> {
+    processes(|_, session| session == leader.as_raw())
+}
+
+/// Processes other than zombies for which `keep(pid, session id)` holds.
+fn processes(mut keep: impl FnMut(i32, i32) -> bool) -> Vec<Pid> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
+    let own = std::process::id() as i32;
     entries
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&pid| {
+            if pid == own {
+                return false;
+            }
             let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
                 return false;
             };
@@ -275,10 +361,25 @@ pub fn session_members(leader: Pid) -> Vec<Pid> {
                 return false;
             };
             let fields: Vec<&str> = rest.split_whitespace().collect();
-            fields.len() > 3 && fields[0] != "Z" && fields[3] == leader.as_raw().to_string()
+            let session = fields.get(3).and_then(|s| s.parse().ok());
+            fields.first() != Some(&"Z") && session.is_some_and(|session| keep(pid, session))
         })
         .map(Pid::from_raw)
         .collect()
+}
+
+/// Whether `pid` has `path` open.
+fn holds(pid: i32, path: &Path) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+        fds.filter_map(Result::ok)
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
+    })
+}
+
+/// Whether `pid` was started with the environment entry `marker`.
+fn carries(pid: i32, marker: &[u8]) -> bool {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .is_ok_and(|environ| environ.split(|&b| b == 0).any(|entry| entry == marker))
 }
 
 #[cfg(test)]

@@ -354,6 +354,37 @@ pub fn process_exists(pid: i32) -> bool {
     }
 }
 
+/// Live processes whose command line is `command` (arguments joined by
+/// spaces).
+pub fn processes_running(command: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| {
+                let words: Vec<&[u8]> = line.split(|&b| b == 0).filter(|w| !w.is_empty()).collect();
+                words.join(&b' ') == command.as_bytes()
+            }) && process_exists(pid)
+        })
+        .collect()
+}
+
+/// Threads of process `pid` named `name`.
+pub fn threads_named(pid: u32, name: &str) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == name)
+        })
+        .count()
+}
+
 /// A terminal emulator of the given size (0 means 80x24).
 pub fn parser(cols: u32, rows: u32) -> vt100::Parser {
     let nz = |v: u32, d: u16| std::num::NonZeroU16::new(if v == 0 { d } else { v as u16 }).unwrap();
