@@ -52,6 +52,12 @@ const INBOX_DRAIN: usize = 256 << 10;
 /// thread cannot keep up: with [`terminal::BACKLOG_MAX`], the bound of
 /// unparsed output per session.
 const INBOX_MAX: usize = 2 << 20;
+/// A read at least this big means output streams in: more is kept with
+/// it, for at most [`COALESCE_WAIT`], and published together (fewer,
+/// bigger messages; fewer wake-ups of the viewers' streams).
+const BULK_READ: usize = 2048;
+/// How long a bulk read waits for more before it is published.
+const COALESCE_WAIT: Duration = Duration::from_millis(1);
 /// How long the PTY may stay open after the session leader exited and
 /// everything of the session was killed before whatever still holds the
 /// terminal is killed too and the session ends.
@@ -695,8 +701,7 @@ impl Session {
     /// so output is read as promptly as a plain read loop would.
     fn read_until_closed(self: Arc<Self>) {
         let _span = tracing::info_span!("session", id = %self.info.id).entered();
-        // Allocated while output flows; idle sessions hold no buffer.
-        let mut buf: Option<Box<[u8]>> = None;
+        let mut output = Unpublished::default();
         let mut leader_exited_at: Option<Instant> = None;
         loop {
             if self.leader_exited() {
@@ -708,17 +713,26 @@ impl Session {
                 }
             }
             let paced = self.pacing_wait();
-            let quiet = self.has_unparsed_output().then_some(PARSE_WHEN_QUIET);
-            if quiet.is_none() {
-                buf = None;
+            if paced.is_some() {
+                output.publish_to(&self);
             }
+            let quiet = self.has_unparsed_output().then_some(PARSE_WHEN_QUIET);
             let linger = leader_exited_at.map(|since| PTY_LINGER.saturating_sub(since.elapsed()));
-            let timeout = [paced, quiet, linger].into_iter().flatten().min();
+            let timeout = if output.is_empty() {
+                output.release_buffer_if(quiet.is_none());
+                [paced, quiet, linger].into_iter().flatten().min()
+            } else {
+                Some(COALESCE_WAIT)
+            };
             let ready = self.pty.wait(paced.is_none(), timeout);
             self.reader_paced.store(false, Ordering::SeqCst);
             match ready {
                 Ok(pty::Ready::Output) => {}
                 Ok(pty::Ready::Woken) => continue,
+                Ok(pty::Ready::Timeout) if !output.is_empty() => {
+                    output.publish_to(&self);
+                    continue;
+                }
                 Ok(pty::Ready::Timeout) => {
                     self.catch_up_until_output();
                     continue;
@@ -728,10 +742,11 @@ impl Session {
                     break;
                 }
             }
-            let buf = buf.get_or_insert_with(|| vec![0; READ_CHUNK].into_boxed_slice());
-            match self.read_burst(buf) {
+            match output.read_from(&self.pty) {
                 Ok(0) => break,
-                Ok(_) => self.drain_inbox_soon(),
+                Ok(read) if read < BULK_READ || output.is_full() => output.publish_to(&self),
+                // More is probably on its way: published together.
+                Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "PTY read failed");
@@ -739,6 +754,7 @@ impl Session {
                 }
             }
         }
+        output.publish_to(&self);
         let exit = self.await_leader();
         self.finish(exit);
     }
@@ -755,25 +771,6 @@ impl Session {
 
     fn leader_exited(&self) -> bool {
         lock(&self.leader_exit).is_some()
-    }
-
-    /// Publishes the output the PTY holds right now; `WouldBlock` when
-    /// there is none, `Ok(0)` at end of file.
-    fn read_burst(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut filled = match self.pty.try_read(buf)? {
-            None => return Err(std::io::ErrorKind::WouldBlock.into()),
-            Some(0) => return Ok(0),
-            Some(n) => n,
-        };
-        // End of file and errors are left for the next read to see.
-        while filled < buf.len() {
-            match self.pty.try_read(&mut buf[filled..]) {
-                Ok(Some(n)) if n > 0 => filled += n,
-                _ => break,
-            }
-        }
-        self.publish(&buf[..filled]);
-        Ok(filled)
     }
 
     /// Parses queued output while the PTY is quiet, a step at a time, so
@@ -821,6 +818,58 @@ impl Session {
         self.announce(&mut state, pb::session_event::Kind::Ended);
         drop(state);
         self.ended.send_replace(true);
+    }
+}
+
+/// Output read from the PTY but not published yet, in a buffer held only
+/// while output flows (idle sessions hold none).
+#[derive(Default)]
+struct Unpublished {
+    buf: Option<Box<[u8]>>,
+    filled: usize,
+}
+
+impl Unpublished {
+    fn is_empty(&self) -> bool {
+        self.filled == 0
+    }
+
+    /// Whether another read might not fit.
+    fn is_full(&self) -> bool {
+        READ_CHUNK - self.filled < BULK_READ * 2
+    }
+
+    /// Reads what the PTY holds right now after the output kept so far;
+    /// `Ok(0)` at end of file.
+    fn read_from(&mut self, pty: &Pty) -> std::io::Result<usize> {
+        let buf = self
+            .buf
+            .get_or_insert_with(|| vec![0; READ_CHUNK].into_boxed_slice());
+        match pty.try_read(&mut buf[self.filled..])? {
+            None => Err(std::io::ErrorKind::WouldBlock.into()),
+            Some(read) => {
+                self.filled += read;
+                Ok(read)
+            }
+        }
+    }
+
+    /// Publishes the output kept so far.
+    fn publish_to(&mut self, session: &Arc<Session>) {
+        if let Some(buf) = &self.buf
+            && self.filled > 0
+        {
+            session.publish(&buf[..self.filled]);
+            self.filled = 0;
+            session.drain_inbox_soon();
+        }
+    }
+
+    /// Frees the buffer when `idle` (nothing is kept in it).
+    fn release_buffer_if(&mut self, idle: bool) {
+        if idle && self.filled == 0 {
+            self.buf = None;
+        }
     }
 }
 
