@@ -109,9 +109,12 @@ impl Capture {
         let mut raw = Vec::with_capacity(text.len() + attributes.len() + 6);
         raw.extend_from_slice(b"\x1b[m");
         raw.extend_from_slice(attributes);
-        for piece in text.split(|&b| b == 0x07) {
-            raw.extend_from_slice(piece);
+        let mut start = 0;
+        for bell in memchr::memchr_iter(0x07, text) {
+            raw.extend_from_slice(&text[start..bell]);
+            start = bell + 1;
         }
+        raw.extend_from_slice(&text[start..]);
         raw.extend_from_slice(b"\x1b[m");
         self.scrollback.push(&raw);
         // Captured lines that follow start from the default colours.
@@ -147,6 +150,9 @@ impl vt100::Callbacks for Capture {
 pub const BACKLOG_MAX: usize = 2 << 20;
 /// Output kept after a compaction.
 const BACKLOG_KEEP: usize = 1 << 20;
+/// A backlog bigger than this is fast-forwarded, when it can be, before
+/// it is parsed.
+const FAST_FORWARD_MIN: usize = 64 << 10;
 /// Output parsed per step when catching up.
 pub const CATCH_UP_STEP: usize = 64 << 10;
 
@@ -164,6 +170,9 @@ pub struct Terminal {
     parser: vt100::Parser<Capture>,
     backlog: VecDeque<bytes::Bytes>,
     backlog_bytes: usize,
+    /// Whether catching up already found the backlog not plain text (so
+    /// it is not checked again until more output is queued).
+    fast_forward_tried: bool,
     /// The last snapshot of an ended session and its size, kept instead of
     /// the parser's grid and scrollback (see [`Terminal::freeze`]).
     frozen: Option<(Snapshot, (u16, u16))>,
@@ -187,6 +196,7 @@ impl Terminal {
             parser: vt100::Parser::new_with_callbacks(nonzero(rows), nonzero(cols), 0, capture),
             backlog: VecDeque::new(),
             backlog_bytes: 0,
+            fast_forward_tried: false,
             frozen: None,
         }
     }
@@ -216,6 +226,7 @@ impl Terminal {
 
     /// Queues output of the PTY, compacting the backlog when it is too big.
     pub fn push(&mut self, chunk: bytes::Bytes) {
+        self.fast_forward_tried = false;
         self.backlog_bytes += chunk.len();
         self.backlog.push_back(chunk);
         if self.backlog_bytes > BACKLOG_MAX {
@@ -229,8 +240,18 @@ impl Terminal {
     }
 
     /// Parses up to about `limit` bytes of the backlog; returns whether
-    /// some is left.
+    /// some is left. A backlog of plain text is first fast-forwarded up to
+    /// its last line break, so that catching up after bulk output parses
+    /// about a screenful rather than all of it.
     pub fn catch_up_some(&mut self, limit: usize) -> bool {
+        if self.backlog_bytes > FAST_FORWARD_MIN && !self.fast_forward_tried {
+            self.fast_forward_tried = true;
+            let prefix = self.take_prefix(0);
+            if !self.try_fast_forward(&prefix) && !prefix.is_empty() {
+                self.backlog_bytes += prefix.len();
+                self.backlog.push_front(prefix.into());
+            }
+        }
         let mut done = 0;
         while done < limit {
             let Some(chunk) = self.backlog.pop_front() else {
@@ -253,15 +274,23 @@ impl Terminal {
 
     /// Reduces the backlog to about [`BACKLOG_KEEP`] bytes.
     fn compact(&mut self) {
-        let mut prefix = Vec::with_capacity(self.backlog_bytes - BACKLOG_KEEP + READ_SLACK);
-        while self.backlog_bytes - prefix.len() > BACKLOG_KEEP {
+        let prefix = self.take_prefix(BACKLOG_KEEP);
+        if !self.try_fast_forward(&prefix) {
+            self.parser.process(&prefix);
+        }
+    }
+
+    /// Takes the backlog's output down to about `keep` bytes, cut after its
+    /// last CR LF (what follows stays queued).
+    fn take_prefix(&mut self, keep: usize) -> Vec<u8> {
+        let mut prefix = Vec::with_capacity(self.backlog_bytes.saturating_sub(keep) + READ_SLACK);
+        while self.backlog_bytes - prefix.len() > keep {
             let Some(chunk) = self.backlog.pop_front() else {
                 break;
             };
             prefix.extend_from_slice(&chunk);
         }
         self.backlog_bytes -= prefix.len();
-        // Cut after the last CR LF; the rest goes back to the backlog.
         let cut = prefix
             .windows(2)
             .rposition(|w| w == b"\r\n")
@@ -272,13 +301,22 @@ impl Terminal {
             self.backlog.push_front(rest);
             prefix.truncate(cut);
         }
+        prefix
+    }
+
+    /// Fast-forwards `prefix` (see [`Terminal::fast_forward`]) when it is
+    /// plain text of more than a screenful; returns whether it did.
+    fn try_fast_forward(&mut self, prefix: &[u8]) -> bool {
         let rows = usize::from(self.size().1);
         let lines = (!self.parser.screen().alternate_screen())
-            .then(|| plain_lines(&prefix))
+            .then(|| plain_lines(prefix))
             .flatten();
         match lines {
-            Some(lines) if lines > rows => self.fast_forward(&prefix, rows),
-            _ => self.parser.process(&prefix),
+            Some(lines) if lines > rows => {
+                self.fast_forward(prefix, rows);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -479,6 +517,47 @@ fn nonzero(value: u16) -> NonZeroU16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catching_up_fast_forwards_a_plain_backlog() {
+        let mut text = Vec::new();
+        let mut i = 0;
+        while text.len() < BACKLOG_MAX / 2 {
+            i += 1;
+            text.extend_from_slice(format!("\x1b[3{}mline {i}\x1b[K\r\n", i % 8).as_bytes());
+        }
+        let mut lazy = Terminal::new(80, 24, 2 << 20);
+        for chunk in text.chunks(4000) {
+            lazy.push(bytes::Bytes::copy_from_slice(chunk));
+        }
+        assert_eq!(lazy.backlog(), text.len(), "below the compaction bound");
+        lazy.catch_up();
+        assert_eq!(lazy.backlog(), 0);
+        // Erase-in-line is kept only by fast-forwarded lines (as printed);
+        // lines parsed one by one are captured without it.
+        let scrollback = lazy.snapshot().scrollback;
+        assert!(memchr::memmem::find(&scrollback, b"\x1b[K").is_some());
+        let mut full = vt100::Parser::new(nonzero(24), nonzero(80), 0);
+        full.process(&text);
+        let restored = restore(&lazy.snapshot(), 80, 24);
+        assert_eq!(
+            restored.screen().contents_formatted(),
+            full.screen().contents_formatted()
+        );
+        let history = printed_lines(&scrollback);
+        let numbers: Vec<usize> = history
+            .iter()
+            .filter(|line| !line.is_empty())
+            .map(|line| line.strip_prefix("line ").unwrap().parse().unwrap())
+            .collect();
+        assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1));
+        let first_on_screen = full.screen().contents().lines().next().unwrap().to_owned();
+        assert_eq!(
+            format!("line {}", numbers.last().unwrap() + 1),
+            first_on_screen
+        );
+        assert_eq!(numbers.first(), Some(&1));
+    }
 
     #[test]
     fn fast_forward_matches_full_parsing() {
