@@ -1,17 +1,18 @@
 //! One PTY session: its child, terminal state, attached viewers and the
-//! output pump that paces the PTY to them (flow control).
+//! reader thread that paces the PTY to them (flow control).
 //!
 //! Flow control: every byte read from the PTY gets a stream offset. Each
 //! viewer has an outbox of output not yet handed to its stream, bounded by
 //! `window + 2 * READ_CHUNK` bytes; when it would overflow, the outbox is
 //! dropped and the viewer is resynchronised with a fresh [`Replay`] from the
 //! screen state. Viewers with flow control acknowledge the offsets they have
-//! consumed; the pump stops reading the PTY while every acknowledging viewer
+//! consumed; the reader stops reading the PTY while every acknowledging viewer
 //! is a full window behind, so the child blocks on its writes. A viewer that
 //! has not acknowledged for `flow_stall` stops pacing, and a session without
 //! viewers never blocks.
 //!
-//! The PTY is read by the session's pump, which never parses: the kernel
+//! The PTY is read by the session's own thread, which blocks in the kernel
+//! until output comes (as promptly as a plain read loop) and never parses: the kernel
 //! buffers only a few KiB of a PTY's output, so any time the reader spends
 //! elsewhere stalls the child. Output goes to the terminal's inbox, and the
 //! screen state ([`Terminal`], behind its own lock) takes it in on a
@@ -48,7 +49,7 @@ const PARSE_WHEN_QUIET: Duration = Duration::from_millis(50);
 /// Output in the terminal's inbox that starts taking it in, on a blocking
 /// thread.
 const INBOX_DRAIN: usize = 256 << 10;
-/// Output in the inbox that the pump takes in itself, when the blocking
+/// Output in the inbox that the reader takes in itself, when the blocking
 /// thread cannot keep up: with [`terminal::BACKLOG_MAX`], the bound of
 /// unparsed output per session.
 const INBOX_MAX: usize = 2 << 20;
@@ -232,7 +233,7 @@ pub fn now_ms() -> i64 {
 }
 
 impl Session {
-    /// Spawns `program` and starts pumping its output. `banner` is shown as
+    /// Spawns `program` and starts reading its output. `banner` is shown as
     /// the session's first lines.
     pub fn start(
         info: SessionInfo,
@@ -581,7 +582,7 @@ impl Session {
         }
     }
 
-    /// Kills the session's whole process tree; the pump then ends it.
+    /// Kills the session's whole process tree; the reader then ends it.
     pub fn terminate(&self) {
         if self.is_running() {
             self.pty.kill_all();
@@ -647,7 +648,7 @@ impl Session {
         crate::metrics::BYTES_OUT.inc_by(data.len() as u64);
     }
 
-    /// How long the pump must wait before reading more, if at all.
+    /// How long the reader must wait before reading more, if at all.
     fn pacing_delay(&self) -> Option<Duration> {
         let state = self.lock();
         let now = Instant::now();
