@@ -78,10 +78,5 @@ async fn pty_mode_claude_runs_claude_from_path_with_its_arguments() {
     viewer
         .wait_for_screen(&format!("cwd: {}", project.path().display()))
         .await;
-    let ended = client
-        .end_session(pb::EndSessionRequest { id: session.id })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(ended.status, pb::SessionStatus::Exited as i32);
+    end_session(&mut client, &session.id).await;
 }

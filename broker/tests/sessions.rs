@@ -186,12 +186,7 @@ async fn ending_kills_processes_that_left_the_session() {
         processes_running(&on_terminal).len() == 1 && processes_running(&detached).len() == 1
     })
     .await;
-    let ended = client
-        .end_session(pb::EndSessionRequest { id: session.id })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(ended.status, pb::SessionStatus::Exited as i32);
+    end_session(&mut client, &session.id).await;
     eventually("the process on the terminal is gone", || {
         processes_running(&on_terminal).is_empty()
     })
@@ -216,12 +211,7 @@ async fn a_terminal_held_open_from_outside_still_ends_with_its_session() {
     viewer.wait_for_output("started").await;
     eventually("the holder runs", || processes_running(&holder).len() == 1).await;
     let started = std::time::Instant::now();
-    let ended = client
-        .end_session(pb::EndSessionRequest { id: session.id })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(ended.status, pb::SessionStatus::Exited as i32, "{ended:?}");
+    end_session(&mut client, &session.id).await;
     assert!(started.elapsed() < std::time::Duration::from_secs(8));
     viewer.wait_for_exit().await;
     eventually("the holder is gone", || {

@@ -520,16 +520,8 @@ mod tests {
 
     #[test]
     fn catching_up_fast_forwards_a_plain_backlog() {
-        let mut text = Vec::new();
-        let mut i = 0;
-        while text.len() < BACKLOG_MAX / 2 {
-            i += 1;
-            text.extend_from_slice(format!("\x1b[3{}mline {i}\x1b[K\r\n", i % 8).as_bytes());
-        }
-        let mut lazy = Terminal::new(80, 24, 2 << 20);
-        for chunk in text.chunks(4000) {
-            lazy.push(bytes::Bytes::copy_from_slice(chunk));
-        }
+        let text = numbered_lines(BACKLOG_MAX / 2);
+        let mut lazy = queued(&text);
         assert_eq!(lazy.backlog(), text.len(), "below the compaction bound");
         lazy.catch_up();
         assert_eq!(lazy.backlog(), 0);
@@ -537,15 +529,42 @@ mod tests {
         // lines parsed one by one are captured without it.
         let scrollback = lazy.snapshot().scrollback;
         assert!(memchr::memmem::find(&scrollback, b"\x1b[K").is_some());
+        let (full, _) = restored_beside_full(&mut lazy, &text);
+        let numbers = history_before_screen(&scrollback, &full);
+        assert_eq!(numbers.first(), Some(&1));
+    }
+
+    /// Numbered lines in changing colours, `bytes` of them or a line more.
+    fn numbered_lines(bytes: usize) -> Vec<u8> {
+        let mut text = Vec::new();
+        let mut i = 0;
+        while text.len() < bytes {
+            i += 1;
+            text.extend_from_slice(format!("\x1b[3{}mline {i}\x1b[K\r\n", i % 8).as_bytes());
+        }
+        text
+    }
+
+    /// An 80x24 terminal with `text` queued in read-sized chunks.
+    fn queued(text: &[u8]) -> Terminal {
+        let mut terminal = Terminal::new(80, 24, 2 << 20);
+        for chunk in text.chunks(4000) {
+            terminal.push(bytes::Bytes::copy_from_slice(chunk));
+        }
+        terminal
+    }
+
+    /// A terminal fed all of `text` and one restored from `lazy`'s
+    /// snapshot, checked to show the same screen.
+    fn restored_beside_full(lazy: &mut Terminal, text: &[u8]) -> (vt100::Parser, vt100::Parser) {
         let mut full = vt100::Parser::new(nonzero(24), nonzero(80), 0);
-        full.process(&text);
+        full.process(text);
         let restored = restore(&lazy.snapshot(), 80, 24);
         assert_eq!(
             restored.screen().contents_formatted(),
             full.screen().contents_formatted()
         );
-        let numbers = history_before_screen(&scrollback, &full);
-        assert_eq!(numbers.first(), Some(&1));
+        (full, restored)
     }
 
     /// The numbers of the `line N` lines in `scrollback`, checked to be
@@ -568,25 +587,11 @@ mod tests {
 
     #[test]
     fn fast_forward_matches_full_parsing() {
-        let mut text = Vec::new();
-        let mut i = 0;
-        while text.len() < 3 * BACKLOG_MAX {
-            i += 1;
-            text.extend_from_slice(format!("\x1b[3{}mline {i}\x1b[K\r\n", i % 8).as_bytes());
-        }
+        let mut text = numbered_lines(3 * BACKLOG_MAX);
         text.extend_from_slice(b"\x1b[1;44mtail");
-        let mut lazy = Terminal::new(80, 24, 2 << 20);
-        for chunk in text.chunks(4000) {
-            lazy.push(bytes::Bytes::copy_from_slice(chunk));
-        }
+        let mut lazy = queued(&text);
         assert!(lazy.backlog() <= BACKLOG_MAX);
-        let mut full = vt100::Parser::new(nonzero(24), nonzero(80), 0);
-        full.process(&text);
-        let restored = restore(&lazy.snapshot(), 80, 24);
-        assert_eq!(
-            restored.screen().contents_formatted(),
-            full.screen().contents_formatted()
-        );
+        let (full, restored) = restored_beside_full(&mut lazy, &text);
         assert_eq!(
             restored.screen().cursor_position(),
             full.screen().cursor_position()

@@ -336,6 +336,17 @@ pub async fn session_env(broker: &TestBroker) -> (pb::Session, String) {
     (session, text)
 }
 
+/// Ends a session and returns it as ended, checking it is reported so.
+pub async fn end_session(client: &mut Client, id: &str) -> pb::Session {
+    let ended = client
+        .end_session(pb::EndSessionRequest { id: id.to_owned() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ended.status, pb::SessionStatus::Exited as i32, "{ended:?}");
+    ended
+}
+
 /// Polls `condition` until it holds or the deadline passes.
 pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + DEADLINE;
