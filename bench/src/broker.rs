@@ -76,29 +76,38 @@ async fn measure(options: &Options, server: &BrokerProcess, work: &Path) -> Resu
 
     let file = work.join("output.txt");
     write_lines(&file, options.megabytes << 20)?;
-    let (mut raw, mut brokered, mut message_kib) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut raw, mut brokered) = (Vec::new(), Vec::new());
     for _ in 0..options.rounds.max(1) {
         raw.push(raw_cat_throughput(&file)?);
-        let (rate, kib) =
-            broker_cat_throughput(&mut client, &file, options.ack_kib.clamp(1, 128) << 10).await?;
-        brokered.push(rate);
-        message_kib.push(kib);
+        let ack_every = options.ack_kib.clamp(1, 128) << 10;
+        brokered.push(broker_cat_throughput(&mut client, server, &file, ack_every).await?);
     }
+    let rates = |transfers: &[Transfer]| transfers.iter().map(|t| t.mb_per_s).collect::<Vec<_>>();
+    let (raw_rates, broker_rates) = (rates(&raw), rates(&brokered));
     let transport = if options.unix { "Unix socket" } else { "TCP" };
     report(
         &format!("output throughput (cat, gRPC over {transport})"),
-        percentile(&brokered, 50.0),
-        percentile(&raw, 50.0),
+        percentile(&broker_rates, 50.0),
+        percentile(&raw_rates, 50.0),
         "MB/s",
         ">= 0.8 x raw PTY",
     );
+    let column = |transfers: &[Transfer], pick: fn(&Transfer) -> f64| {
+        figures(&transfers.iter().map(pick).collect::<Vec<_>>())
+    };
     println!(
         "  {} rounds: broker {} MB/s, raw PTY {} MB/s; output messages of {} KiB on average, acknowledged every {} KiB",
         raw.len(),
-        figures(&brokered),
-        figures(&raw),
-        figures(&message_kib),
+        figures(&broker_rates),
+        figures(&raw_rates),
+        column(&brokered, |t| t.message_kib),
         options.ack_kib.clamp(1, 128),
+    );
+    println!(
+        "  CPU ms per 100 MB: broker {} + viewer {}; raw PTY read loop {}",
+        column(&brokered, |t| t.broker_cpu_ms),
+        column(&brokered, |t| t.viewer_cpu_ms),
+        column(&raw, |t| t.viewer_cpu_ms),
     );
 
     let raw_echo = raw_echo_latencies(options.keystrokes)?;
@@ -186,8 +195,43 @@ fn pty_size() -> PtySize {
     }
 }
 
-/// MB/s of `cat file` read from a PTY by a plain read loop.
-fn raw_cat_throughput(file: &Path) -> Result<f64> {
+/// One transfer of the throughput figure.
+struct Transfer {
+    mb_per_s: f64,
+    /// Mean output message size (0 for the raw PTY).
+    message_kib: f64,
+    /// CPU of the broker process, per 100 MB (0 for the raw PTY).
+    broker_cpu_ms: f64,
+    /// CPU of this process (the reading side), per 100 MB.
+    viewer_cpu_ms: f64,
+}
+
+impl Transfer {
+    fn new(bytes: usize, elapsed: Duration, broker_cpu: Duration, viewer_cpu: Duration) -> Self {
+        let per_100_mb = |cpu: Duration| cpu.as_secs_f64() * 1e3 * 100e6 / bytes.max(1) as f64;
+        Self {
+            mb_per_s: bytes as f64 / elapsed.as_secs_f64() / 1e6,
+            message_kib: 0.0,
+            broker_cpu_ms: per_100_mb(broker_cpu),
+            viewer_cpu_ms: per_100_mb(viewer_cpu),
+        }
+    }
+}
+
+/// CPU time (user + system) used by this process so far.
+fn own_cpu_time() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(Duration::ZERO, |usage| {
+        let micros = |t: nix::sys::time::TimeVal| {
+            Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+        };
+        micros(usage.user_time()) + micros(usage.system_time())
+    })
+}
+
+/// `cat file` read from a PTY by a plain read loop.
+fn raw_cat_throughput(file: &Path) -> Result<Transfer> {
+    let cpu_before = own_cpu_time();
     let pair = native_pty_system().openpty(pty_size())?;
     let mut cmd = CommandBuilder::new("cat");
     cmd.arg(file);
@@ -203,9 +247,10 @@ fn raw_cat_throughput(file: &Path) -> Result<f64> {
             Ok(n) => total += n,
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed();
+    let cpu = own_cpu_time() - cpu_before;
     child.wait()?;
-    Ok(total as f64 / elapsed / 1e6)
+    Ok(Transfer::new(total, elapsed, Duration::ZERO, cpu))
 }
 
 struct Attached {
@@ -305,19 +350,20 @@ async fn create(client: &mut Client) -> Result<pb::Session> {
         .into_inner())
 }
 
-/// MB/s of the same `cat` through the broker to a gRPC viewer that
-/// acknowledges every `ack_every` bytes, and the mean output message size
-/// in KiB.
+/// The same `cat` through the broker to a gRPC viewer that acknowledges
+/// every `ack_every` bytes.
 async fn broker_cat_throughput(
     client: &mut Client,
+    server: &BrokerProcess,
     file: &Path,
     ack_every: u64,
-) -> Result<(f64, f64)> {
+) -> Result<Transfer> {
     let session = create(client).await?;
     let mut viewer = Attached::new(client, &session.id).await?;
     viewer.settle(Duration::from_millis(500)).await;
     viewer.ack_every = ack_every;
     let command = format!("cat {}; echo END''MARK\r", file.display());
+    let (broker_cpu_before, viewer_cpu_before) = (server.cpu_time(), own_cpu_time());
     let started = Instant::now();
     viewer.input(command.as_bytes()).await?;
     // The end mark is looked for in each message and across the boundary
@@ -336,12 +382,16 @@ async fn broker_cat_throughput(
             found
         })
         .await?;
-    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed();
+    let broker_cpu = server.cpu_time() - broker_cpu_before;
+    let viewer_cpu = own_cpu_time() - viewer_cpu_before;
     client
         .end_session(pb::EndSessionRequest { id: session.id })
         .await?;
-    let message_kib = total as f64 / viewer.messages.max(1) as f64 / 1024.0;
-    Ok((total as f64 / elapsed / 1e6, message_kib))
+    Ok(Transfer {
+        message_kib: total as f64 / viewer.messages.max(1) as f64 / 1024.0,
+        ..Transfer::new(total, elapsed, broker_cpu, viewer_cpu)
+    })
 }
 
 /// Echo round trips (ms) of single keystrokes to `cat` on a raw PTY.
@@ -577,6 +627,22 @@ impl BrokerProcess {
 
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// CPU time (user + system) the broker has used so far.
+    fn cpu_time(&self) -> Duration {
+        // Fields 14 and 15 of `/proc/<pid>/stat`, in clock ticks (USER_HZ,
+        // 100 on Linux); the command name before them may hold spaces.
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let ticks: u64 = after_name
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|field| field.parse::<u64>().ok())
+            .sum();
+        Duration::from_millis(ticks * 10)
     }
 
     fn rss_kib(&self) -> u64 {

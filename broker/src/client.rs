@@ -10,12 +10,6 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::config::ListenAddr;
 
-/// HTTP/2 flow-control windows of a channel: a stream of terminal output
-/// is paced by the broker's own window (acknowledgements), so HTTP/2's
-/// default of 64 KiB would only add round trips.
-const STREAM_WINDOW: u32 = 1024 * 1024;
-const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
-
 /// Opens a channel to the broker at `addr`.
 pub async fn connect(addr: &ListenAddr) -> Result<Channel, tonic::transport::Error> {
     match addr {
@@ -43,10 +37,7 @@ pub async fn connect(addr: &ListenAddr) -> Result<Channel, tonic::transport::Err
 }
 
 fn endpoint(endpoint: Endpoint) -> Endpoint {
-    endpoint
-        .connect_timeout(Duration::from_secs(5))
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
+    dispatch_proto::transport::tuned(endpoint).connect_timeout(Duration::from_secs(5))
 }
 
 /// Adds `authorization: Bearer <token>` to every request of a client.

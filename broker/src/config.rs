@@ -183,7 +183,7 @@ pub struct Config {
 
     /// Flow-control window in bytes: how far output may run ahead of the
     /// acknowledgements of the fastest acknowledging viewer.
-    #[arg(long, env = "BROKER_FLOW_WINDOW_BYTES", default_value_t = 512 << 10)]
+    #[arg(long, env = "BROKER_FLOW_WINDOW_BYTES", default_value_t = 1 << 20)]
     pub flow_window_bytes: usize,
 
     /// Milliseconds after which a viewer that stopped acknowledging no longer

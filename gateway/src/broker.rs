@@ -131,12 +131,10 @@ impl Broker {
 }
 
 fn endpoint(endpoint: Endpoint) -> Endpoint {
-    endpoint
+    dispatch_proto::transport::tuned(endpoint)
         .connect_timeout(Duration::from_secs(3))
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(5))
         .keep_alive_while_idle(true)
-        .initial_stream_window_size(1024 * 1024)
-        .initial_connection_window_size(16 * 1024 * 1024)
         .tcp_nodelay(true)
 }

@@ -12,3 +12,27 @@ pub mod v1 {
 /// Encoded `FileDescriptorSet` of every `dispatch.v1` file, for reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/dispatch_descriptor.bin"));
+
+/// How both ends' clients open their HTTP/2 channel to the broker.
+pub mod transport {
+    use tonic::transport::Endpoint;
+
+    /// HTTP/2 stream window of a channel: a stream of terminal output is
+    /// paced by the broker's own window (acknowledgements), so HTTP/2's
+    /// default of 64 KiB would only add round trips.
+    pub const STREAM_WINDOW: u32 = 4 << 20;
+    /// HTTP/2 connection window of a channel, shared by its streams.
+    pub const CONNECTION_WINDOW: u32 = 16 << 20;
+    /// Largest HTTP/2 frame the broker may send: a whole output message
+    /// fits in one frame, so bulk output costs one write per message
+    /// rather than one per 16 KiB.
+    pub const MAX_FRAME_SIZE: u32 = 1 << 20;
+
+    /// `endpoint` with the windows and frame size above.
+    pub fn tuned(endpoint: Endpoint) -> Endpoint {
+        endpoint
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_frame_size(MAX_FRAME_SIZE)
+    }
+}

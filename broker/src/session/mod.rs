@@ -41,9 +41,9 @@ use pty::Pty;
 use terminal::Terminal;
 
 /// Bytes read from the PTY at once.
-pub const READ_CHUNK: usize = 64 * 1024;
+pub const READ_CHUNK: usize = 256 * 1024;
 /// Largest `Output` message sent to a viewer.
-pub const MAX_OUTPUT_CHUNK: usize = 64 * 1024;
+pub const MAX_OUTPUT_CHUNK: usize = 256 * 1024;
 /// Queued output is parsed once the PTY has been quiet this long.
 const PARSE_WHEN_QUIET: Duration = Duration::from_millis(50);
 /// Output in the terminal's inbox that starts taking it in, on a blocking
@@ -58,7 +58,7 @@ const INBOX_MAX: usize = 2 << 20;
 /// bigger messages; fewer wake-ups of the viewers' streams).
 const BULK_READ: usize = 2048;
 /// How long a bulk read waits for more before it is published.
-const COALESCE_WAIT: Duration = Duration::from_millis(1);
+const COALESCE_WAIT: Duration = Duration::from_millis(2);
 /// How long the PTY may stay open after the session leader exited and
 /// everything of the session was killed before whatever still holds the
 /// terminal is killed too and the session ends.
