@@ -64,7 +64,11 @@ pub async fn run(options: Options) -> Result<()> {
     } else {
         "127.0.0.1:0".to_owned()
     };
-    let mut server = BrokerProcess::start(work.path(), &listen, options.concurrent + 100)?;
+    let mut server = BrokerProcess::start(
+        work.path(),
+        &listen,
+        options.concurrent.max(options.sessions) + 100,
+    )?;
     let result = measure(&options, &server, work.path()).await;
     server.stop();
     result

@@ -42,6 +42,8 @@ use terminal::Terminal;
 
 /// Bytes read from the PTY at once.
 pub const READ_CHUNK: usize = 256 * 1024;
+/// Size of the read buffer when output starts to flow.
+const FIRST_READ_BUFFER: usize = 16 * 1024;
 /// Largest `Output` message sent to a viewer.
 pub const MAX_OUTPUT_CHUNK: usize = 256 * 1024;
 /// Queued output is parsed once the PTY has been quiet this long.
@@ -823,10 +825,12 @@ impl Session {
 }
 
 /// Output read from the PTY but not published yet, in a buffer held only
-/// while output flows (idle sessions hold none).
+/// while output flows (idle sessions hold none). The buffer starts at
+/// [`FIRST_READ_BUFFER`] and doubles up to [`READ_CHUNK`] only while bulk
+/// output is kept together, so prompts and echo never touch a large one.
 #[derive(Default)]
 struct Unpublished {
-    buf: Option<Box<[u8]>>,
+    buf: Option<Vec<u8>>,
     filled: usize,
 }
 
@@ -843,9 +847,10 @@ impl Unpublished {
     /// Reads what the PTY holds right now after the output kept so far;
     /// `Ok(0)` at end of file.
     fn read_from(&mut self, pty: &Pty) -> std::io::Result<usize> {
-        let buf = self
-            .buf
-            .get_or_insert_with(|| vec![0; READ_CHUNK].into_boxed_slice());
+        let buf = self.buf.get_or_insert_with(|| vec![0; FIRST_READ_BUFFER]);
+        if buf.len() - self.filled < BULK_READ * 2 && buf.len() < READ_CHUNK {
+            buf.resize((buf.len() * 2).min(READ_CHUNK), 0);
+        }
         match pty.try_read(&mut buf[self.filled..])? {
             None => Err(std::io::ErrorKind::WouldBlock.into()),
             Some(read) => {
