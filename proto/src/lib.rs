@@ -20,7 +20,7 @@ pub mod transport {
     /// HTTP/2 stream window of a channel: a stream of terminal output is
     /// paced by the broker's own window (acknowledgements), so HTTP/2's
     /// default of 64 KiB would only add round trips.
-    pub const STREAM_WINDOW: u32 = 4 << 20;
+    pub const STREAM_WINDOW: u32 = 2 << 20;
     /// HTTP/2 connection window of a channel, shared by its streams.
     pub const CONNECTION_WINDOW: u32 = 16 << 20;
     /// Largest HTTP/2 frame the broker may send: a whole output message

@@ -287,7 +287,13 @@ impl Viewer {
     /// Reads until the raw output contains `needle`.
     pub async fn wait_for_output(&mut self, needle: &str) {
         let deadline = tokio::time::Instant::now() + DEADLINE;
-        while !String::from_utf8_lossy(&self.output).contains(needle) {
+        let finder = memchr::memmem::Finder::new(needle.as_bytes());
+        // Only output not searched yet (and the needle's length before it,
+        // for a needle split between messages) is searched each time, so a
+        // stream of many small messages costs linear time.
+        let mut searched = 0;
+        while finder.find(&self.output[searched..]).is_none() {
+            searched = self.output.len().saturating_sub(needle.len());
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "timed out waiting for {needle:?}; got {:?}",
