@@ -74,10 +74,8 @@ async fn a_slow_viewer_gets_a_size_change_between_the_output_around_it() {
     active.wait_for_output("after-2").await;
 
     let mut resized_after = None;
-    let after = memchr::memmem::Finder::new("after-2");
-    let mut searched = 0;
-    while after.find(&slow.output[searched..]).is_none() {
-        searched = slow.output.len().saturating_sub("after-2".len());
+    let mut after = OutputSearch::new("after-2");
+    while !after.found_in(&slow.output) {
         let message = slow.next().await.expect("the stream stays open");
         if let pb::attach_response::Kind::Session(session) = message
             && (session.cols, session.rows) == (100, 30)

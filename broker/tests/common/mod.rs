@@ -287,13 +287,8 @@ impl Viewer {
     /// Reads until the raw output contains `needle`.
     pub async fn wait_for_output(&mut self, needle: &str) {
         let deadline = tokio::time::Instant::now() + DEADLINE;
-        let finder = memchr::memmem::Finder::new(needle.as_bytes());
-        // Only output not searched yet (and the needle's length before it,
-        // for a needle split between messages) is searched each time, so a
-        // stream of many small messages costs linear time.
-        let mut searched = 0;
-        while finder.find(&self.output[searched..]).is_none() {
-            searched = self.output.len().saturating_sub(needle.len());
+        let mut search = OutputSearch::new(needle);
+        while !search.found_in(&self.output) {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "timed out waiting for {needle:?}; got {:?}",
@@ -406,4 +401,32 @@ pub fn threads_named(pid: u32, name: &str) -> usize {
 pub fn parser(cols: u32, rows: u32) -> vt100::Parser {
     let nz = |v: u32, d: u16| std::num::NonZeroU16::new(if v == 0 { d } else { v as u16 }).unwrap();
     vt100::Parser::new(nz(rows, 24), nz(cols, 80), 0)
+}
+
+/// Looks for a needle in output that keeps growing: each call searches only
+/// what arrived since the last (plus the needle's length before it, for a
+/// needle split between messages), so many small messages cost linear time.
+pub struct OutputSearch<'a> {
+    finder: memchr::memmem::Finder<'a>,
+    searched: usize,
+}
+
+impl<'a> OutputSearch<'a> {
+    pub fn new(needle: &'a str) -> Self {
+        Self {
+            finder: memchr::memmem::Finder::new(needle.as_bytes()),
+            searched: 0,
+        }
+    }
+
+    /// Whether `output` (the same buffer, grown since the last call) holds
+    /// the needle.
+    pub fn found_in(&mut self, output: &[u8]) -> bool {
+        let found = self
+            .finder
+            .find(&output[self.searched.min(output.len())..])
+            .is_some();
+        self.searched = output.len().saturating_sub(self.finder.needle().len());
+        found
+    }
 }
