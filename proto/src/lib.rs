@@ -1,6 +1,7 @@
 //! The gRPC contract of dispatch: generated tonic/prost code for package
-//! `dispatch.v1`, plus the encoded file descriptor set that the broker serves
-//! through gRPC server reflection.
+//! `dispatch.v1`, the encoded file descriptor set that the broker serves
+//! through gRPC server reflection, and the HTTP/2 settings with which clients
+//! open their channel to the broker.
 
 #![allow(clippy::all, missing_docs)]
 
