@@ -395,7 +395,7 @@ def check_containers():
 
 
 def check_admin(sid):
-    """Operator access as the README documents it: `exec` into the broker."""
+    """Operator access as docs/deployment.md documents it: `exec` into the broker."""
     out = compose("exec", "-T", "broker", "dispatch-broker", "admin", "--json", "list")
     try:
         listed = [s for s in json.loads(out.stdout)["sessions"] if s["id"] == sid]
@@ -589,14 +589,14 @@ async def check_tunnel():
     check("the gateway was not restarted meanwhile", inspect(gateway)["RestartCount"] == 0)
 
 
-# ---- the README's nginx example -----------------------------------------------
+# ---- the nginx example, compose/nginx.conf ------------------------------------
 
 
-def readme_nginx_config(tls_port, http_port, cert, key):
-    """The README's nginx example, made to run here: loopback ports and a
-    self-signed certificate; every other line as documented."""
-    with open("README.md") as f:
-        block = re.search(r"```nginx\n(.*?)```", f.read(), re.S).group(1)
+def example_nginx_config(tls_port, http_port, cert, key):
+    """compose/nginx.conf, made to run here: loopback ports and a
+    self-signed certificate; every other line as written."""
+    with open("compose/nginx.conf") as f:
+        block = f.read()
     edits = [
         (r"listen 443 ssl;", f"listen 127.0.0.1:{tls_port} ssl;"),
         (r"listen 80;", f"listen 127.0.0.1:{http_port};"),
@@ -607,12 +607,12 @@ def readme_nginx_config(tls_port, http_port, cert, key):
     for pattern, replacement in edits:
         block, n = re.subn(pattern, replacement, block)
         if n != 1:
-            raise RuntimeError(f"the README's nginx example has no single {pattern!r}")
+            raise RuntimeError(f"compose/nginx.conf has no single {pattern!r}")
     return block
 
 
 async def check_nginx_example():
-    """The README's TLS reverse proxy in front of the stack, started with
+    """The TLS reverse proxy of compose/nginx.conf in front of the stack, started with
     TRUST_PROXY=true as it says: login, a Secure cookie and a terminal
     WebSocket over wss://, and the redirect from plain HTTP."""
     work = os.environ["NGINX_DIR"]
@@ -632,7 +632,7 @@ async def check_nginx_example():
                 "events {}\nhttp {\n  access_log off;\n"
                 + "".join(f"  {kind}_temp_path {work}/{kind};\n"
                           for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-                + readme_nginx_config(tls_port, http_port, cert, key) + "}\n")
+                + example_nginx_config(tls_port, http_port, cert, key) + "}\n")
     env = dict(os.environ, TRUST_PROXY="true")
     up = compose("up", "-d", "--no-build", "gateway", env=env)
     if not check("nginx: the gateway is recreated with TRUST_PROXY=true", up.returncode == 0, up.stderr[-500:]):
@@ -646,9 +646,9 @@ async def check_nginx_example():
             wait_for("nginx listening", lambda: connects("127.0.0.1", tls_port), 30, 0.2)
         except TimeoutError:
             nginx.kill()
-            check("nginx: the README's example starts", False, nginx.communicate()[1][-500:])
+            check("nginx: compose/nginx.conf starts", False, nginx.communicate()[1][-500:])
             return
-        check("nginx: the README's example starts", True)
+        check("nginx: compose/nginx.conf starts", True)
         await nginx_session(host, tls_port, http_port, cert)
     finally:
         nginx.terminate()
@@ -749,7 +749,7 @@ def check_claude_build_arg():
     plain = inspect(os.environ["BROKER_IMAGE"])["Config"]["Env"]
     check("broker image defaults to PTY_MODE=shell", "PTY_MODE=shell" in plain, str(plain))
     tag = os.environ["BROKER_IMAGE"].rsplit(":", 1)[0] + ":claude"
-    # As the README says: CLAUDE_CODE=latest docker compose ... build.
+    # As docs/deployment.md says: CLAUDE_CODE=latest docker compose ... build.
     build = compose("build", "broker", env=dict(os.environ, CLAUDE_CODE="latest", DISPATCH_IMAGE_TAG="claude"))
     if not check("broker image builds with CLAUDE_CODE=latest", build.returncode == 0, build.stderr[-800:]):
         return

@@ -242,7 +242,7 @@ main() {
   scripts/docker-base-images.sh
   scripts/tunnel-peer.sh
 
-  # The stack's secrets, made as the README says, in a directory of the test's own.
+  # The stack's secrets, made as docs/deployment.md says, in a directory of the test's own.
   export BROKER_ENV_FILE=$WORK/broker.env TERMINAL_KEY BROKER_ADMIN_TOKEN
   cp compose/make-broker-env.sh "$WORK/" && "$WORK/make-broker-env.sh" 2>/dev/null
   TERMINAL_KEY=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
@@ -275,7 +275,7 @@ main() {
   chown -R "$FAKE_UID:$FAKE_UID" "$FAKE_HOME/.claude" && chmod 0700 "$FAKE_HOME/.claude"
   # The LocalTunnel server that the gateway's tunnel is tested against.
   LT_PEER=$PWD/gateway/tests/tunnel-peer NODE_IMAGE=$(grep -m1 -oE '^FROM node:[^ ]+' Dockerfile.gateway | cut -d' ' -f2)
-  # nginx (the README's TLS example) runs as root with workers as nobody.
+  # nginx (compose/nginx.conf, the TLS example) runs as root with workers as nobody.
   NGINX_DIR=$WORK/nginx
   mkdir -p "$NGINX_DIR" && chmod 0711 "$WORK" && chmod 0755 "$NGINX_DIR"
   export FAKE_HOME FAKE_UID LT_PEER NODE_IMAGE NGINX_DIR
