@@ -14,8 +14,10 @@ STAGES=${STAGES:-$ALL_STAGES}
 
 stage_setup()  { scripts/setup.sh; }
 stage_lint()   {
-  cargo fmt --all -- --check
-  cargo clippy --workspace --all-targets --locked -- -D warnings
+  # Chained: `set -e` does not apply inside a function called by `if`.
+  scripts/check-docs.sh &&
+    cargo fmt --all -- --check &&
+    cargo clippy --workspace --all-targets --locked -- -D warnings
 }
 stage_rust()   { cargo nextest run --workspace --locked --no-fail-fast -E 'not binary_id(dispatch-gateway::tunnel)'; }
 stage_web()    { scripts/test-web.sh; }
