@@ -3,6 +3,8 @@
 # stage of scripts/test.sh):
 #   - every relative link in README.md, docs/ and gateway/web/README.md
 #     names a file that exists, and its #anchor a heading of that file;
+#   - every path of the tree they quote (`broker/src/...`) exists, unless
+#     git ignores it (files the scripts generate);
 #   - every environment variable of dispatch-gateway and dispatch-broker
 #     (`env = "..."` in their sources) is documented in README.md;
 #   - every name in capitals that docs/architecture.md quotes (a flag or a
@@ -14,6 +16,7 @@ cd "$(dirname "$0")/.."
 exec python3 - "$@" <<'PY'
 import os
 import re
+import subprocess
 import sys
 
 DOCS = ["README.md", "gateway/web/README.md"] + sorted(
@@ -79,6 +82,17 @@ def check_links(doc):
                 problems.append(f"{where}: no heading #{anchor} in {resolved}")
 
 
+def check_paths(doc):
+    roots = "|".join(["gateway", "broker", "proto", "testkit", "bench", "scripts", "compose", "docs"])
+    for number, line in prose_with_code_headings(doc):
+        for path in re.findall(rf"`((?:{roots})/[^`\s]*)`", line):
+            if re.search(r"[*<{]", path) or os.path.exists(path):
+                continue
+            ignored = subprocess.run(["git", "check-ignore", "-q", path]).returncode == 0
+            if not ignored:
+                problems.append(f"{doc}:{number}: {path} does not exist")
+
+
 def source_text(roots, suffixes=(".rs", ".proto")):
     for root in roots:
         for folder, _, files in os.walk(root):
@@ -107,6 +121,7 @@ def check_quoted_names():
 
 for doc in DOCS:
     check_links(doc)
+    check_paths(doc)
 check_variables()
 check_quoted_names()
 for problem in sorted(set(problems)):
@@ -114,5 +129,5 @@ for problem in sorted(set(problems)):
 if problems:
     print(f"check-docs: {len(set(problems))} problem(s)", file=sys.stderr)
     sys.exit(1)
-print("check-docs: links, anchors, variables and quoted names agree with the tree")
+print("check-docs: links, anchors, paths, variables and quoted names agree with the tree")
 PY
