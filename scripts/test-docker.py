@@ -15,8 +15,9 @@ LISTENER_PORT (a listener of the test's own on the `edge` network), EDGE_NET
 `.claude`, mode 0700, belongs to FAKE_UID, for compose/host-claude.yml),
 LT_PEER (the installed LocalTunnel server, see scripts/tunnel-peer.sh) and
 NODE_IMAGE (an image with Node.js to run it in), NGINX_DIR (an empty
-directory for nginx), FIRST_ROUND (1: also the checks that do not depend on
-the compose tool).
+directory for nginx), EGRESS_DIR (a directory for the test's certificate
+authority and API key, see compose/test/egress.yml), FIRST_ROUND (1: also
+the checks that do not depend on the compose tool).
 """
 
 import asyncio
@@ -302,7 +303,7 @@ async def check_session(opener, ws_headers):
             r"NET=(open|blocked)", deadline=30)
         check("session cannot reach a listener on the edge network", m.group(1) == "blocked", m.group(1))
         m = await term.run(
-            'echo "TOOLS=$(for c in bash git less ps vi nano locale; do command -v $c >/dev/null || printf %s- $c; done)'
+            'echo "TOOLS=$(for c in bash git curl less ps vi nano locale; do command -v $c >/dev/null || printf %s- $c; done)'
             '$(test -s /etc/ssl/certs/ca-certificates.crt || printf ca-)'
             '$(locale -a | grep -qx en_US.utf8 || printf locale-)END"', r"TOOLS=(\S*)END")
         check("session: the shell tools, CA certificates and locale are there", m.group(1) == "",
@@ -358,6 +359,8 @@ def check_containers():
     bindings = gw["NetworkSettings"]["Ports"].get("3000/tcp") or []
     check("gateway port published on loopback only",
           bool(bindings) and all(b["HostIp"] == "127.0.0.1" for b in bindings), str(bindings))
+    published = sorted(gw["HostConfig"].get("PortBindings") or {})
+    check("gateway: the egress proxy's port is not published", published == ["3000/tcp"], str(published))
     out = subprocess.run(["ss", "-Hltn", f"sport = :{PORT}"], capture_output=True, text=True)
     listening = [line.split()[3] for line in out.stdout.splitlines() if line.strip()]
     check("host: the gateway's port is bound on 127.0.0.1 only",
@@ -757,7 +760,185 @@ def check_claude_build_arg():
     check("CLAUDE_CODE makes PTY_MODE=claude the default", "PTY_MODE=claude" in env, str(env))
     out = docker("run", "--rm", "--read-only", "--cap-drop", "ALL", "--network", "none",
                  "--entrypoint", "claude", tag, "--version", check_rc=False)
-    check("the claude CLI runs in that image as appuser", "Claude Code" in out.stdout, out.stdout + out.stderr)
+    if check("the claude CLI runs in that image as appuser", "Claude Code" in out.stdout, out.stdout + out.stderr):
+        return tag
+    return None
+
+
+# ---- egress: the sessions' only way out ------------------------------------
+
+REFUSED_HOST = "example.com"
+ALLOWED_HOST = "api.anthropic.com"
+EGRESS_FILES = ["-f", "compose/test/egress.yml", "-f", "compose/claude-api-key.yml"]
+
+
+def egress_view(sid):
+    status, _, body = request("GET", f"/api/sessions/{sid}/egress", headers=bearer())
+    if status != 200:
+        raise RuntimeError(f"GET /api/sessions/{sid}/egress answered {status}: {body[:200]!r}")
+    return json.loads(body)
+
+
+def egress_entry(view, host, port=443):
+    return next((e for e in view.get("hosts") or [] if e.get("host") == host and e.get("port") == port), None)
+
+
+async def session_proxy(term, sid):
+    """The session's proxy settings; returns the proxy password (its credential)."""
+    m = await term.run(
+        'printf "PROXY=%s@%s NO=%s LOWER=%s END\\n" "$(printf %s "$HTTPS_PROXY" | sed -E "s|^http://([^:@]*):.*|\\1|")"'
+        ' "${HTTPS_PROXY##*@}" "$NO_PROXY"'
+        ' "$([ "$https_proxy" = "$HTTPS_PROXY" ] && [ "$HTTP_PROXY" = "$HTTPS_PROXY" ] && [ "$http_proxy" = "$HTTPS_PROXY" ] && echo same)"',
+        r"PROXY=([\w-]*)@([\w.:-]*) NO=([\w.,]*) LOWER=(\w*) END")
+    user, address, no_proxy, lower = m.groups()
+    check("egress: the session's HTTPS_PROXY is the gateway's proxy with the session's id",
+          user == sid and address == "gateway:3128", f"{user}@{address}")
+    check("egress: HTTP_PROXY and the lower-case forms match, NO_PROXY=localhost,127.0.0.1",
+          lower == "same" and no_proxy == "localhost,127.0.0.1", f"{lower} {no_proxy}")
+    m = await term.run('printf "SECRET=<%s>\\n" "$(printf %s "$HTTPS_PROXY" | sed -E "s|^http://[^:]*:([^@]*)@.*|\\1|")"',
+                       r"SECRET=<([^<>%\s]+)>")
+    return m.group(1)
+
+
+async def check_refused_and_no_route(term, sid, label, direct_target):
+    """curl to a host outside the allowlist is refused by the proxy (403);
+    without the proxy there is no route; without credentials the proxy
+    answers 407."""
+    m = await term.run(f'curl -sS -o /dev/null -w "CONNECT=%{{http_connect}}" https://{REFUSED_HOST}/ 2>&1; echo " RC=$?"',
+                       r"CONNECT=(\d{3}) RC=(\d+)", 30)
+    check(f"egress{label}: curl https://{REFUSED_HOST} is refused by the proxy (403)",
+          m.group(1) == "403" and m.group(2) != "0", m.group(0))
+    m = await term.run(f'curl --noproxy "*" -sS -k -m 5 -o /dev/null {direct_target} 2>&1; echo "DIRECT-RC=$?"',
+                       r"DIRECT-RC=(\d+)", 30)
+    check(f"egress{label}: without the proxy, {direct_target} has no route", m.group(1) not in ("", "0"), m.group(0))
+    m = await term.run(f'curl -sS -o /dev/null -w "NOAUTH=%{{http_connect}}" --proxy http://gateway:3128 '
+                       f'https://{ALLOWED_HOST}/ 2>&1; echo " RC=$?"', r"NOAUTH=(\d{3}) RC=(\d+)", 30)
+    check(f"egress{label}: the proxy without the session's credentials answers 407", m.group(1) == "407", m.group(0))
+
+
+def check_egress_view_refused(sid, label):
+    try:
+        view = wait_for("the refusal in the egress view",
+                        lambda: (v := egress_view(sid)) and egress_entry(v, REFUSED_HOST) and v, 20)
+    except TimeoutError as err:
+        check(f"egress{label}: GET /api/sessions/{{id}}/egress lists the refused host", False, str(err))
+        return None
+    entry = egress_entry(view, REFUSED_HOST)
+    check(f"egress{label}: GET /api/sessions/{{id}}/egress lists the refused host",
+          view.get("sessionId") == sid and entry["decision"] == "refused" and entry["count"] >= 1
+          and entry["bytesUp"] == 0 and entry["bytesDown"] == 0 and bool(entry.get("reason")), str(entry))
+    return view
+
+
+def check_no_secret_in_logs(secret, label, containers):
+    for container in containers:
+        out = docker("logs", container, check_rc=False)
+        check(f"egress{label}: the session's proxy secret is not in the {inspect(container)['Name']} logs",
+              secret not in out.stdout + out.stderr)
+
+
+async def check_egress_refusals():
+    """The base stack: a shell session's way out is the proxy, which refuses
+    what the allowlist lacks; the session's egress view shows it."""
+    session = create_session(headers=bearer())
+    sid = session["id"]
+    async with Terminal(sid, bearer()) as term:
+        await term.wait(r"\S", 20)
+        secret = await session_proxy(term, sid)
+        await check_refused_and_no_route(term, sid, "", "https://1.1.1.1/")
+    check_egress_view_refused(sid, "")
+    logs = docker("logs", GATEWAY, check_rc=False)
+    lines = [line for line in (logs.stdout + logs.stderr).splitlines() if sid in line and REFUSED_HOST in line]
+    check("egress: the gateway logs the refusal with the session's id", bool(lines))
+    check_no_secret_in_logs(secret, "", (GATEWAY, BROKER))
+
+
+def make_test_ca(directory):
+    """A certificate authority for this run only, and a certificate it signed for api.anthropic.com."""
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl("req", "-x509", *ec, "-days", "1", "-subj", "/CN=dispatch container test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout", "ca.key", "-out", "ca.pem")
+    openssl("req", *ec, "-subj", f"/CN={ALLOWED_HOST}", "-keyout", "server.key", "-out", "server.csr")
+    with open(os.path.join(directory, "server.ext"), "w") as f:
+        f.write(f"subjectAltName=DNS:{ALLOWED_HOST}\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "1", "-extfile", "server.ext", "-out", "server.pem")
+    # The stand-in runs as nobody: its throwaway key is readable by all.
+    for name in ("ca.pem", "server.pem", "server.key"):
+        os.chmod(os.path.join(directory, name), 0o644)
+
+
+def write_api_key(path, key):
+    """The API key file as docs/egress.md says: readable by group 10001 only."""
+    with open(path, "w") as f:
+        f.write(key)
+    os.chown(path, 0, 10001)
+    os.chmod(path, 0o440)
+
+
+def egress_stack_up(image, work):
+    """The stack with the Claude Code image, the API stand-in and the API key secret."""
+    env = dict(os.environ, EGRESS_TEST_BROKER_IMAGE=image, EGRESS_TEST_DIR=work,
+               STAND_IN_REPLY=f"Stand-in reply {os.urandom(6).hex()}.",
+               STAND_IN_API_KEY=f"sk-ant-api03-e2e-{os.urandom(16).hex()}",
+               ANTHROPIC_API_KEY_FILE=os.path.join(work, "anthropic-api-key"))
+    make_test_ca(work)
+    write_api_key(env["ANTHROPIC_API_KEY_FILE"], env["STAND_IN_API_KEY"])
+    up = compose(*EGRESS_FILES, "up", "-d", "--no-build", env=env)
+    if not check("claude: the stack is up with the API stand-in and the API key secret", up.returncode == 0,
+                 up.stderr[-800:]):
+        return None
+    ids = {name: compose(*EGRESS_FILES, "ps", "-q", name, env=env).stdout.strip()
+           for name in ("broker", "gateway", "anthropic-stand-in")}
+    wait_for("broker healthy with the claude image", lambda: health(ids["broker"])[0] == "healthy", 120)
+    wait_for("gateway healthy", lambda: health(ids["gateway"])[0] == "healthy", 120)
+    wait_for("the stand-in listening", lambda: "listening" in docker("logs", ids["anthropic-stand-in"]).stdout, 30)
+    wait_for("sessions again", lambda: create_session(headers=bearer()), 60)
+    return env, ids
+
+
+async def check_claude_through_egress(image):
+    """The real claude CLI in a session of the stack reaches the (stand-in)
+    Anthropic API through the egress proxy, authenticated by the API key
+    secret; in the same session a host outside the allowlist is refused and
+    there is no direct route; the session's egress view shows both."""
+    started = egress_stack_up(image, os.environ["EGRESS_DIR"])
+    if not started:
+        return
+    env, ids = started
+    stand_in_ip = container_ip(ids["anthropic-stand-in"], os.environ["EDGE_NET"])
+    session = create_session(headers=bearer())
+    sid = session["id"]
+    async with Terminal(sid, bearer()) as term:
+        await term.wait(r"\S", 20)
+        secret = await session_proxy(term, sid)
+        m = await term.run('claude -p "hello"; echo "CLAUDE-EXIT=$?"', r"CLAUDE-EXIT=(\d+)", 90)
+        check("claude: `claude -p` exits 0 in a session", m.group(1) == "0", term.output[-600:])
+        check("claude: it prints the stand-in's reply", env["STAND_IN_REPLY"] in term.output, term.output[-600:])
+        m = await term.run('echo "KEYS-IN-ENV=$(env | grep -c sk-ant-)"', r"KEYS-IN-ENV=(\d+)")
+        check("claude: the API key is in no session environment variable", m.group(1) == "0", m.group(1))
+        await check_refused_and_no_route(term, sid, " (claude stack)", f"https://{stand_in_ip}/")
+    logs = docker("logs", ids["anthropic-stand-in"]).stdout
+    requests = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    check("claude: the stand-in got POST /v1/messages with the key from the secret",
+          {"method": "POST", "path": "/v1/messages", "keyOk": True} in requests, logs[-600:])
+    broker_env = inspect(ids["broker"])["Config"]["Env"]
+    check("claude: the API key is in no container's environment",
+          not any(env["STAND_IN_API_KEY"] in e for c in ids.values() for e in inspect(c)["Config"]["Env"]),
+          str([e.split("=", 1)[0] for e in broker_env]))
+    view = check_egress_view_refused(sid, " (claude stack)")
+    allowed = egress_entry(view or {}, ALLOWED_HOST)
+    check("claude: the egress view lists api.anthropic.com as reached, with bytes both ways",
+          allowed is not None and allowed["decision"] == "allowed" and allowed["count"] >= 1
+          and allowed["bytesUp"] > 0 and allowed["bytesDown"] > 0 and bool(allowed.get("lastAt")), str(allowed))
+    check_no_secret_in_logs(secret, " (claude stack)", (ids["gateway"], ids["broker"]))
 
 
 async def main():
@@ -768,12 +949,15 @@ async def main():
     check_admin(sid)
     await check_gateway_restart(sid)
     await check_broker_crash()
+    await check_egress_refusals()
     await check_tunnel()
     if os.environ.get("FIRST_ROUND") == "1":
         await check_nginx_example()
     check_host_claude_overlay()
     if os.environ.get("FIRST_ROUND") == "1":
-        check_claude_build_arg()
+        claude_image = check_claude_build_arg()
+        if claude_image:
+            await check_claude_through_egress(claude_image)
 
 
 if __name__ == "__main__":

@@ -278,7 +278,10 @@ main() {
   # nginx (compose/nginx.conf, the TLS example) runs as root with workers as nobody.
   NGINX_DIR=$WORK/nginx
   mkdir -p "$NGINX_DIR" && chmod 0711 "$WORK" && chmod 0755 "$NGINX_DIR"
-  export FAKE_HOME FAKE_UID LT_PEER NODE_IMAGE NGINX_DIR
+  # The test CA, the API stand-in's certificate and the API key file for
+  # the Claude Code check (compose/test/egress.yml).
+  EGRESS_DIR=$WORK/egress
+  export FAKE_HOME FAKE_UID LT_PEER NODE_IMAGE NGINX_DIR EGRESS_DIR
 
   local failed=()
   run_round v2 1 "${COMPOSE_V2[@]}" || failed+=("Compose v2")
