@@ -11,8 +11,8 @@ use tonic::{Request, Status};
 
 /// Checks `authorization: Bearer <token>` in constant time.
 ///
-/// An empty token disables the check (the broker only allows that on
-/// loopback addresses and Unix sockets).
+/// An empty token disables the check; [`crate::Config::validate`] allows
+/// that only on a Unix socket, which the broker creates with mode 0600.
 #[derive(Clone)]
 pub struct BearerAuth {
     expected: Arc<[u8]>,

@@ -139,8 +139,8 @@ pub struct Config {
     pub listen: ListenAddr,
 
     /// Shared secret every call but health must present as
-    /// `authorization: Bearer <token>`. Required unless listening on
-    /// loopback or a Unix socket.
+    /// `authorization: Bearer <token>`. Required on every TCP address
+    /// (loopback included); only a Unix socket (mode 0600) may go without.
     #[arg(
         long,
         env = "BROKER_TOKEN",
@@ -243,9 +243,11 @@ impl Config {
 
     /// Checks the combinations clap cannot.
     pub fn validate(&self) -> Result<(), String> {
-        if self.token.0.is_empty() && !self.listen.is_local() {
+        if self.token.0.is_empty() && matches!(self.listen, ListenAddr::Tcp(_)) {
             return Err(format!(
-                "refusing to listen on non-loopback {} without BROKER_TOKEN",
+                "refusing to listen on TCP {} without BROKER_TOKEN: any local user could \
+                 run commands (set BROKER_TOKEN, or listen on a unix: socket, created with \
+                 mode 0600)",
                 self.listen
             ));
         }

@@ -1,6 +1,38 @@
-//! Errors at the RPC boundary and their gRPC status codes.
+//! Errors at the RPC boundary and their gRPC status codes, and the bounds
+//! on what of a request an error message may repeat.
 
 use tonic::Status;
+
+/// Characters of a client's value that an error message repeats.
+const ECHO_CHARS: usize = 64;
+/// Longest status message sent (it travels in an HTTP/2 header, which
+/// clients refuse beyond a few KiB).
+const MAX_STATUS_MESSAGE: usize = 512;
+
+/// A client-supplied value quoted for an error message: Rust-escaped (no
+/// raw control characters) and cut after [`ECHO_CHARS`] characters, with
+/// its full length, so that no request is echoed whole into a status.
+pub fn quote(value: &str) -> String {
+    let chars = value.chars().count();
+    if chars <= ECHO_CHARS {
+        return format!("{value:?}");
+    }
+    let head: String = value.chars().take(ECHO_CHARS).collect();
+    format!("{head:?}… ({chars} characters)")
+}
+
+/// `message` cut to [`MAX_STATUS_MESSAGE`] bytes (on a character boundary).
+pub fn bounded(mut message: String) -> String {
+    if message.len() > MAX_STATUS_MESSAGE {
+        let mut end = MAX_STATUS_MESSAGE - '…'.len_utf8();
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
 
 /// What can go wrong with a session request.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +59,7 @@ pub enum SessionError {
 
 impl From<SessionError> for Status {
     fn from(err: SessionError) -> Self {
-        let message = err.to_string();
+        let message = bounded(err.to_string());
         match err {
             SessionError::InvalidId(_) | SessionError::InvalidArgument(_) => {
                 Status::invalid_argument(message)

@@ -8,11 +8,20 @@ use dispatch_broker::{Broker, Cli, Command, Listener, admin, client};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // First thing: no other process of this user (a program in a session)
+    // may read this one's memory, environment or open files through /proc
+    // or ptrace. See docs/security.md.
+    let private = nix::sys::prctl::set_dumpable(false);
     let cli = Cli::parse();
     init_tracing(
         cli.log_format,
         matches!(cli.command, Some(Command::Admin(_))),
     );
+    if let Err(e) = private {
+        tracing::warn!(
+            "cannot make the process non-dumpable: {e}; /proc/<pid>/environ stays readable by this user"
+        );
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -66,7 +75,9 @@ async fn serve(config: dispatch_broker::Config) -> anyhow::Result<ExitCode> {
     let listener = Listener::bind(&config.listen).await?;
     let broker = Broker::new(config)?;
     if broker.config().token.0.is_empty() {
-        tracing::warn!("BROKER_TOKEN is empty: calls are not authenticated (local address only)");
+        tracing::warn!(
+            "BROKER_TOKEN is empty: calls are not authenticated (Unix socket of mode 0600 only)"
+        );
     }
     // Machine-readable line for supervisors (the real port when binding :0).
     println!("dispatch-broker listening on {}", listener.local_addr()?);

@@ -226,7 +226,8 @@ impl SessionRegistry {
             let path = Path::new(requested);
             if !path.is_absolute() || !path.is_dir() {
                 return Err(SessionError::InvalidArgument(format!(
-                    "cwd {requested:?} is not an absolute path to an existing directory"
+                    "cwd {} is not an absolute path to an existing directory",
+                    crate::error::quote(requested)
                 )));
             }
             return Ok(path.to_path_buf());
@@ -338,9 +339,7 @@ fn release_freed_memory() {
 
 fn validate(request: &pb::CreateSessionRequest) -> Result<(), SessionError> {
     let invalid = |msg: String| Err(SessionError::InvalidArgument(msg));
-    if request.name.chars().count() > MAX_NAME_CHARS {
-        return invalid(format!("name longer than {MAX_NAME_CHARS} characters"));
-    }
+    validate_name(&request.name)?;
     if request.metadata.len() > MAX_METADATA_ENTRIES {
         return invalid(format!("more than {MAX_METADATA_ENTRIES} metadata entries"));
     }
@@ -366,7 +365,11 @@ fn validate(request: &pb::CreateSessionRequest) -> Result<(), SessionError> {
     Ok(())
 }
 
-/// Validates a rename.
+/// Validates a session name (at creation and rename): at most
+/// [`MAX_NAME_CHARS`] characters, none of them a control character or an
+/// invisible formatting one (see [`is_hidden_char`]). Such names are
+/// refused, not silently changed, so that what a client asked for is what
+/// every viewer sees.
 pub fn validate_name(name: &str) -> Result<(), SessionError> {
     if name.chars().count() > MAX_NAME_CHARS {
         return Err(SessionError::InvalidArgument(format!(
@@ -378,9 +381,39 @@ pub fn validate_name(name: &str) -> Result<(), SessionError> {
 
 /// Creates `PTY_ROOT` (mode 0700) if it is missing.
 pub fn prepare_pty_root(root: &Path) -> std::io::Result<()> {
+    if let Some(c) = name.chars().find(|&c| is_hidden_char(c)) {
+        let kind = if c.is_control() {
+            "a control character"
+        } else {
+            "an invisible or bidirectional formatting character"
+        };
+        return Err(SessionError::InvalidArgument(format!(
+            "name contains {kind} (U+{:04X})",
+            u32::from(c)
+        )));
+    }
     if !root.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
+/// Characters that never belong in a name shown to people: control
+/// characters (C0, DEL, C1: escape sequences, line breaks), bidirectional
+/// embeddings, overrides, isolates and marks (which reorder the text around
+/// them), zero-width characters, line and paragraph separators, and the
+/// invisible tag characters.
+pub fn is_hidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{FEFF}'
+                | '\u{E0000}'..='\u{E007F}'
+        )
+}
+
             .mode(0o700)
             .create(root)?;
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))?;

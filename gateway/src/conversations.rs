@@ -237,6 +237,9 @@ async fn messages(state: &AppState, request: &ApiRequest, id: &str) -> Result<Re
             )));
         }
     };
+    if let Some(agent) = params.agent.as_deref() {
+        check_id(agent).map_err(|_| ApiError::bad_request("invalid agent id"))?;
+    }
     let req = pb::GetMessagesRequest {
         id: id.to_owned(),
         cursor: params.cursor.unwrap_or_default(),
@@ -406,7 +409,11 @@ async fn export(
     let shutdown = state.shutdown.clone();
     let id = id.to_owned();
     tokio::spawn(async move {
-        if tx.send(Ok(markdown_header(&conversation))).await.is_err() {
+        if tx
+            .send(Ok(printable(markdown_header(&conversation))))
+            .await
+            .is_err()
+        {
             return;
         }
         let mut cursor = String::new();
@@ -434,7 +441,7 @@ async fn export(
             for message in &page.messages {
                 chunk.push_str(&markdown_message(message));
             }
-            if tx.send(Ok(chunk)).await.is_err() || page.after_cursor.is_empty() {
+            if tx.send(Ok(printable(chunk))).await.is_err() || page.after_cursor.is_empty() {
                 return;
             }
             cursor = page.after_cursor;
@@ -483,6 +490,34 @@ fn markdown_message(m: &pb::Message) -> String {
     let who = match pb::MessageRole::try_from(m.role) {
         Ok(pb::MessageRole::Assistant) => "Assistant",
         Ok(pb::MessageRole::User) if m.is_meta => "Context",
+/// `text` without what a terminal or an editor would interpret rather than
+/// show: control characters other than newline and tab (escape sequences,
+/// OSC titles and hyperlinks, carriage returns, backspaces) and invisible
+/// formatting characters (bidirectional overrides, zero-width characters),
+/// so that `cat export.md` shows exactly what the transcript says. The same
+/// set of characters that the broker refuses in session names.
+fn printable(text: String) -> String {
+    if !text.chars().any(is_hidden_char) {
+        return text;
+    }
+    text.chars().filter(|&c| !is_hidden_char(c)).collect()
+}
+
+/// Characters [`printable`] removes.
+fn is_hidden_char(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{FEFF}'
+                | '\u{E0000}'..='\u{E007F}'
+        )
+}
+
         Ok(pb::MessageRole::User) => "User",
         _ => "System",
     };

@@ -25,8 +25,17 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // First thing: no other process of this user (a program in a session)
+    // may read this one's memory, environment or open files through /proc
+    // or ptrace. See docs/security.md.
+    let private = nix::sys::prctl::set_dumpable(false);
     let cli = Cli::parse();
     init_tracing(&cli.config.log_format);
+    if let Err(e) = private {
+        tracing::warn!(
+            "cannot make the process non-dumpable: {e}; /proc/<pid>/environ stays readable by this user"
+        );
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -57,6 +66,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         eprintln!("\n{warning}\n");
     }
     let gateway = Gateway::new(config)?;
+    if let Some(egress) = gateway.egress_addr() {
+        println!("dispatch-gateway egress proxy on {egress}");
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("ERROR: cannot listen on {addr}: {e}"))?;

@@ -17,6 +17,7 @@ use super::index::{ConversationIndex, ListQuery, SortBy};
 use super::messages::Cursor;
 use super::pages::MessageMaps;
 use super::search::{self, SearchQuery};
+use crate::error::{bounded, quote};
 
 /// Default and largest page of conversations.
 const LIST_PAGE: (u32, u32) = (50, 500);
@@ -48,7 +49,7 @@ pub enum ConversationError {
 
 impl From<ConversationError> for Status {
     fn from(err: ConversationError) -> Self {
-        let message = err.to_string();
+        let message = bounded(err.to_string());
         match err {
             ConversationError::NotFound(_) | ConversationError::NoSubagent(..) => {
                 Status::not_found(message)
@@ -96,7 +97,8 @@ fn check_id(what: &str, id: &str) -> Result<(), ConversationError> {
         Ok(())
     } else {
         Err(ConversationError::InvalidArgument(format!(
-            "invalid {what} {id:?}"
+            "invalid {what} {}",
+            quote(id)
         )))
     }
 }
@@ -113,7 +115,7 @@ fn list_query(req: &pb::ListConversationsRequest) -> Result<ListQuery, Conversat
     let offset = match req.page_token.as_str() {
         "" => 0,
         token => token.parse::<usize>().map_err(|_| {
-            ConversationError::InvalidArgument(format!("invalid page token {token:?}"))
+            ConversationError::InvalidArgument(format!("invalid page token {}", quote(token)))
         })?,
     };
     if req.active_since_ms < 0 || req.active_until_ms < 0 {
@@ -227,7 +229,7 @@ impl Conversations for ConversationsService {
             "" if req.from_end => Cursor::Before(u32::MAX),
             "" => Cursor::After(0),
             text => Cursor::parse(text).ok_or_else(|| {
-                ConversationError::InvalidArgument(format!("invalid cursor {text:?}"))
+                ConversationError::InvalidArgument(format!("invalid cursor {}", quote(text)))
             })?,
         };
         let limit = page_size(req.limit, MESSAGE_PAGE);
