@@ -15,6 +15,7 @@ import { exposeTestHooks } from '../app/test-hooks';
 import { currentScheme, onSchemeChange } from '../app/theme';
 import { toast } from '../app/toast';
 import type { LinkState } from '../app/reconnect';
+import { EgressPanel } from './egress';
 import { SessionFeed } from './feed';
 import { Keybar } from './keybar';
 import { StickyModifiers } from './modifiers';
@@ -94,6 +95,8 @@ class TerminalsView implements View, PaneHost {
   private readonly area: HTMLElement;
   private readonly emptyState: HTMLElement;
   private readonly keybar: Keybar;
+  /** The active session's network access (hosts reached and refused). */
+  private readonly egress = new EgressPanel(() => this.activePane()?.focus());
 
   constructor(private readonly shell: Shell) {
     this.feed = new SessionFeed({
@@ -182,6 +185,7 @@ class TerminalsView implements View, PaneHost {
         'fullscreen',
         () => void this.toggleFullscreen(),
       ),
+      this.iconButton('globe', 'Network: hosts reached and refused', 'egress-toggle', () => this.egress.toggle(this.activeId)),
       this.iconButton('edit', 'Rename the session', 'rename-session', () => void this.renameActive()),
       this.iconButton('power', 'End the session', 'end-session', () => void this.endActive(), 'danger'),
     );
@@ -250,6 +254,7 @@ class TerminalsView implements View, PaneHost {
       { class: 'workspace' },
       h('div', { class: 'workspace-head' }, this.tabs, toolbar),
       this.searchBar,
+      this.egress.element,
       this.area,
       this.emptyState,
       this.keybar.element,
@@ -360,6 +365,7 @@ class TerminalsView implements View, PaneHost {
     this.order = [];
     sessionStorage.removeItem(OPEN_KEY);
     this.feed.dispose();
+    this.egress.dispose();
     this.unsubscribeScheme();
     this.unguardClose();
     window.removeEventListener('online', this.online);
@@ -444,6 +450,7 @@ class TerminalsView implements View, PaneHost {
     const pane = this.activePane();
     if (previous && previous !== pane) previous.hide();
     this.closeSearch(false);
+    this.egress.show(id);
     // Lay out the area before the pane measures it.
     this.emptyState.hidden = pane !== null;
     this.element.dataset.hasTerminal = String(pane !== null);
