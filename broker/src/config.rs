@@ -210,6 +210,13 @@ pub struct Config {
     /// indexes, read-only (default: `.claude` in the broker's home).
     #[arg(long, env = "CLAUDE_HOME")]
     pub claude_home: Option<PathBuf>,
+
+    /// The gateway's egress proxy (`http://host:port`). When set, every
+    /// session gets HTTPS_PROXY/HTTP_PROXY (and the lower-case forms) with
+    /// its own credentials, derived from BROKER_TOKEN, and
+    /// NO_PROXY=localhost,127.0.0.1.
+    #[arg(long, env = "EGRESS_PROXY_URL")]
+    pub egress_proxy_url: Option<crate::egress::ProxyUrl>,
 }
 
 impl Config {
@@ -230,6 +237,7 @@ impl Config {
             admin_token: Secret::default(),
             metrics_listen: None,
             claude_home: None,
+            egress_proxy_url: None,
         }
     }
 
@@ -250,6 +258,12 @@ impl Config {
                  mode 0600)",
                 self.listen
             ));
+        }
+        if self.egress_proxy_url.is_some() && self.token.0.is_empty() {
+            return Err(
+                "EGRESS_PROXY_URL needs BROKER_TOKEN: sessions' proxy credentials are derived from it"
+                    .into(),
+            );
         }
         if !self.admin_token.0.is_empty() && self.admin_token.0 == self.token.0 {
             return Err("BROKER_ADMIN_TOKEN must differ from BROKER_TOKEN".into());

@@ -19,6 +19,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod conversations;
+pub mod egress;
 pub mod error;
 pub mod metrics;
 pub mod registry;

@@ -137,6 +137,11 @@ impl SessionRegistry {
             &id.to_string(),
             &self.inner.shell,
             &config.session_env_passthrough,
+            crate::egress::session_env(
+                config.egress_proxy_url.as_ref(),
+                &config.token.0,
+                &id.to_string(),
+            ),
         );
         let requested_mode = match pb::SessionMode::try_from(request.mode) {
             Ok(pb::SessionMode::Unspecified) => match config.pty_mode {

@@ -79,6 +79,10 @@ pub struct Config {
     /// Log format: `text` or `json`.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// The egress proxy sessions reach the outside through (`EGRESS_*`).
+    #[command(flatten)]
+    pub egress: crate::egress::EgressConfig,
+
 }
 
 /// Which peers may set `X-Forwarded-*` headers.

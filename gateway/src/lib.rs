@@ -12,6 +12,7 @@ pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod conversations;
+pub mod egress;
 pub mod error;
 pub mod events;
 pub mod healthcheck;
@@ -45,6 +46,7 @@ pub struct Gateway {
     local_broker: Option<local_broker::LocalBroker>,
 }
 
+    egress: Option<egress::EgressProxy>,
 impl Gateway {
     /// Checks the configuration and links to the broker (lazily: the broker
     /// may come up later). Without `BROKER_URL`, starts a `dispatch-broker`
@@ -60,11 +62,16 @@ impl Gateway {
         let (broker, local_broker) = match &config.broker_url {
             Some(url) => (
                 Broker::connect_lazy(url, config.broker_token.as_deref())?,
+        let mut egress = egress::EgressProxy::bind(&config.egress)?;
+        let egress_url = egress.as_ref().map(egress::EgressProxy::local_url);
                 None,
             ),
             None => {
-                let local =
-                    local_broker::LocalBroker::start(config.broker_bin.clone(), shutdown.clone())?;
+                let local = local_broker::LocalBroker::start(
+                    config.broker_bin.clone(),
+                    egress_url.transpose()?,
+                    shutdown.clone(),
+                )?;
                 (
                     Broker::connect_lazy(&local.url, Some(&local.token))?,
                     Some(local),
@@ -72,15 +79,27 @@ impl Gateway {
             }
         };
         let state = Arc::new(AppState::new(config, broker, shutdown));
+        if let Some(proxy) = &mut egress {
+            proxy.use_broker_token(local_broker.as_ref().map_or(
+                state.config.broker_token.as_deref(),
+                |local| Some(local.token.as_str()),
+            ))?;
+        }
         Ok(Self {
             state,
             local_broker,
         })
     }
 
+            egress,
     /// The shared state (for hooks and tests).
     pub fn state(&self) -> &Arc<AppState> {
         &self.state
+    /// The egress proxy's address, when `EGRESS_LISTEN` is set.
+    pub fn egress_addr(&self) -> Option<std::net::SocketAddr> {
+        self.egress.as_ref().and_then(|proxy| proxy.local_addr().ok())
+    }
+
     }
 
     /// The public URL state that `/public-url` serves.
@@ -140,6 +159,8 @@ impl Gateway {
         if tokio::time::timeout(
             std::time::Duration::from_secs(10),
             self.state.sockets.wait(),
+        let egress = (self.egress)
+            .map(|proxy| tokio::spawn(proxy.serve(self.state.clone())));
         )
         .await
         .is_err()
@@ -155,6 +176,9 @@ impl Gateway {
         Ok(())
     }
 }
+        if let Some(egress) = egress {
+            let _ = egress.await;
+        }
 
 /// The tunnel's settings from `LT_HOST`, `LT_SUBDOMAIN` and the listening address.
 fn tunnel_config(

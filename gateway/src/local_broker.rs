@@ -20,6 +20,7 @@ const WITHHELD_ENV: &[&str] = &[
     "BROKER_BIN",
     "BROKER_TOKEN",
     "BROKER_LISTEN",
+    "EGRESS_PROXY_URL",
 ];
 
 /// A supervised broker child.
@@ -35,7 +36,13 @@ pub struct LocalBroker {
 
 impl LocalBroker {
     /// Starts the supervisor (the first child is spawned right away).
-    pub fn start(bin: Option<PathBuf>, shutdown: CancellationToken) -> anyhow::Result<Self> {
+    /// `egress_proxy_url` is the gateway's egress proxy, given to the child
+    /// as `EGRESS_PROXY_URL` so that its sessions use it.
+    pub fn start(
+        bin: Option<PathBuf>,
+        egress_proxy_url: Option<String>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
         let bin = locate_broker(bin)?;
         let dir = tempfile::Builder::new()
             .prefix("dispatch-broker-")
@@ -46,7 +53,14 @@ impl LocalBroker {
         let url = format!("unix:{}", socket.display());
         let token = crate::auth::random_secret();
         tracing::info!(bin = %bin.display(), "starting a local broker on a private Unix socket");
-        let supervisor = tokio::spawn(supervise(bin, socket, url.clone(), token.clone(), shutdown));
+        let supervisor = tokio::spawn(supervise(
+            bin,
+            socket,
+            url.clone(),
+            token.clone(),
+            egress_proxy_url,
+            shutdown,
+        ));
         Ok(Self {
             url,
             token,
@@ -87,12 +101,13 @@ async fn supervise(
     socket: PathBuf,
     url: String,
     token: String,
+    egress_proxy_url: Option<String>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(250);
     loop {
         let started = Instant::now();
-        let mut child = match spawn(&bin, &socket, &url, &token) {
+        let mut child = match spawn(&bin, &socket, &url, &token, egress_proxy_url.as_deref()) {
             Ok(child) => child,
             Err(err) => {
                 tracing::error!("could not start the broker: {err:#}");
@@ -122,7 +137,13 @@ async fn supervise(
     }
 }
 
-fn spawn(bin: &Path, socket: &Path, url: &str, token: &str) -> anyhow::Result<Child> {
+fn spawn(
+    bin: &Path,
+    socket: &Path,
+    url: &str,
+    token: &str,
+    egress_proxy_url: Option<&str>,
+) -> anyhow::Result<Child> {
     let _ = std::fs::remove_file(socket);
     let mut command = Command::new(bin);
     for name in WITHHELD_ENV {
@@ -133,6 +154,9 @@ fn spawn(bin: &Path, socket: &Path, url: &str, token: &str) -> anyhow::Result<Ch
         .env("BROKER_TOKEN", token)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
+    if let Some(proxy) = egress_proxy_url {
+        command.env("EGRESS_PROXY_URL", proxy);
+    }
     die_with_parent(&mut command);
     command
         .spawn()

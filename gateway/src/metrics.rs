@@ -268,3 +268,4 @@ mod tests {
         assert!(text.ends_with("# EOF\n"));
     }
 }
+    crate::egress::register_metrics(&mut registry);

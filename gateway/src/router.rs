@@ -61,6 +61,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/ws/events", true, true),
     route("GET", "/metrics", true, false),
 ];
+    route("GET", "/api/sessions/{id}/egress", true, false),
 
 /// Every route: the gateway's and the conversation browser's.
 pub fn all_routes() -> Vec<Route> {

@@ -23,6 +23,8 @@ pub struct AppState {
     pub broker: Broker,
     pub public_url: PublicUrl,
     /// Cancelled when the gateway shuts down; every long-lived task selects on it.
+    /// Each session's egress through the proxy.
+    pub egress: crate::egress::Ledger,
     pub shutdown: CancellationToken,
     /// The open WebSockets, awaited on shutdown so each gets its close frame.
     pub sockets: TaskTracker,
@@ -41,6 +43,7 @@ impl AppState {
             public_url: PublicUrl::default(),
             shutdown,
             sockets: TaskTracker::new(),
+            egress: crate::egress::Ledger::default(),
             config,
         }
     }

@@ -1,9 +1,12 @@
 //! The gRPC contract of dispatch: generated tonic/prost code for package
 //! `dispatch.v1`, the encoded file descriptor set that the broker serves
 //! through gRPC server reflection, and the HTTP/2 settings with which clients
-//! open their channel to the broker.
+//! open their channel to the broker. [`egress`] holds the egress proxy
+//! credentials that both ends derive from the broker token.
 
 #![allow(clippy::all, missing_docs)]
+
+pub mod egress;
 
 /// Package `dispatch.v1`.
 pub mod v1 {

@@ -33,11 +33,14 @@ pub struct Program {
     pub env: Vec<(String, String)>,
 }
 
-/// Builds the child's environment from the allowlist and `passthrough`.
+/// Builds the child's environment from the allowlist and `passthrough`,
+/// then `extra` (the broker's own settings for the session, such as its
+/// egress proxy), which wins over a passed-through variable of the same name.
 pub fn session_env(
     session_id: &str,
     shell: &Path,
     passthrough: &[String],
+    extra: Vec<(String, String)>,
 ) -> Vec<(String, String)> {
     let mut env = vec![("TERM".to_owned(), "xterm-256color".to_owned())];
     for name in ALLOWED_ENV
@@ -45,7 +48,12 @@ pub fn session_env(
         .copied()
         .chain(passthrough.iter().map(String::as_str))
     {
-        if name.is_empty() || is_broker_secret(name) || env.iter().any(|(k, _)| k == name) {
+        let taken = |k: &String| k == name;
+        if name.is_empty()
+            || is_broker_secret(name)
+            || env.iter().any(|(k, _)| taken(k))
+            || extra.iter().any(|(k, _)| taken(k))
+        {
             continue;
         }
         let value = match (name, std::env::var(name)) {
@@ -56,6 +64,7 @@ pub fn session_env(
         };
         env.push((name.to_owned(), value));
     }
+    env.extend(extra);
     env.push(("DISPATCH_SESSION_ID".to_owned(), session_id.to_owned()));
     env
 }
@@ -392,6 +401,7 @@ mod tests {
             "abc",
             Path::new("/bin/sh"),
             &["BROKER_TOKEN".into(), "NOPE_UNSET_VAR".into()],
+            Vec::new(),
         );
         let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
         assert!(names.contains(&"TERM"));

@@ -1,0 +1,217 @@
+//! Per session, the hosts its tunnels reached and the ones it was refused
+//! (count, bytes each way, last time), kept in memory for
+//! `GET /api/sessions/{id}/egress`. Bounded: [`MAX_HOSTS`] entries per
+//! session and [`MAX_SESSIONS`] sessions, the least recently used dropped.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// Host entries kept per session.
+pub const MAX_HOSTS: usize = 256;
+/// Sessions kept.
+pub const MAX_SESSIONS: usize = 1024;
+
+/// An entry's key: a host, a port and whether it was allowed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct HostKey {
+    host: String,
+    port: u16,
+    allowed: bool,
+}
+
+/// One host of a session's view (the wire shape of docs/protocol.md).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HostView {
+    pub host: String,
+    pub port: u16,
+    /// `allowed` or `refused`.
+    pub decision: &'static str,
+    /// The last refusal's reason; `null` when allowed.
+    pub reason: Option<&'static str>,
+    pub count: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    /// Epoch milliseconds of the last connection (or of the last tunnel's end).
+    pub last_at: i64,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    reason: Option<&'static str>,
+    count: u64,
+    bytes_up: u64,
+    bytes_down: u64,
+    last_at: i64,
+}
+
+#[derive(Debug, Default)]
+struct SessionHosts {
+    hosts: HashMap<HostKey, Entry>,
+    used: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    sessions: HashMap<String, SessionHosts>,
+    clock: u64,
+}
+
+/// Every session's egress, in memory.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    inner: Mutex<Inner>,
+}
+
+impl Ledger {
+    /// Counts one connection of `session` to `host:port`; `reason` is the
+    /// refusal's, `None` for an opened tunnel.
+    pub fn count(&self, session: &str, host: &str, port: u16, reason: Option<&'static str>) {
+        self.with_entry(session, host, port, reason.is_none(), |entry| {
+            entry.count += 1;
+            entry.reason = reason;
+        });
+    }
+
+    /// Adds a closed tunnel's bytes.
+    pub fn add_bytes(&self, session: &str, host: &str, port: u16, up: u64, down: u64) {
+        self.with_entry(session, host, port, true, |entry| {
+            entry.bytes_up += up;
+            entry.bytes_down += down;
+        });
+    }
+
+    /// A session's hosts, the most recent first.
+    pub fn view(&self, session: &str) -> Vec<HostView> {
+        let inner = self.inner.lock().expect("ledger lock");
+        let Some(hosts) = inner.sessions.get(session) else {
+            return Vec::new();
+        };
+        let mut view: Vec<HostView> = hosts
+            .hosts
+            .iter()
+            .map(|(key, entry)| HostView {
+                host: key.host.clone(),
+                port: key.port,
+                decision: if key.allowed { "allowed" } else { "refused" },
+                reason: entry.reason,
+                count: entry.count,
+                bytes_up: entry.bytes_up,
+                bytes_down: entry.bytes_down,
+                last_at: entry.last_at,
+            })
+            .collect();
+        view.sort_by(|a, b| b.last_at.cmp(&a.last_at).then(a.host.cmp(&b.host)));
+        view
+    }
+
+    /// Drops a session (the broker no longer knows it).
+    pub fn forget(&self, session: &str) {
+        self.inner
+            .lock()
+            .expect("ledger lock")
+            .sessions
+            .remove(session);
+    }
+
+    fn with_entry(
+        &self,
+        session: &str,
+        host: &str,
+        port: u16,
+        allowed: bool,
+        update: impl FnOnce(&mut Entry),
+    ) {
+        let mut inner = self.inner.lock().expect("ledger lock");
+        inner.clock += 1;
+        let clock = inner.clock;
+        if !inner.sessions.contains_key(session) && inner.sessions.len() >= MAX_SESSIONS {
+            evict_session(&mut inner.sessions);
+        }
+        let hosts = inner.sessions.entry(session.to_owned()).or_default();
+        hosts.used = clock;
+        let key = HostKey {
+            host: host.to_owned(),
+            port,
+            allowed,
+        };
+        if !hosts.hosts.contains_key(&key) && hosts.hosts.len() >= MAX_HOSTS {
+            evict_host(&mut hosts.hosts);
+        }
+        let entry = hosts.hosts.entry(key).or_default();
+        entry.last_at = now_ms();
+        update(entry);
+    }
+}
+
+fn evict_session(sessions: &mut HashMap<String, SessionHosts>) {
+    if let Some(oldest) = sessions
+        .iter()
+        .min_by_key(|(_, s)| s.used)
+        .map(|(id, _)| id.clone())
+    {
+        sessions.remove(&oldest);
+    }
+}
+
+fn evict_host(hosts: &mut HashMap<HostKey, Entry>) {
+    if let Some(oldest) = hosts
+        .iter()
+        .min_by_key(|(_, e)| e.last_at)
+        .map(|(key, _)| key.clone())
+    {
+        hosts.remove(&oldest);
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_bytes_and_refusals_per_host() {
+        let ledger = Ledger::default();
+        ledger.count("s", "api.anthropic.com", 443, None);
+        ledger.count("s", "api.anthropic.com", 443, None);
+        ledger.add_bytes("s", "api.anthropic.com", 443, 10, 20);
+        ledger.count("s", "evil.example", 443, Some("not in allowlist"));
+        let view = ledger.view("s");
+        assert_eq!(view.len(), 2);
+        let api = view.iter().find(|h| h.decision == "allowed").unwrap();
+        assert_eq!((api.count, api.bytes_up, api.bytes_down), (2, 10, 20));
+        assert_eq!(api.reason, None);
+        let evil = view.iter().find(|h| h.decision == "refused").unwrap();
+        assert_eq!(evil.reason, Some("not in allowlist"));
+        assert!(ledger.view("other").is_empty());
+        let json = serde_json::to_value(&view[0]).unwrap();
+        assert!(json.get("bytesUp").is_some() && json.get("lastAt").is_some());
+        ledger.forget("s");
+        assert!(ledger.view("s").is_empty());
+    }
+
+    #[test]
+    fn is_bounded() {
+        let ledger = Ledger::default();
+        for i in 0..MAX_HOSTS + 10 {
+            ledger.count("s", &format!("h{i}.example"), 443, Some("not in allowlist"));
+        }
+        assert_eq!(ledger.view("s").len(), MAX_HOSTS);
+        for i in 0..MAX_SESSIONS + 5 {
+            ledger.count(&format!("s{i}"), "h.example", 443, None);
+        }
+        let inner = ledger.inner.lock().unwrap();
+        assert_eq!(inner.sessions.len(), MAX_SESSIONS);
+        assert!(
+            !inner.sessions.contains_key("s"),
+            "the least recently used went first"
+        );
+    }
+}
