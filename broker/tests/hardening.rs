@@ -107,7 +107,10 @@ async fn names_with_control_or_invisible_characters_are_refused() {
             .await
             .expect_err(&format!("create with a {what} in the name"));
         assert_eq!(status.code(), Code::InvalidArgument, "create, {what}");
-        assert!(status.message().contains("name contains"), "{what}: {status:?}");
+        assert!(
+            status.message().contains("name contains"),
+            "{what}: {status:?}"
+        );
         assert!(
             !status.message().contains(['\x1b', '\u{202e}', '\u{200b}']),
             "the refusal does not repeat the characters: {status:?}"
