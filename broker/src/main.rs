@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 use dispatch_broker::config::LogFormat;
 use dispatch_broker::{Broker, Cli, Command, Listener, admin, client};
 use tracing_subscriber::EnvFilter;
@@ -12,11 +13,21 @@ fn main() -> ExitCode {
     // may read this one's memory, environment or open files through /proc
     // or ptrace. See docs/security.md.
     let private = nix::sys::prctl::set_dumpable(false);
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_tracing(
         cli.log_format,
         matches!(cli.command, Some(Command::Admin(_))),
     );
+    // A process's environment is private to it (see above), its command
+    // line is not.
+    if matches.value_source("token") == Some(ValueSource::CommandLine) {
+        eprintln!(
+            "dispatch-broker: BROKER_TOKEN was given as --token, which every local user can read \
+             (ps, /proc/<pid>/cmdline); set the BROKER_TOKEN environment variable instead"
+        );
+        return ExitCode::FAILURE;
+    }
     if let Err(e) = private {
         tracing::warn!(
             "cannot make the process non-dumpable: {e}; /proc/<pid>/environ stays readable by this user"

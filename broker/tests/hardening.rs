@@ -243,3 +243,34 @@ async fn refusals_never_echo_unbounded_input() {
         status.message()
     );
 }
+
+#[tokio::test]
+async fn a_token_on_the_command_line_is_refused() {
+    // Every local user can read a command line (ps, /proc/<pid>/cmdline).
+    let dir = tempfile::tempdir().unwrap();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dispatch-broker"))
+        .args(["--token", "visible-to-ps-0123456789"])
+        .env("BROKER_LISTEN", "127.0.0.1:0")
+        .env_remove("BROKER_TOKEN")
+        .env("PTY_ROOT", dir.path().join("sessions"))
+        .env("HOME", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let output = tokio::time::timeout(DEADLINE / 3, child.wait_with_output())
+        .await
+        .expect("the broker refuses to start")
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--token") && stderr.contains("set the BROKER_TOKEN environment variable"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("visible-to-ps"),
+        "the refusal does not repeat it"
+    );
+}

@@ -3,7 +3,8 @@
 
 use std::io::Write;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use dispatch_gateway::{Config, Gateway};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -29,8 +30,16 @@ fn main() -> std::process::ExitCode {
     // may read this one's memory, environment or open files through /proc
     // or ptrace. See docs/security.md.
     let private = nix::sys::prctl::set_dumpable(false);
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_tracing(&cli.config.log_format);
+    if let Some(variable) = secret_on_command_line(&matches) {
+        eprintln!(
+            "ERROR: {variable} was given on the command line, which every local user can read \
+             (ps, /proc/<pid>/cmdline); set the {variable} environment variable instead"
+        );
+        return std::process::ExitCode::FAILURE;
+    }
     if let Err(e) = private {
         tracing::warn!(
             "cannot make the process non-dumpable: {e}; /proc/<pid>/environ stays readable by this user"
@@ -87,6 +96,22 @@ async fn run(config: Config) -> anyhow::Result<()> {
         shutdown.cancel();
     });
     gateway.serve(listener).await
+}
+
+/// The secrets among the flags, by argument id, with their variables.
+const SECRET_ARGS: &[(&str, &str)] = &[
+    ("terminal_key", "TERMINAL_KEY"),
+    ("broker_token", "BROKER_TOKEN"),
+];
+
+/// The variable of a secret given as a flag rather than through the
+/// environment (a process's environment is private to it, see
+/// docs/security.md; its command line is not).
+fn secret_on_command_line(matches: &ArgMatches) -> Option<&'static str> {
+    SECRET_ARGS
+        .iter()
+        .find(|(id, _)| matches.value_source(id) == Some(ValueSource::CommandLine))
+        .map(|(_, variable)| *variable)
 }
 
 fn init_tracing(format: &str) {

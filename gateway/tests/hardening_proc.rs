@@ -197,3 +197,24 @@ async fn sessions_cannot_read_secrets_through_proc() {
         );
     }
 }
+
+#[tokio::test]
+async fn secrets_given_as_flags_are_refused() {
+    // Unlike the environment, a command line is readable by every local
+    // user (ps, /proc/<pid>/cmdline), whatever the process's settings.
+    for flag in ["--terminal-key", "--broker-token"] {
+        let mut command = common::gateway_command(&[]);
+        command.args([flag, "visible-to-ps-0123456789"]);
+        let output = tokio::time::timeout(DEADLINE, command.output())
+            .await
+            .unwrap_or_else(|_| panic!("the gateway started with {flag}"))
+            .unwrap();
+        assert!(!output.status.success(), "{flag}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("environment variable instead"),
+            "{flag}: {stderr}"
+        );
+        assert!(!stderr.contains("visible-to-ps"), "{flag}: {stderr}");
+    }
+}
