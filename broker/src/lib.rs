@@ -26,6 +26,7 @@ pub mod registry;
 pub mod server;
 pub mod service;
 pub mod session;
+pub mod sync;
 
 pub use auth::BearerAuth;
 pub use config::{Cli, Command, Config, ListenAddr};

@@ -1,0 +1,178 @@
+//! A viewer's outbox: the output published since its last message and the
+//! events between it, bounded so that a viewer too far behind is
+//! resynchronised with a replay rather than queued without end, and
+//! coalesced into [`Outgoing`] messages for its stream.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use dispatch_proto::v1 as pb;
+use tokio::sync::Notify;
+
+use super::id::ViewerId;
+
+/// Largest `Output` message sent to a viewer.
+pub const MAX_OUTPUT_CHUNK: usize = 256 * 1024;
+/// Pending metadata/notice events kept per viewer.
+const MAX_VIEWER_EVENTS: usize = 64;
+
+/// What a viewer's stream should send next.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // built and consumed at once, never stored
+pub enum Outgoing {
+    Message(pb::attach_response::Kind),
+    /// Nothing more will come: close the stream.
+    Closed,
+    /// Nothing to send now; wait for the viewer's wake-up.
+    Idle,
+}
+
+/// One attached viewer and its outbox.
+pub(super) struct Viewer {
+    pub(super) id: ViewerId,
+    pub(super) flow_control: bool,
+    /// This viewer's own terminal size (applied when it is active).
+    pub(super) size: Option<(u16, u16)>,
+    pub(super) acked: u64,
+    pub(super) last_ack: Instant,
+    pending: VecDeque<Bytes>,
+    pending_bytes: usize,
+    /// Stream offset just after the pending output.
+    pending_end: u64,
+    /// Whether the next message must be a replay (a new viewer, or one
+    /// whose outbox overflowed).
+    pub(super) resync: bool,
+    /// Events not sent yet, each with the stream offset it follows: output
+    /// published before an event reaches the viewer before it.
+    pub(super) events: VecDeque<(u64, pb::attach_response::Kind)>,
+    pub(super) closed: bool,
+    pub(super) wake: Arc<Notify>,
+}
+
+impl Viewer {
+    /// A viewer attached at stream offset `offset`, waiting for a replay.
+    pub(super) fn new(
+        id: ViewerId,
+        flow_control: bool,
+        size: Option<(u16, u16)>,
+        offset: u64,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            id,
+            flow_control,
+            size,
+            acked: offset,
+            last_ack: Instant::now(),
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            pending_end: offset,
+            resync: true,
+            events: VecDeque::new(),
+            closed: false,
+            wake,
+        }
+    }
+
+    /// Queues a metadata or notice event after the output published so far.
+    pub(super) fn push_event(&mut self, event: pb::attach_response::Kind) {
+        if self.events.len() >= MAX_VIEWER_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back((self.pending_end, event));
+        self.wake.notify_one();
+    }
+
+    /// Queues the session's exit as the last message (after every output
+    /// published so far) and closes the outbox.
+    pub(super) fn close_with(&mut self, exit: pb::ExitStatus) {
+        let exit = pb::attach_response::Kind::Exit(exit);
+        self.events.push_back((self.pending_end, exit));
+        self.closed = true;
+    }
+
+    /// Queues `chunk`, which ends at stream offset `end`; past `limit`
+    /// bytes queued, drops the outbox and marks the viewer for a replay.
+    pub(super) fn push_output(&mut self, chunk: &Bytes, end: u64, limit: usize) {
+        if self.resync || self.closed {
+            return;
+        }
+        self.pending_bytes += chunk.len();
+        self.pending.push_back(chunk.clone());
+        self.pending_end = end;
+        if self.pending_bytes > limit {
+            // Too far behind: drop the backlog, restore from the screen.
+            self.resync = true;
+            self.pending.clear();
+            self.pending_bytes = 0;
+        }
+        self.wake.notify_one();
+    }
+
+    /// Empties the outbox after a replay of the screen at `offset`.
+    pub(super) fn restart_at(&mut self, offset: u64) {
+        self.resync = false;
+        self.pending.clear();
+        self.pending_bytes = 0;
+        self.pending_end = offset;
+        self.acked = offset;
+        self.last_ack = Instant::now();
+    }
+
+    /// The next output or event message, in stream order; `Closed` once
+    /// an exited session's outbox is empty.
+    pub(super) fn next_message(&mut self) -> Outgoing {
+        let next_event_at = self.events.front().map(|(at, _)| *at);
+        let output_start = self.pending_end - self.pending_bytes as u64;
+        if next_event_at.is_none_or(|at| at > output_start)
+            && let Some(output) = self.take_output(next_event_at)
+        {
+            return Outgoing::Message(pb::attach_response::Kind::Output(output));
+        }
+        if let Some((_, event)) = self.events.pop_front() {
+            return Outgoing::Message(event);
+        }
+        if self.closed {
+            Outgoing::Closed
+        } else {
+            Outgoing::Idle
+        }
+    }
+
+    /// Coalesces pending output into one message of at most
+    /// [`MAX_OUTPUT_CHUNK`] bytes, ending at or before the offset `until`
+    /// (where an event waits; events sit between published chunks).
+    fn take_output(&mut self, until: Option<u64>) -> Option<pb::Output> {
+        let start = self.pending_end - self.pending_bytes as u64;
+        let limit = until.map_or(MAX_OUTPUT_CHUNK, |until| {
+            MAX_OUTPUT_CHUNK.min(until.saturating_sub(start) as usize)
+        });
+        let first = self.pending.pop_front()?;
+        let mut data = if self
+            .pending
+            .front()
+            .is_some_and(|next| first.len() + next.len() <= limit)
+        {
+            let mut buf = Vec::with_capacity(limit.min(self.pending_bytes));
+            buf.extend_from_slice(&first);
+            while let Some(next) = self.pending.front() {
+                if buf.len() + next.len() > limit {
+                    break;
+                }
+                buf.extend_from_slice(next);
+                self.pending.pop_front();
+            }
+            Bytes::from(buf)
+        } else {
+            first
+        };
+        self.pending_bytes -= data.len();
+        let end_offset = self.pending_end - self.pending_bytes as u64;
+        Some(pb::Output {
+            data: std::mem::take(&mut data),
+            end_offset,
+        })
+    }
+}

@@ -1,0 +1,135 @@
+//! What a session's viewers do: attach and detach, take their next message
+//! (a replay first, then output and events in stream order), acknowledge
+//! output, resize, type, and receive notices.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use dispatch_proto::v1 as pb;
+use tokio::sync::Notify;
+
+use super::id::ViewerId;
+use super::outbox::{Outgoing, Viewer};
+use super::screen::StateGuard;
+use super::{Session, exit_proto, now_ms};
+use crate::error::SessionError;
+
+impl Session {
+    /// Adds a viewer; its first message will be a replay.
+    pub fn attach(&self, flow_control: bool, size: Option<(u16, u16)>) -> (ViewerId, Arc<Notify>) {
+        let mut state = self.locks.state();
+        let id = state.next_viewer;
+        state.next_viewer = id.next();
+        let wake = Arc::new(Notify::new());
+        let mut viewer = Viewer::new(id, flow_control, size, state.offset, Arc::clone(&wake));
+        if let Some(exit) = &state.exit {
+            viewer.close_with(exit_proto(exit));
+        }
+        state.viewers.push(viewer);
+        if let Some((cols, rows)) = size {
+            self.apply_size(&mut state, cols, rows);
+        }
+        self.announce(&mut state, pb::session_event::Kind::Updated);
+        wake.notify_one();
+        (id, wake)
+    }
+
+    /// Removes a viewer.
+    pub fn detach(&self, viewer: ViewerId) {
+        let mut state = self.locks.state();
+        let before = state.viewers.len();
+        state.viewers.retain(|v| v.id != viewer);
+        if state.viewers.len() != before {
+            self.announce(&mut state, pb::session_event::Kind::Updated);
+        }
+        drop(state);
+        self.wake_reader();
+    }
+
+    /// The next message for a viewer's stream.
+    pub fn next_outgoing(&self, viewer: ViewerId) -> Outgoing {
+        let mut state = self.locks.state();
+        let Some(v) = state.viewer(viewer) else {
+            return Outgoing::Closed;
+        };
+        if !v.resync {
+            return v.next_message();
+        }
+        let snapshot = state.caught_up_screen().snapshot();
+        let (offset, cols, rows) = (state.offset, state.cols, state.rows);
+        if let Some(v) = state.viewer(viewer) {
+            v.restart_at(offset);
+        }
+        Outgoing::Message(pb::attach_response::Kind::Replay(pb::Replay {
+            scrollback: snapshot.scrollback,
+            screen: snapshot.screen,
+            offset,
+            cols: u32::from(cols),
+            rows: u32::from(rows),
+        }))
+    }
+
+    /// Records that a viewer consumed output up to `offset`.
+    pub fn ack(&self, viewer: ViewerId, offset: u64) {
+        let mut state = self.locks.state();
+        let current = state.offset;
+        if let Some(v) = state.viewer(viewer) {
+            v.acked = v.acked.max(offset.min(current));
+            v.last_ack = Instant::now();
+        }
+        drop(state);
+        self.wake_reader();
+    }
+
+    /// Sets a viewer's own size and makes it the PTY's size.
+    pub fn resize(&self, viewer: ViewerId, cols: u16, rows: u16) {
+        let mut state = self.locks.state();
+        if let Some(v) = state.viewer(viewer) {
+            v.size = Some((cols, rows));
+        }
+        self.apply_size(&mut state, cols, rows);
+    }
+
+    fn apply_size(&self, state: &mut StateGuard<'_>, cols: u16, rows: u16) {
+        if (state.cols, state.rows) == (cols, rows) || state.exit.is_some() {
+            return;
+        }
+        state.cols = cols;
+        state.rows = rows;
+        state.caught_up_screen().resize(cols, rows);
+        self.pty.resize(cols, rows);
+        self.announce(state, pb::session_event::Kind::Updated);
+    }
+
+    /// Writes a viewer's keystrokes to the PTY; the PTY takes that viewer's
+    /// size (it is now the most recently active one).
+    pub async fn input(&self, viewer: ViewerId, data: &[u8]) -> Result<(), SessionError> {
+        {
+            let mut state = self.locks.state();
+            if state.exit.is_some() {
+                return Err(SessionError::Ended(self.info.id.to_string()));
+            }
+            if let Some((cols, rows)) = state.viewer(viewer).and_then(|v| v.size) {
+                self.apply_size(&mut state, cols, rows);
+            }
+            state.touch(now_ms());
+        }
+        let _serialised = self.input.lock().await;
+        self.pty.write_all(data).await?;
+        self.bytes_in
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        crate::metrics::BYTES_IN.inc_by(data.len() as u64);
+        Ok(())
+    }
+
+    /// Sends a notice line to every viewer.
+    pub fn notify_viewers(&self, text: &str) {
+        let mut state = self.locks.state();
+        for viewer in &mut state.viewers {
+            viewer.push_event(pb::attach_response::Kind::Notice(pb::Notice {
+                text: text.to_owned(),
+            }));
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Locks that outlive a panic: the broker's one way to take a standard
+//! mutex or read-write lock. A thread that panicked while holding a lock
+//! leaves it poisoned; the data behind every lock here stays consistent
+//! between statements, so the next holder carries on with it rather than
+//! failing every later call of the session or service.
+
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Locks `mutex`, carrying on past a panic of another holder.
+pub fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Locks `lock` for reading, carrying on past a panic of a writer.
+pub fn read<T: ?Sized>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Locks `lock` for writing, carrying on past a panic of another holder.
+pub fn write<T: ?Sized>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The value of a mutex no one else holds any more.
+pub fn into_inner<T>(mutex: Mutex<T>) -> T {
+    mutex
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
