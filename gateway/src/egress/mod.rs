@@ -194,12 +194,12 @@ impl EgressProxy {
 
     /// Serves until the gateway shuts down (never without a broker token).
     pub async fn serve(self, state: Arc<AppState>) {
-        let addr = self.local_addr().ok();
+        let addr = self.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string());
         let Some(key) = self.key else {
             tracing::error!(target: "dispatch::egress", "no broker token: the egress proxy is off");
             return;
         };
-        tracing::info!(target: "dispatch::egress", ?addr, "egress proxy serving");
+        tracing::info!(target: "dispatch::egress", addr = %addr, "egress proxy serving");
         let shared = Arc::new(proxy::Shared {
             settings: self.settings,
             key,
