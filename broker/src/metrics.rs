@@ -74,7 +74,7 @@ fn method_label(path: &str) -> String {
         && path
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/._".contains(&b));
-    let mut methods = METHODS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut methods = crate::sync::lock(&METHODS);
     if well_formed && (methods.contains(path) || methods.len() < MAX_METHODS) {
         methods.insert(path.to_owned());
         path.to_owned()

@@ -75,10 +75,7 @@ impl SessionRegistry {
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<Session>>> {
-        self.inner
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.inner.sessions)
     }
 
     /// Every session, oldest first.

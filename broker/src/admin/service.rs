@@ -15,6 +15,7 @@ use super::BrokerState;
 use super::procfs::{ProcessTotals, session_totals};
 use crate::error::SessionError;
 use crate::session::{Session, pty};
+use crate::sync::lock;
 
 /// Grace period between SIGHUP and SIGKILL when none is given.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -73,7 +74,7 @@ impl AdminService {
     /// started.
     fn cpu_percent(&self, leader: u32, totals: &ProcessTotals, age: Duration) -> f64 {
         let now = Instant::now();
-        let mut samples = self.cpu_samples.lock().unwrap_or_else(|p| p.into_inner());
+        let mut samples = lock(&self.cpu_samples);
         let (since, before) = samples
             .insert(leader, (now, totals.cpu_seconds))
             .filter(|(at, cpu)| {

@@ -16,6 +16,7 @@ use tokio::sync::broadcast;
 use super::record::{Line, MAX_LINE_BYTES, scan_lines};
 use super::scan::{self, FileStamp, Found, TranscriptKind};
 use super::stats::{Tokens, TranscriptStats};
+use crate::sync;
 
 /// Watch events buffered per subscriber before it is told it fell behind.
 const EVENT_BUFFER: usize = 4096;
@@ -274,7 +275,7 @@ impl ConversationIndex {
         let mut changed = BTreeSet::new();
         let mut removed = BTreeSet::new();
         {
-            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            let mut state = sync::write(&self.state);
             let gone: Vec<PathBuf> = state
                 .files
                 .keys()
@@ -322,7 +323,7 @@ impl ConversationIndex {
         let mut changed = BTreeSet::new();
         let mut removed = BTreeSet::new();
         {
-            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            let mut state = sync::write(&self.state);
             for path in missing {
                 remove_file(&mut state, &path, &mut changed, &mut removed);
             }
@@ -335,7 +336,7 @@ impl ConversationIndex {
     }
 
     fn jobs_for(&self, found: Vec<Found>) -> Vec<Job> {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let state = sync::read(&self.state);
         found
             .into_iter()
             .filter_map(|f| {
@@ -364,7 +365,7 @@ impl ConversationIndex {
         if self.events.receiver_count() == 0 {
             return;
         }
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let state = sync::read(&self.state);
         for id in removed.iter().filter(|id| !state.mains.contains_key(*id)) {
             let _ = self.events.send(pb::ConversationEvent {
                 kind: pb::conversation_event::Kind::Removed as i32,
@@ -385,13 +386,13 @@ impl ConversationIndex {
 
     /// One conversation's metadata.
     pub fn get(&self, id: &str) -> Option<pb::Conversation> {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let state = sync::read(&self.state);
         build_conversation(&state, id)
     }
 
     /// The transcript file of a conversation, or of one of its subagents.
     pub fn transcript_path(&self, id: &str, agent_id: Option<&str>) -> Option<PathBuf> {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let state = sync::read(&self.state);
         state.main_entry(id)?;
         match agent_id {
             None => state.mains.get(id).cloned(),
@@ -411,7 +412,7 @@ impl ConversationIndex {
 
     /// Conversation ids, most recently active first (for search).
     pub fn ids_by_activity(&self) -> Vec<(String, PathBuf)> {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let state = sync::read(&self.state);
         state
             .by_activity
             .iter()
@@ -423,7 +424,7 @@ impl ConversationIndex {
     /// Lists conversations: walks the maintained sort order (never sorts),
     /// building only the requested page; filters are checked on the way.
     pub fn list(&self, query: &ListQuery) -> ListPage {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let state = sync::read(&self.state);
         let text = query
             .text
             .as_deref()
@@ -484,7 +485,7 @@ impl ConversationIndex {
 
     /// Index size and damage.
     pub fn status(&self) -> pb::IndexStatus {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let state = sync::read(&self.state);
         let mut status = pb::IndexStatus {
             conversations: state.listed.len() as u32,
             broken_links: state.broken_links,
@@ -572,18 +573,15 @@ fn run_jobs(jobs: Vec<Job>) -> Vec<Parsed> {
         for _ in 0..workers {
             scope.spawn(|| {
                 loop {
-                    let job = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                    let job = sync::lock(&queue).next();
                     let Some(job) = job else { break };
                     let entry = parse_job(job);
-                    results
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(entry);
+                    sync::lock(&results).push(entry);
                 }
             });
         }
     });
-    results.into_inner().unwrap_or_else(|e| e.into_inner())
+    sync::into_inner(results)
 }
 
 fn parse_job(job: Job) -> Parsed {

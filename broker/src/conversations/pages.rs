@@ -29,6 +29,7 @@ use super::messages::{
 };
 use super::record::{Line, MAX_LINE_BYTES, Record, scan_lines, to_utf8};
 use super::stats::{RECENT_MESSAGE_IDS, RecentIds, user_line_is_message};
+use crate::sync::lock;
 
 /// No message.
 const NONE: u32 = u32::MAX;
@@ -419,7 +420,7 @@ impl MessageMaps {
     pub fn map(&self, path: &Path, file: &mut File) -> io::Result<Arc<MessageMap>> {
         let stamp = Stamp::of(&file.metadata()?);
         let cached = {
-            let mut cache = self.lock();
+            let mut cache = lock(&self.cache);
             match cache.maps.iter().position(|(p, _, _)| p == path) {
                 Some(i) if cache.maps[i].1.stamp == Some(stamp) => {
                     cache.clock += 1;
@@ -441,7 +442,7 @@ impl MessageMaps {
     }
 
     fn insert(&self, path: &Path, map: Arc<MessageMap>) {
-        let mut cache = self.lock();
+        let mut cache = lock(&self.cache);
         cache.maps.retain(|(p, _, _)| p != path);
         cache.clock += 1;
         let clock = cache.clock;
@@ -458,10 +459,6 @@ impl MessageMaps {
                 .unwrap_or(0);
             cache.maps.swap_remove(oldest);
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

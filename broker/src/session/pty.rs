@@ -171,9 +171,7 @@ impl Pty {
     }
 
     pub fn resize(&self, cols: u16, rows: u16) {
-        if let Ok(master) = self.master.lock() {
-            let _ = master.resize(pty_size(cols, rows));
-        }
+        let _ = crate::sync::lock(&self.master).resize(pty_size(cols, rows));
     }
 
     /// Blocks the calling thread until the PTY has output or has closed
