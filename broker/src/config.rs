@@ -173,7 +173,7 @@ pub struct Config {
     pub max_sessions: usize,
 
     /// Maximum size in bytes of one gRPC message received by the broker.
-    #[arg(long, env = "BROKER_MAX_MESSAGE_BYTES", default_value_t = 1 << 20)]
+    #[arg(long, env = "BROKER_MAX_MESSAGE_BYTES", default_value_t = dispatch_proto::limits::MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
 
     /// Bytes of scrollback kept per session (the lines that scrolled off the
@@ -229,7 +229,7 @@ impl Config {
             pty_mode: DefaultMode::Shell,
             session_env_passthrough: Vec::new(),
             max_sessions: 256,
-            max_message_bytes: 1 << 20,
+            max_message_bytes: dispatch_proto::limits::MAX_MESSAGE_BYTES,
             scrollback_bytes: 2 << 20,
             flow_window_bytes: 512 << 10,
             flow_stall_ms: 3000,

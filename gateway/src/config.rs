@@ -83,6 +83,36 @@ pub struct Config {
     #[command(flatten)]
     pub egress: crate::egress::EgressConfig,
 
+    /// HTTP connections served at once (WebSockets excluded); more are refused with 503.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// HTTP connections one client address (an IPv6 /64) may hold at once; more are
+    /// refused with 503. Trusted proxies (`TRUST_PROXY`) and the tunnel are exempt.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_CLIENT", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_client: u32,
+
+    /// Seconds a client has to send a complete request head once the connection waits
+    /// for one (also between requests on a kept-alive HTTP/1.1 connection).
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_header_timeout_secs: u64,
+
+    /// Seconds after which a connection with no request in progress is closed.
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_idle_timeout_secs: u64,
+
+    /// Seconds a client has to send a whole request body; later is refused with 408.
+    #[arg(long, env = "HTTP_BODY_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_body_timeout_secs: u64,
+
+    /// Requests served on one connection before it is closed (`Connection: close`).
+    #[arg(long, env = "HTTP_MAX_REQUESTS_PER_CONNECTION", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_max_requests_per_connection: u64,
+
+    /// The broker's largest gRPC message (the broker reads the same variable): terminal
+    /// input frames that would not fit in one are refused by the gateway with 1009.
+    #[arg(long, env = "BROKER_MAX_MESSAGE_BYTES", default_value_t = dispatch_proto::limits::MAX_MESSAGE_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(4096..))]
+    pub broker_max_message_bytes: usize,
 }
 
 /// Which peers may set `X-Forwarded-*` headers.

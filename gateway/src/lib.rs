@@ -148,7 +148,10 @@ impl Gateway {
     /// Serves `listener` until shutdown; starts the tunnel when enabled.
     pub async fn serve(self, listener: TcpListener) -> anyhow::Result<()> {
         let local_addr = listener.local_addr()?;
-        let server = server::ConnectionServer::new(router::filter(self.state.clone()));
+        let server = server::ConnectionServer::new(
+            router::filter(self.state.clone()),
+            &self.state.config,
+        );
         let tunnel = match self.state.config.enable_tunnel {
             true => Some(self.start_tunnel(&server)?),
             false => None,

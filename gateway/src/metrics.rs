@@ -32,6 +32,49 @@ pub static BYTES_TO_CLIENTS: LazyLock<Counter> = LazyLock::new(Counter::default)
 /// Terminal bytes received from browsers (keystrokes, pastes).
 pub static BYTES_FROM_CLIENTS: LazyLock<Counter> = LazyLock::new(Counter::default);
 
+/// Why HTTP connections are refused at accept (answered 503).
+pub const CONNECTION_REFUSALS: [&str; 2] = ["client_limit", "server_limit"];
+/// Why the gateway closes HTTP connections itself.
+pub const CONNECTION_CLOSES: [&str; 4] = [
+    "header_timeout",
+    "idle_timeout",
+    "body_timeout",
+    "keep_alive_limit",
+];
+
+/// The label of the connection counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// HTTP connections open (not counting upgraded WebSockets).
+pub static HTTP_CONNECTIONS_OPEN: LazyLock<Gauge> = LazyLock::new(Gauge::default);
+static CONNECTIONS_REFUSED: LazyLock<Family<ReasonLabel, Counter>> = LazyLock::new(|| {
+    let family = Family::default();
+    for reason in CONNECTION_REFUSALS {
+        drop(family.get_or_create(&ReasonLabel { reason }));
+    }
+    family
+});
+static CONNECTIONS_CLOSED: LazyLock<Family<ReasonLabel, Counter>> = LazyLock::new(|| {
+    let family = Family::default();
+    for reason in CONNECTION_CLOSES {
+        drop(family.get_or_create(&ReasonLabel { reason }));
+    }
+    family
+});
+
+/// Counts one connection refused at accept, for one of [`CONNECTION_REFUSALS`].
+pub fn connection_refused(reason: &'static str) {
+    CONNECTIONS_REFUSED.get_or_create(&ReasonLabel { reason }).inc();
+}
+
+/// Counts one connection closed by the gateway, for one of [`CONNECTION_CLOSES`].
+pub fn connection_closed(reason: &'static str) {
+    CONNECTIONS_CLOSED.get_or_create(&ReasonLabel { reason }).inc();
+}
+
 /// Kinds of WebSocket the gateway serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SocketKind {
@@ -213,6 +256,21 @@ fn registry(broker_up: bool) -> Registry {
         "dispatch_gateway_websockets_opened",
         "WebSocket connections accepted, by kind",
         metrics.sockets_opened.clone(),
+    );
+    registry.register(
+        "dispatch_gateway_http_connections_open",
+        "HTTP connections open (upgraded WebSockets not counted)",
+        HTTP_CONNECTIONS_OPEN.clone(),
+    );
+    registry.register(
+        "dispatch_gateway_connections_refused",
+        "HTTP connections refused at accept with 503, by reason",
+        CONNECTIONS_REFUSED.clone(),
+    );
+    registry.register(
+        "dispatch_gateway_connections_closed",
+        "HTTP connections closed by the gateway, by reason",
+        CONNECTIONS_CLOSED.clone(),
     );
     registry.register(
         "dispatch_gateway_http_responses",

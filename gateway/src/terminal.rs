@@ -219,10 +219,13 @@ impl Bridge {
     ) -> Step {
         let message = match message {
             None => return Step::Close(close::NORMAL, "client gone"),
-            Some(Err(err)) if crate::ws::is_too_big(&err) => {
-                return Step::Close(close::TOO_BIG, "frame too large");
+            Some(Err(err)) => {
+                let (code, reason) = crate::ws::close_for_error(&err);
+                if code != close::NORMAL {
+                    tracing::info!(code, "closing the terminal socket: {err}");
+                }
+                return Step::Close(code, reason);
             }
-            Some(Err(_)) => return Step::Close(close::NORMAL, "client gone"),
             Some(Ok(message)) => message,
         };
         let text = match message {
@@ -408,6 +411,8 @@ fn close_for(status: &Status) -> (u16, &'static str) {
     match status.code() {
         Code::NotFound => (close::UNKNOWN_SESSION, "unknown session"),
         Code::InvalidArgument => (close::UNKNOWN_SESSION, "bad session id"),
+        // The broker refused a message over its BROKER_MAX_MESSAGE_BYTES.
+        Code::OutOfRange => (close::TOO_BIG, "message too large for the broker"),
         Code::Unauthenticated | Code::PermissionDenied => (
             close::BROKER_UNREACHABLE,
             "broker refused the gateway's credentials",

@@ -1,6 +1,7 @@
 //! WebSocket plumbing shared by the terminal and event sockets: the upgrade
 //! handshake, the byte-bounded outbound queue with its writer task, keepalive
-//! pings, close codes and frame limits.
+//! pings, close codes (including those for protocol errors) and message
+//! limits.
 //!
 //! The handshake is done here rather than by warp so the socket can be built
 //! with a small read buffer (4 KiB instead of tungstenite's 128 KiB, which it
@@ -33,8 +34,8 @@ pub use tokio_tungstenite::tungstenite::Message;
 /// A server-side WebSocket.
 pub type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
 
-/// Largest frame or message a client may send (1 MiB); larger closes with 1009.
-pub const MAX_FRAME: usize = 1024 * 1024;
+/// Bytes the WebSocket may buffer towards a client beyond its write buffer.
+const MAX_WRITE_BUFFER: usize = 4 << 20;
 /// Bytes queued towards one client before it counts as stalled.
 pub const QUEUE_LIMIT: usize = 2 * 1024 * 1024;
 /// Ping period, so idle sockets survive proxies and dead peers are noticed.
@@ -46,6 +47,8 @@ const CONTROL_COST: usize = 256;
 pub mod close {
     pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    pub const INVALID_DATA: u16 = 1007;
     pub const TOO_BIG: u16 = 1009;
     pub const MALFORMED: u16 = 4400;
     pub const REVOKED: u16 = 4401;
@@ -53,24 +56,29 @@ pub mod close {
     pub const BROKER_UNREACHABLE: u16 = 4503;
 }
 
-/// The socket's limits and buffers.
-fn socket_config() -> WebSocketConfig {
+/// The socket's limits and buffers; `max_message` bounds what the client
+/// may send (a larger message closes with 1009).
+fn socket_config(max_message: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(64 * 1024)
-        .max_write_buffer_size(4 * MAX_FRAME)
-        .max_message_size(Some(MAX_FRAME))
-        .max_frame_size(Some(MAX_FRAME))
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
 }
 
 /// The connection's pending protocol upgrade, taken from the raw request by
-/// the server loop before warp sees it (warp extensions must be `Clone`).
+/// the server loop before warp sees it (warp extensions must be `Clone`),
+/// with the largest message the socket will accept from the client.
 #[derive(Clone, Debug)]
-pub struct PendingUpgrade(Arc<std::sync::Mutex<Option<OnUpgrade>>>);
+pub struct PendingUpgrade {
+    on_upgrade: Arc<std::sync::Mutex<Option<OnUpgrade>>>,
+    max_message: usize,
+}
 
 impl PendingUpgrade {
     /// Moves a WebSocket upgrade request's `OnUpgrade` into an extension.
-    pub fn extract<B>(request: &mut warp::http::Request<B>) {
+    pub fn extract<B>(request: &mut warp::http::Request<B>, max_message: usize) {
         let wants_websocket = request
             .headers()
             .get(header::UPGRADE)
@@ -78,9 +86,10 @@ impl PendingUpgrade {
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
         if wants_websocket {
             let on = warp::hyper::upgrade::on(&mut *request);
-            request
-                .extensions_mut()
-                .insert(Self(Arc::new(std::sync::Mutex::new(Some(on)))));
+            request.extensions_mut().insert(Self {
+                on_upgrade: Arc::new(std::sync::Mutex::new(Some(on))),
+                max_message,
+            });
         }
     }
 }
@@ -90,6 +99,7 @@ impl PendingUpgrade {
 pub struct WsUpgrade {
     on_upgrade: OnUpgrade,
     accept: String,
+    max_message: usize,
 }
 
 impl WsUpgrade {
@@ -112,10 +122,12 @@ impl WsUpgrade {
             return None;
         }
         let key = headers.get(header::SEC_WEBSOCKET_KEY)?;
-        let on_upgrade = pending?.0.lock().ok()?.take()?;
+        let pending = pending?;
+        let on_upgrade = pending.on_upgrade.lock().ok()?.take()?;
         Some(Self {
             on_upgrade,
             accept: derive_accept_key(key.as_bytes()),
+            max_message: pending.max_message,
         })
     }
 
@@ -126,13 +138,14 @@ impl WsUpgrade {
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let on_upgrade = self.on_upgrade;
+        let config = socket_config(self.max_message);
         tokio::spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let socket = WebSocketStream::from_raw_socket(
                         TokioIo::new(upgraded),
                         Role::Server,
-                        Some(socket_config()),
+                        Some(config),
                     )
                     .await;
                     serve(socket).await;
@@ -287,9 +300,21 @@ async fn write_loop(
     drained.notify_one();
 }
 
-/// Whether a receive error means the client sent a frame over the limit.
-pub fn is_too_big(err: &tungstenite::Error) -> bool {
-    matches!(err, tungstenite::Error::Capacity(_))
+/// The close code and reason for a receive error: 1009 for a message over
+/// the limit, 1007 for text that is not UTF-8, 1002 for any other breach of
+/// RFC 6455 (unmasked frames, reserved bits or opcodes, oversized or
+/// fragmented control frames), 1000 when the client simply went away.
+pub fn close_for_error(err: &tungstenite::Error) -> (u16, &'static str) {
+    use tungstenite::error::ProtocolError;
+    match err {
+        tungstenite::Error::Capacity(_) => (close::TOO_BIG, "message too large"),
+        tungstenite::Error::Utf8(_) => (close::INVALID_DATA, "text is not valid UTF-8"),
+        tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            (close::NORMAL, "client gone")
+        }
+        tungstenite::Error::Protocol(_) => (close::PROTOCOL_ERROR, "WebSocket protocol error"),
+        _ => (close::NORMAL, "client gone"),
+    }
 }
 
 /// Reads the next client message, skipping pings, pongs and raw frames.

@@ -2,11 +2,13 @@
 //! `dispatch.v1`, the encoded file descriptor set that the broker serves
 //! through gRPC server reflection, and the HTTP/2 settings with which clients
 //! open their channel to the broker. [`egress`] holds the egress proxy
-//! credentials that both ends derive from the broker token.
+//! credentials that both ends derive from the broker token; [`limits`] the
+//! message sizes both ends agree on.
 
 #![allow(clippy::all, missing_docs)]
 
 pub mod egress;
+pub mod limits;
 
 /// Package `dispatch.v1`.
 pub mod v1 {

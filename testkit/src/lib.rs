@@ -6,8 +6,10 @@
 //! (corrupt and partial lines, invalid UTF-8, a huge tool output, a broken
 //! symlink, a symlink loop, unrelated files such as `.credentials.json`).
 //! It returns a [`Manifest`] of what an index should report.
+//! [`wsframe`] encodes raw WebSocket frames, malformed ones included.
 
 pub mod prometheus;
+pub mod wsframe;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
