@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dispatch_proto::time::now_ms;
 use dispatch_proto::v1 as pb;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +18,7 @@ use crate::config::{Config, DefaultMode};
 use crate::error::SessionError;
 use crate::session::pty::{self, Program};
 use crate::session::terminal::clamp_dimension;
-use crate::session::{Limits, Session, SessionId, SessionInfo, now_ms};
+use crate::session::{Limits, Session, SessionId, SessionInfo};
 
 /// Longest session name accepted.
 pub const MAX_NAME_CHARS: usize = 128;

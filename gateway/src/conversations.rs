@@ -12,6 +12,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dispatch_proto::time::now_ms;
 use dispatch_proto::v1 as pb;
 use futures::StreamExt;
 use pb::content_block::Kind as Block;
@@ -563,12 +564,6 @@ fn markdown_result(r: &pb::ToolResult) -> String {
 
 fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn tokens_json(t: Option<&pb::TokenTotals>) -> Value {

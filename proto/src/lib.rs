@@ -8,6 +8,7 @@
 #![allow(clippy::all, missing_docs)]
 
 pub mod egress;
+pub mod time;
 pub mod limits;
 
 /// Package `dispatch.v1`.

@@ -9,10 +9,11 @@ pub mod service;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use dispatch_proto::time::now_ms;
+
 use crate::auth::BearerAuth;
 use crate::conversations::ConversationIndex;
 use crate::registry::SessionRegistry;
-use crate::session::now_ms;
 
 pub use service::AdminService;
 

@@ -52,7 +52,7 @@ impl AdminService {
         let process = stats.running.then(|| {
             let totals = session_totals(stats.pid);
             let age = Duration::from_millis(
-                (crate::session::now_ms() - proto.created_at_ms).max(1) as u64,
+                (dispatch_proto::time::now_ms() - proto.created_at_ms).max(1) as u64,
             );
             pb::ProcessFigures {
                 processes: totals.processes,

@@ -8,8 +8,9 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use dispatch_proto::time::now_ms;
 use dispatch_proto::v1 as pb;
 use tokio::sync::broadcast;
 
@@ -716,10 +717,4 @@ fn build_conversation(state: &State, id: &str) -> Option<pb::Conversation> {
             .then_with(|| a.agent_id.cmp(&b.agent_id))
     });
     Some(conversation)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

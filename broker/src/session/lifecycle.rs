@@ -5,9 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+use dispatch_proto::time::now_ms;
 use dispatch_proto::v1 as pb;
 
-use super::{ExitInfo, Session, now_ms};
+use super::{ExitInfo, Session};
 use crate::sync::lock;
 
 /// How long the leader may outlive its terminal before it is killed.

@@ -34,8 +34,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use dispatch_proto::time::now_ms;
 use dispatch_proto::v1 as pb;
 use tokio::sync::{Mutex as AsyncMutex, broadcast, watch};
 
@@ -120,14 +121,6 @@ impl fmt::Debug for Session {
             .field("id", &self.info.id)
             .finish_non_exhaustive()
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl Session {

@@ -17,9 +17,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use dispatch_proto::time::now_ms;
 
 use super::pty::{self, Pty};
-use super::{Session, now_ms, terminal};
+use super::{Session, terminal};
 use crate::error::SessionError;
 
 /// Bytes read from the PTY at once.

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use dispatch_proto::time::now_ms;
 use dispatch_proto::v1 as pb;
 use tokio::sync::Notify;
 
 use super::id::ViewerId;
 use super::outbox::{Outgoing, Viewer};
 use super::screen::StateGuard;
-use super::{Session, exit_proto, now_ms};
+use super::{Session, exit_proto};
 use crate::error::SessionError;
 
 impl Session {

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use dispatch_proto::time::now_ms;
 use serde::Serialize;
 
 /// Host entries kept per session.
@@ -164,12 +165,6 @@ fn evict_host(hosts: &mut HashMap<HostKey, Entry>) {
     {
         hosts.remove(&oldest);
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

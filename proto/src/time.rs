@@ -1,0 +1,29 @@
+//! The clock of the contract's timestamps: every `*_ms` field of
+//! `dispatch.v1` (and every such figure either end computes from one) is
+//! milliseconds since the Unix epoch, read here.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch (0 for a clock set before it).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_milliseconds_since_the_epoch() {
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let now = now_ms();
+        // 2020-01-01 in milliseconds: a count in seconds would be far below.
+        assert!(now > 1_577_836_800_000);
+        assert!((now - before).abs() < 60_000);
+    }
+}
