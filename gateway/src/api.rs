@@ -42,24 +42,17 @@ struct LoginBody {
 
 /// `POST /api/login`.
 pub async fn login(state: &AppState, request: &ApiRequest) -> Response {
-    if let Err(retry_after) = state.limiter.check(request.client_ip) {
-        tracing::warn!(client = %request.client_ip, "login rate limited");
-        crate::metrics::LOGIN_FAILURES.inc();
-        let mut error = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed logins; retry later",
-        );
-        error.retry_after = Some(retry_after);
-        return error.into_response();
+    if let Some(refusal) = state.limiter.refusal(request.client_ip) {
+        return refusal;
     }
     let body: LoginBody = match request.json() {
         Ok(body) => body,
         Err(error) => return error.into_response(),
     };
     if !state.auth.key_matches(&body.key) {
-        state.limiter.fail(request.client_ip);
-        tracing::warn!(client = %request.client_ip, "failed login");
-        crate::metrics::LOGIN_FAILURES.inc();
+        state
+            .limiter
+            .record_failure(request.client_ip, "key", &request.path);
         return ApiError::new(StatusCode::UNAUTHORIZED, "invalid key").into_response();
     }
     state.limiter.succeed(request.client_ip);

@@ -8,8 +8,12 @@ use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 
-/// The seed's default key. Accepted only on a loopback address, with a warning.
+/// The seed's example key: refused everywhere.
 pub const DEFAULT_KEY: &str = "change-me";
+
+/// The fewest characters a key may have when the gateway is reachable from
+/// other machines (bound off loopback, or with the tunnel on).
+pub const MIN_KEY_LENGTH: usize = 16;
 
 /// Everything `dispatch-gateway` can be told.
 #[derive(clap::Args, Clone, Debug)]
@@ -23,8 +27,31 @@ pub struct Config {
     pub host: IpAddr,
 
     /// The key users log in with. Never logged, never put in a URL or a child's environment.
-    #[arg(long, env = "TERMINAL_KEY", default_value = DEFAULT_KEY, hide_env_values = true, hide_default_value = true)]
-    pub terminal_key: String,
+    /// Unset on loopback: a random key is generated and printed once on stderr.
+    /// `change-me` is refused; off loopback or with the tunnel it must have at
+    /// least `MIN_KEY_LENGTH` characters.
+    #[arg(long, env = "TERMINAL_KEY", hide_env_values = true)]
+    pub terminal_key: Option<String>,
+
+    /// Fewest characters of `TERMINAL_KEY` off loopback or with the tunnel on (at least 16).
+    #[arg(long, env = "MIN_KEY_LENGTH", default_value_t = MIN_KEY_LENGTH)]
+    pub min_key_length: usize,
+
+    /// Host names (comma-separated, e.g. `term.example.com`) the gateway answers to, besides
+    /// loopback names, IP addresses, the hosts of `ALLOWED_ORIGINS` and the tunnel's host.
+    /// A request for any other `Host` is refused with 421 (DNS rebinding).
+    #[arg(long, env = "PUBLIC_HOSTS", value_delimiter = ',')]
+    pub public_hosts: Vec<String>,
+
+    /// Private directory (created with mode 0700) for the login-token salt and the
+    /// logout revocations (default: `$XDG_STATE_HOME/dispatch-gateway`, else
+    /// `~/.local/state/dispatch-gateway`).
+    #[arg(long, env = "STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Most logout revocations kept (each until its token would have expired).
+    #[arg(long, env = "MAX_REVOKED_TOKENS", default_value_t = 10_000)]
+    pub max_revoked_tokens: usize,
 
     /// The broker's gRPC address (`http://host:port` or `unix:/path/to.sock`).
     /// When unset, the gateway starts its own `dispatch-broker` child on a private Unix socket.
@@ -60,11 +87,12 @@ pub struct Config {
     /// Which peers are trusted reverse proxies: `false` (none, the default), `loopback`,
     /// `true` (any), or a comma-separated list of IP addresses. A trusted proxy's
     /// `X-Forwarded-Proto: https` makes the cookie Secure and its `X-Forwarded-For`
-    /// names the client for rate limiting.
+    /// names the client for rate limiting: the rightmost entry that is not itself a
+    /// trusted proxy (with `true`, the rightmost entry).
     #[arg(long, env = "TRUST_PROXY", default_value = "false")]
     pub trust_proxy: TrustProxy,
 
-    /// Lifetime of a login session cookie, in seconds.
+    /// Lifetime of a login session cookie, in seconds (at least 1).
     #[arg(long, env = "SESSION_TTL_SECS", default_value_t = 7 * 24 * 3600)]
     pub session_ttl_secs: u64,
 
@@ -169,8 +197,26 @@ pub enum ConfigError {
         "ERROR: TERMINAL_KEY must be set when binding to the non-loopback address {0} for security"
     )]
     DefaultKeyOffLoopback(IpAddr),
+    #[error(
+        "ERROR: TERMINAL_KEY \"change-me\" is the well-known example key; choose another (unset on loopback, a random one is generated)"
+    )]
+    WellKnownKey,
+    #[error(
+        "ERROR: TERMINAL_KEY has {length} characters; at least {min} are required {exposure}"
+    )]
+    ShortKey {
+        length: usize,
+        min: usize,
+        exposure: String,
+    },
+    #[error("ERROR: MIN_KEY_LENGTH must be at least {MIN_KEY_LENGTH}, not {0}")]
+    MinKeyLengthTooLow(usize),
+    #[error("ERROR: SESSION_TTL_SECS must be at least 1")]
+    ZeroSessionTtl,
     #[error("ERROR: ALLOWED_ORIGINS entry {0:?} is not an origin like https://host[:port]")]
     BadOrigin(String),
+    #[error("ERROR: PUBLIC_HOSTS entry {0:?} is not a host name like term.example.com")]
+    BadPublicHost(String),
 }
 
 impl Config {
@@ -179,17 +225,31 @@ impl Config {
         SocketAddr::new(self.host, self.port)
     }
 
-    /// Whether the key is the seed's default or empty.
+    /// The key when one was given (an empty `TERMINAL_KEY` counts as unset).
+    pub fn given_key(&self) -> Option<&str> {
+        self.terminal_key.as_deref().filter(|key| !key.is_empty())
+    }
+
+    /// Whether no key was given, or the seed's example key.
     pub fn key_is_default(&self) -> bool {
-        self.terminal_key.is_empty() || self.terminal_key == DEFAULT_KEY
+        self.given_key().is_none_or(|key| key == DEFAULT_KEY)
     }
 
     /// How long a login lasts.
     pub fn session_ttl(&self) -> Duration {
-        Duration::from_secs(self.session_ttl_secs.max(60))
+        Duration::from_secs(self.session_ttl_secs.max(1))
     }
 
-    /// Refuses a start that would expose the default key; returns the warnings
+    /// Where the salt and the revocations are kept.
+    pub fn state_dir(&self) -> Option<PathBuf> {
+        self.state_dir
+            .clone()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .or_else(crate::state_dir::default_dir)
+    }
+
+    /// Refuses an unsafe start: the example key anywhere, no key or a short
+    /// one where other machines can reach the gateway. Returns the warnings
     /// to print loudly otherwise.
     pub fn validate(&self) -> Result<Vec<String>, ConfigError> {
         for origin in &self.allowed_origins {
@@ -197,24 +257,50 @@ impl Config {
                 return Err(ConfigError::BadOrigin(origin.clone()));
             }
         }
-        if !self.key_is_default() {
-            return Ok(Vec::new());
+        for host in &self.public_hosts {
+            if crate::origin::normalize_host(host).is_none() {
+                return Err(ConfigError::BadPublicHost(host.clone()));
+            }
         }
-        if self.enable_tunnel {
-            return Err(ConfigError::DefaultKeyWithTunnel);
+        if self.session_ttl_secs == 0 {
+            return Err(ConfigError::ZeroSessionTtl);
         }
-        if !self.host.to_canonical().is_loopback() {
-            return Err(ConfigError::DefaultKeyOffLoopback(self.host));
+        if self.min_key_length < MIN_KEY_LENGTH {
+            return Err(ConfigError::MinKeyLengthTooLow(self.min_key_length));
         }
-        Ok(vec![format!(
-            "WARNING: TERMINAL_KEY is {}; anyone who can reach {} can log in with it. Set TERMINAL_KEY.",
-            if self.terminal_key.is_empty() {
-                "empty"
-            } else {
-                "the default \"change-me\""
-            },
-            self.listen_addr()
-        )])
+        self.validate_key()?;
+        Ok(Vec::new())
+    }
+
+    fn validate_key(&self) -> Result<(), ConfigError> {
+        let exposure = if self.enable_tunnel {
+            if self.key_is_default() {
+                return Err(ConfigError::DefaultKeyWithTunnel);
+            }
+            Some("when ENABLE_TUNNEL=true".to_string())
+        } else if !self.host.to_canonical().is_loopback() {
+            if self.key_is_default() {
+                return Err(ConfigError::DefaultKeyOffLoopback(self.host));
+            }
+            Some(format!("when binding to {}", self.host))
+        } else {
+            None
+        };
+        let Some(key) = self.given_key() else {
+            return Ok(());
+        };
+        if key == DEFAULT_KEY {
+            return Err(ConfigError::WellKnownKey);
+        }
+        let length = key.chars().count();
+        match exposure {
+            Some(exposure) if length < self.min_key_length => Err(ConfigError::ShortKey {
+                length,
+                min: self.min_key_length,
+                exposure,
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -249,9 +335,22 @@ mod tests {
             "ERROR: TERMINAL_KEY must be set when ENABLE_TUNNEL=true for security"
         );
         let c = parse(&["--terminal-key", "change-me"]);
-        assert_eq!(c.validate().unwrap().len(), 1);
+        assert_eq!(c.validate(), Err(ConfigError::WellKnownKey));
+        let c = parse(&[]);
+        assert!(c.validate().unwrap().is_empty(), "generated on loopback");
         let c = parse(&["--host", "0.0.0.0", "--terminal-key", "s3cret"]);
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::ShortKey { length: 6, .. })
+        ));
+        let c = parse(&["--enable-tunnel", "--terminal-key", "s3cret"]);
+        assert!(matches!(c.validate(), Err(ConfigError::ShortKey { .. })));
+        let c = parse(&["--terminal-key", "s3cret"]);
+        assert!(c.validate().unwrap().is_empty(), "short keys on loopback");
+        let c = parse(&["--host", "0.0.0.0", "--terminal-key", "sixteen-chars-ok"]);
         assert!(c.validate().unwrap().is_empty());
+        let c = parse(&["--min-key-length", "8"]);
+        assert_eq!(c.validate(), Err(ConfigError::MinKeyLengthTooLow(8)));
     }
 
     #[test]

@@ -315,7 +315,9 @@ async fn search(state: &Arc<AppState>, request: &ApiRequest) -> Result<Response,
 }
 
 /// The live feed: `ready` once subscribed, then `changed` / `removed`
-/// events; an `error` event ends it (the browser reconnects by itself).
+/// events; an `error` event ends it (the browser reconnects by itself). It
+/// also ends, with an `error` event, when the login it was opened with is
+/// revoked or expires.
 async fn feed(state: &Arc<AppState>, request: &ApiRequest) -> Response {
     let (tx, rx) = mpsc::channel::<Result<warp::sse::Event, Infallible>>(64);
     let mut client = state.broker.conversations();
@@ -329,16 +331,23 @@ async fn feed(state: &Arc<AppState>, request: &ApiRequest) -> Response {
         Err(status) => return ApiError::from_status(&status).into_response(),
     };
     let shutdown = state.shutdown.clone();
+    let (state, credential) = (Arc::clone(state), request.credential.clone());
     tokio::spawn(async move {
         let mut upstream = upstream;
         let ready = warp::sse::Event::default().event("ready").data("{}");
         if tx.send(Ok(ready)).await.is_err() {
             return;
         }
+        let ended = crate::auth::stream_ended(&state.auth, credential.as_ref());
+        tokio::pin!(ended);
         loop {
             let item = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tx.closed() => break,
+                reason = &mut ended => {
+                    let _ = tx.send(Ok(error_event(reason))).await;
+                    break;
+                }
                 item = upstream.next() => item,
             };
             let last = !matches!(item, Some(Ok(_)));

@@ -1,7 +1,8 @@
 //! The session-list WebSocket (`/ws/events`): the broker's `WatchSessions`
 //! stream as JSON text frames, per docs/protocol.md. A client that stops
 //! reading is not buffered: its queue is dropped and, once it catches up, it
-//! gets a fresh full list.
+//! gets a fresh full list. The socket closes with 4401 when the login it was
+//! opened with is revoked (logout) or expires.
 
 use std::sync::Arc;
 
@@ -48,27 +49,19 @@ async fn serve(
     credential: &Credential,
     id: &RequestId,
 ) -> (u16, &'static str) {
-    // Subscribe first, then check: a logout racing the upgrade is not missed.
-    let mut revocations = state.auth.revocations();
-    if !state.auth.still_valid(credential) {
-        return (close::REVOKED, "credentials revoked");
-    }
-    let mut events = match watch(state, id).await {
-        Ok(events) => Some(events),
-        Err(_) => return (close::BROKER_UNREACHABLE, "broker unreachable"),
+    let ended = state.auth.ended(credential);
+    tokio::pin!(ended);
+    let mut events = tokio::select! {
+        reason = &mut ended => return (close::REVOKED, reason),
+        events = watch(state, id) => match events {
+            Ok(events) => Some(events),
+            Err(_) => return (close::BROKER_UNREACHABLE, "broker unreachable"),
+        },
     };
-    let expiry = state.auth.expires_in(credential);
-    let expired = tokio::time::sleep(expiry.unwrap_or(std::time::Duration::from_secs(86400 * 365)));
-    tokio::pin!(expired);
     loop {
         tokio::select! {
             _ = state.shutdown.cancelled() => return (close::GOING_AWAY, "gateway shutting down"),
-            _ = revocations.changed() => {
-                if !state.auth.still_valid(credential) {
-                    return (close::REVOKED, "credentials revoked");
-                }
-            }
-            _ = &mut expired, if expiry.is_some() => return (close::REVOKED, "credentials expired"),
+            reason = &mut ended => return (close::REVOKED, reason),
             _ = outbox.closed() => return (close::NORMAL, "client gone"),
             message = crate::ws::next_message(stream) => match message {
                 None | Some(Err(_)) => return (close::NORMAL, "client gone"),

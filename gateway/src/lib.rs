@@ -22,9 +22,11 @@ pub mod model;
 pub mod origin;
 pub mod public_url;
 pub mod ratelimit;
+pub mod revocations;
 pub mod router;
 pub mod server;
 pub mod state;
+pub mod state_dir;
 pub mod terminal;
 pub mod tunnel;
 pub mod ws;
@@ -58,6 +60,7 @@ impl Gateway {
         if config.enable_tunnel {
             tunnel_config(&config, tunnel::Destination::dial(config.listen_addr()))?;
         }
+        let auth = auth::Auth::from_config(&config)?;
         let shutdown = CancellationToken::new();
         let (broker, local_broker) = match &config.broker_url {
             Some(url) => (
@@ -78,7 +81,7 @@ impl Gateway {
                 )
             }
         };
-        let state = Arc::new(AppState::new(config, broker, shutdown));
+        let state = Arc::new(AppState::new(config, auth, broker, shutdown));
         if let Some(proxy) = &mut egress {
             proxy.use_broker_token(local_broker.as_ref().map_or(
                 state.config.broker_token.as_deref(),

@@ -1,18 +1,30 @@
-//! Failed-login rate limiting per client address: a token bucket of
-//! `LOGIN_BURST` failures refilled one every `LOGIN_REFILL_SECS`, so a
-//! guesser is slowed to a crawl while the real user, after a few typos, waits
-//! seconds, not hours. The table is bounded: full buckets are forgotten.
+//! The per-client budget of failed credentials: every wrong key or forged
+//! token, wherever it is presented (`POST /api/login`, `Authorization:
+//! Bearer` on REST, `/metrics` and WebSocket upgrades, the login cookie),
+//! spends one token of a bucket of `LOGIN_BURST` refilled one every
+//! `LOGIN_REFILL_SECS`. Once a client's bucket is empty, every request of its
+//! that presents a credential is answered 429 with `Retry-After` before the
+//! credential is even looked at, so a guesser is slowed to a crawl while the
+//! real user, after a few typos, waits seconds, not hours. Each failure is
+//! logged (never the secret) and counted in
+//! `dispatch_gateway_login_failures_total`. The table is bounded: full
+//! buckets are forgotten.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use crate::error::ApiError;
+
 /// Most addresses tracked at once; beyond that, the fullest buckets are dropped.
 const MAX_TRACKED: usize = 100_000;
 
 #[derive(Debug)]
-pub struct LoginLimiter {
+pub struct FailureLimiter {
     burst: f64,
     refill: Duration,
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
@@ -24,7 +36,7 @@ struct Bucket {
     updated: Instant,
 }
 
-impl LoginLimiter {
+impl FailureLimiter {
     pub fn new(burst: u32, refill: Duration) -> Self {
         Self {
             burst: f64::from(burst.max(1)),
@@ -49,6 +61,27 @@ impl LoginLimiter {
             }
             None => Ok(()),
         }
+    }
+
+    /// The 429 answer for a client whose budget is spent, else `None`.
+    pub fn refusal(&self, ip: IpAddr) -> Option<Response> {
+        let retry_after = self.check(ip).err()?;
+        tracing::warn!(client = %ip, "credential refused: too many failures");
+        crate::metrics::LOGIN_FAILURES.inc();
+        let mut error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed credentials; retry later",
+        );
+        error.retry_after = Some(retry_after);
+        Some(error.into_response())
+    }
+
+    /// Spends one of `ip`'s attempts on a wrong `what` (`key`, `bearer`,
+    /// `cookie`) presented at `path`; logs and counts it.
+    pub fn record_failure(&self, ip: IpAddr, what: &str, path: &str) {
+        self.fail(ip);
+        tracing::warn!(client = %ip, credential = what, path, "wrong credential");
+        crate::metrics::LOGIN_FAILURES.inc();
     }
 
     /// Records a failed attempt from `ip`.
@@ -92,7 +125,7 @@ mod tests {
 
     #[test]
     fn burst_then_refused_then_refilled() {
-        let limiter = LoginLimiter::new(3, Duration::from_millis(50));
+        let limiter = FailureLimiter::new(3, Duration::from_millis(50));
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..3 {
             assert!(limiter.check(ip).is_ok());

@@ -1,8 +1,11 @@
 //! The route table and the dispatcher: one warp filter collects each request
-//! into an [`ApiRequest`], then plain Rust decides. Every `/api/*` path (but
-//! `POST /api/login`), every `/ws/*` path and `/metrics` require
-//! authentication before anything else is looked at; WebSocket upgrades and
-//! state-changing requests also pass the Origin check.
+//! into an [`ApiRequest`], then plain Rust decides. First of all, the `Host`
+//! must be one the gateway answers to (421 otherwise, [`crate::origin`]);
+//! WebSocket upgrades and state-changing requests also pass the Origin check.
+//! Every `/api/*` path (but `POST /api/login`), every `/ws/*` path and
+//! `/metrics` require authentication before anything else is looked at, and
+//! a wrong credential there spends the client's failure budget
+//! ([`crate::ratelimit`]) as a wrong login does.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -15,8 +18,9 @@ use warp::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 use warp::{Buf, Filter};
 
-use crate::auth::Credential;
+use crate::auth::{Credential, Outcome};
 use crate::broker::RequestId;
+use crate::config::TrustProxy;
 use crate::error::{ApiError, json_response};
 use crate::state::AppState;
 
@@ -57,11 +61,11 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/sessions/{id}", true, false),
     route("PATCH", "/api/sessions/{id}", true, false),
     route("DELETE", "/api/sessions/{id}", true, false),
+    route("GET", "/api/sessions/{id}/egress", true, false),
     route("GET", "/ws/sessions/{id}", true, true),
     route("GET", "/ws/events", true, true),
     route("GET", "/metrics", true, false),
 ];
-    route("GET", "/api/sessions/{id}/egress", true, false),
 
 /// Every route: the gateway's and the conversation browser's.
 pub fn all_routes() -> Vec<Route> {
@@ -198,7 +202,7 @@ async fn collect(
     let peer_ip = peer.map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |p| p.0.ip());
     let trusted = state.config.trust_proxy.trusts(peer_ip);
     let client_ip = if trusted {
-        forwarded_for(&headers, &state).unwrap_or(peer_ip)
+        forwarded_for(&headers, &state.config.trust_proxy).unwrap_or(peer_ip)
     } else {
         peer_ip
     };
@@ -284,21 +288,38 @@ async fn respond(
     response
 }
 
-/// The rightmost `X-Forwarded-For` address that is not itself a trusted proxy.
-fn forwarded_for(headers: &HeaderMap, state: &AppState) -> Option<IpAddr> {
-    let addresses: Vec<IpAddr> = headers
+/// The client named by a trusted proxy's `X-Forwarded-For`: walking from the
+/// right (each proxy appends the address it was reached from), the first
+/// address that is not itself a trusted proxy. Entries to its left were
+/// written by the client and are never believed. With `TRUST_PROXY=true`
+/// only the peer is a proxy, so the rightmost entry is the client. `None`
+/// (the peer address is used) when the header is absent or an entry that
+/// must be read is not an address.
+fn forwarded_for(headers: &HeaderMap, trust: &TrustProxy) -> Option<IpAddr> {
+    let entries: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse().ok())
+        .map(str::trim)
         .collect();
-    addresses
-        .iter()
-        .rev()
-        .find(|ip| !state.config.trust_proxy.trusts(**ip))
-        .or(addresses.first())
-        .copied()
+    let mut furthest_proxy = None;
+    for entry in entries.iter().rev() {
+        let ip = forwarded_address(entry)?;
+        if *trust == TrustProxy::All || !trust.trusts(ip) {
+            return Some(ip);
+        }
+        furthest_proxy = Some(ip);
+    }
+    furthest_proxy
+}
+
+/// An `X-Forwarded-For` entry as an address (`1.2.3.4`, `::1`, `[::1]:80`, `1.2.3.4:80`).
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .or_else(|_| entry.parse::<SocketAddr>().map(|a| a.ip()))
+        .ok()
 }
 
 async fn read_body(
@@ -325,6 +346,13 @@ async fn read_body(
 pub async fn dispatch(state: &Arc<AppState>, mut request: ApiRequest) -> Response {
     let path = request.path.clone();
     let method = request.method.clone();
+    if !host_allowed(state, &request) {
+        return ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this gateway does not answer to that Host; add the name to PUBLIC_HOSTS",
+        )
+        .into_response();
+    }
     let state_changing = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     if (request.ws.is_some() || state_changing) && !origin_allowed(state, &request) {
         return ApiError::origin().into_response();
@@ -349,14 +377,9 @@ pub async fn dispatch(state: &Arc<AppState>, mut request: ApiRequest) -> Respons
             _ => ApiError::method_not_allowed().into_response(),
         };
     }
-    let cookie = request.header(header::COOKIE).map(str::to_owned);
-    let authorization = request.header(header::AUTHORIZATION).map(str::to_owned);
-    match state
-        .auth
-        .authenticate(cookie.as_deref(), authorization.as_deref())
-    {
-        Some(credential) => request.credential = Some(credential),
-        None => return ApiError::unauthenticated().into_response(),
+    match authenticate(state, &request) {
+        Ok(credential) => request.credential = Some(credential),
+        Err(response) => return response,
     }
     if path == "/metrics" {
         return match method {
@@ -371,6 +394,47 @@ pub async fn dispatch(state: &Arc<AppState>, mut request: ApiRequest) -> Respons
         return response;
     }
     ApiError::not_found("no such endpoint").into_response()
+}
+
+/// The request's credential; a wrong one spends the client's failure budget,
+/// and a client whose budget is spent gets 429 before its credential is read.
+fn authenticate(state: &AppState, request: &ApiRequest) -> Result<Credential, Response> {
+    let cookie = request.header(header::COOKIE);
+    let authorization = request.header(header::AUTHORIZATION);
+    if crate::auth::presents_credential(cookie, authorization)
+        && let Some(refusal) = state.limiter.refusal(request.client_ip)
+    {
+        return Err(refusal);
+    }
+    match state.auth.authenticate(cookie, authorization) {
+        Outcome::Accepted(credential) => Ok(credential),
+        Outcome::Wrong(what) => {
+            state
+                .limiter
+                .record_failure(request.client_ip, what, &request.path);
+            Err(ApiError::unauthenticated().into_response())
+        }
+        Outcome::Absent | Outcome::Stale => Err(ApiError::unauthenticated().into_response()),
+    }
+}
+
+/// Whether the request's `Host` (and a trusted proxy's `X-Forwarded-Host`)
+/// is one the gateway answers to.
+fn host_allowed(state: &AppState, request: &ApiRequest) -> bool {
+    let public_url = state.public_url.get();
+    let allows = |host| state.hosts.allows(host, public_url.as_deref());
+    let forwarded = request
+        .proxied
+        .then(|| request.header("x-forwarded-host"))
+        .flatten()
+        .map(|h| h.split(',').next_back().unwrap_or_default());
+    let allowed = allows(request.header(header::HOST)) && forwarded.is_none_or(|h| allows(Some(h)));
+    if !allowed {
+        let host = request.header(header::HOST).unwrap_or_default();
+        let shown: String = host.chars().take(100).collect();
+        tracing::warn!(client = %request.client_ip, host = %shown.escape_debug(), "request for an unknown Host refused");
+    }
+    allowed
 }
 
 fn origin_allowed(state: &AppState, request: &ApiRequest) -> bool {

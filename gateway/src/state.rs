@@ -9,17 +9,18 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Auth;
 use crate::broker::Broker;
 use crate::config::Config;
-use crate::origin::OriginPolicy;
+use crate::origin::{HostPolicy, OriginPolicy};
 use crate::public_url::PublicUrl;
-use crate::ratelimit::LoginLimiter;
+use crate::ratelimit::FailureLimiter;
 
 /// Shared gateway state (behind an `Arc`).
 #[derive(Debug)]
 pub struct AppState {
     pub config: Config,
     pub auth: Auth,
-    pub limiter: LoginLimiter,
+    pub limiter: FailureLimiter,
     pub origins: OriginPolicy,
+    pub hosts: HostPolicy,
     pub broker: Broker,
     pub public_url: PublicUrl,
     /// Cancelled when the gateway shuts down; every long-lived task selects on it.
@@ -31,14 +32,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, broker: Broker, shutdown: CancellationToken) -> Self {
+    pub fn new(config: Config, auth: Auth, broker: Broker, shutdown: CancellationToken) -> Self {
         Self {
-            auth: Auth::new(&config.terminal_key, config.session_ttl()),
-            limiter: LoginLimiter::new(
+            auth,
+            limiter: FailureLimiter::new(
                 config.login_burst,
                 Duration::from_secs(config.login_refill_secs),
             ),
             origins: OriginPolicy::new(&config.allowed_origins),
+            hosts: HostPolicy::new(&config.public_hosts, &config.allowed_origins),
             broker,
             public_url: PublicUrl::default(),
             shutdown,

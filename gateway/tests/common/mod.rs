@@ -132,6 +132,8 @@ async fn wait_for_line(child: &mut Child, needle: &str) -> String {
 pub struct GatewayProc {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Its `STATE_DIR`, when the launcher made one.
+    pub state_dir: Option<tempfile::TempDir>,
 }
 
 impl GatewayProc {
@@ -145,9 +147,25 @@ impl GatewayProc {
         Self::start_with(&all).await
     }
 
-    /// A gateway with exactly these variables (plus `PORT=0` and the test key).
+    /// A gateway with exactly these variables (plus `PORT=0`, the test key
+    /// and a fresh `STATE_DIR` unless given).
     pub async fn start_with(env: &[(&str, &str)]) -> Self {
         let mut command = gateway_command(env);
+        let state_dir = match env.iter().any(|(name, _)| *name == "STATE_DIR") {
+            true => None,
+            false => {
+                let dir = tempfile::tempdir().unwrap();
+                command.env("STATE_DIR", dir.path());
+                Some(dir)
+            }
+        };
+        let mut gateway = Self::spawn(command).await;
+        gateway.state_dir = state_dir;
+        gateway
+    }
+
+    /// Spawns a prepared gateway command and waits until it listens.
+    pub async fn spawn(mut command: Command) -> Self {
         let mut child = command.spawn().expect("starting dispatch-gateway");
         let line = wait_for_line(&mut child, "dispatch-gateway listening on").await;
         let addr = line
@@ -157,7 +175,11 @@ impl GatewayProc {
             .trim()
             .parse()
             .unwrap();
-        Self { child, addr }
+        Self {
+            child,
+            addr,
+            state_dir: None,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -196,6 +218,8 @@ pub fn gateway_command(env: &[(&str, &str)]) -> Command {
         .env_remove("BROKER_TOKEN")
         .env_remove("HOST")
         .env_remove("ENABLE_TUNNEL")
+        .env_remove("STATE_DIR")
+        .env_remove("PUBLIC_HOSTS")
         .env("PORT", "0")
         .env("TERMINAL_KEY", KEY)
         .env(
