@@ -72,3 +72,25 @@ impl From<SessionError> for Status {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_escapes_and_cuts() {
+        assert_eq!(quote("a\x1b]0;x\x07"), r#""a\u{1b}]0;x\u{7}""#);
+        let long = "é".repeat(1000);
+        let quoted = quote(&long);
+        assert!(quoted.starts_with(&format!("\"{}\"…", "é".repeat(ECHO_CHARS))));
+        assert!(quoted.ends_with("(1000 characters)"));
+    }
+
+    #[test]
+    fn bounded_cuts_on_a_character_boundary() {
+        let message = bounded("日".repeat(1000));
+        assert!(message.len() <= MAX_STATUS_MESSAGE);
+        assert!(message.ends_with('…'));
+        assert_eq!(bounded("short".into()), "short");
+    }
+}
