@@ -22,6 +22,7 @@ pub mod conversations;
 pub mod egress;
 pub mod error;
 pub mod metrics;
+pub mod procfs;
 pub mod registry;
 pub mod server;
 pub mod service;

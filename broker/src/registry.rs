@@ -249,8 +249,7 @@ impl SessionRegistry {
     /// recorded as ended.
     pub async fn end(&self, id: &str) -> Result<Arc<Session>, SessionError> {
         let session = self.get(id)?;
-        session.terminate();
-        let _ = tokio::time::timeout(Duration::from_secs(10), session.wait_ended()).await;
+        session.end(None).await;
         Ok(session)
     }
 
@@ -259,10 +258,8 @@ impl SessionRegistry {
         let sessions = self.list();
         for session in &sessions {
             session.notify_viewers("dispatch-broker is shutting down");
-            session.terminate();
         }
-        let all = futures::future::join_all(sessions.iter().map(|s| s.wait_ended()));
-        let _ = tokio::time::timeout(Duration::from_secs(10), all).await;
+        futures::future::join_all(sessions.iter().map(|s| s.end(None))).await;
     }
 
     /// Reaps session leaders on SIGCHLD (and periodically, as a fallback).

@@ -3,7 +3,6 @@
 //! the registry and `/proc`, and the `dispatch-broker admin` client.
 
 pub mod cli;
-pub mod procfs;
 pub mod service;
 
 use std::sync::{Arc, OnceLock};

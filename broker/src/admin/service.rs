@@ -7,14 +7,12 @@ use std::time::{Duration, Instant};
 
 use dispatch_proto::v1 as pb;
 use dispatch_proto::v1::admin_server::{Admin, AdminServer};
-use nix::sys::signal::{Signal, kill, killpg};
-use nix::unistd::Pid;
 use tonic::{Request, Response, Status};
 
 use super::BrokerState;
-use super::procfs::{ProcessTotals, session_totals};
 use crate::error::SessionError;
-use crate::session::{Session, pty};
+use crate::procfs::{ProcessTotals, session_totals};
+use crate::session::Session;
 use crate::sync::lock;
 
 /// Grace period between SIGHUP and SIGKILL when none is given.
@@ -23,8 +21,6 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 pub const MAX_GRACE: Duration = Duration::from_secs(60);
 /// Longest notice, in characters.
 pub const MAX_NOTICE_CHARS: usize = 1024;
-/// How long a kill may take to be recorded as ended.
-const END_WAIT: Duration = Duration::from_secs(10);
 
 /// Implements `dispatch.v1.Admin`.
 #[derive(Clone, Debug)]
@@ -111,15 +107,6 @@ impl AdminService {
     }
 }
 
-/// Sends `signal` to every process of the session led by `leader`.
-fn signal_session(leader: u32, signal: Signal) {
-    let leader = Pid::from_raw(leader as i32);
-    let _ = killpg(leader, signal);
-    for pid in pty::session_members(leader) {
-        let _ = kill(pid, signal);
-    }
-}
-
 /// A notice made safe to show: one line, no control characters.
 fn clean_notice(text: &str) -> Result<String, Status> {
     let text: String = text
@@ -173,14 +160,7 @@ impl Admin for AdminService {
         }
         let session = self.running_session(&request.session_id)?;
         tracing::info!(session = %session.id(), grace_ms = grace.as_millis() as u64, "admin: ending session");
-        signal_session(session.stats().pid, Signal::SIGHUP);
-        if tokio::time::timeout(grace, session.wait_ended())
-            .await
-            .is_err()
-        {
-            session.terminate();
-            let _ = tokio::time::timeout(END_WAIT, session.wait_ended()).await;
-        }
+        session.end(Some(grace)).await;
         Ok(Response::new(self.figures(&session)))
     }
 
@@ -190,8 +170,7 @@ impl Admin for AdminService {
     ) -> Result<Response<pb::SessionFigures>, Status> {
         let session = self.running_session(&request.into_inner().session_id)?;
         tracing::info!(session = %session.id(), "admin: killing session");
-        session.terminate();
-        let _ = tokio::time::timeout(END_WAIT, session.wait_ended()).await;
+        session.end(None).await;
         Ok(Response::new(self.figures(&session)))
     }
 

@@ -16,6 +16,9 @@ const LEADER_AFTER_CLOSE: Duration = Duration::from_secs(2);
 /// How often the reader looks for the leader's exit after the terminal
 /// closed.
 const LEADER_POLL: Duration = Duration::from_millis(5);
+/// How long [`Session::end`] waits, after the kill, for the session to be
+/// recorded as ended.
+pub const END_WAIT: Duration = Duration::from_secs(10);
 
 impl Session {
     pub fn is_running(&self) -> bool {
@@ -42,6 +45,28 @@ impl Session {
         if self.is_running() {
             self.pty.kill_all();
         }
+    }
+
+    /// Sends SIGHUP to every process of the session, as a closing terminal
+    /// would (programs may save their work and exit).
+    pub fn hang_up(&self) {
+        if self.is_running() {
+            self.pty.hang_up();
+        }
+    }
+
+    /// Ends the session and waits, for at most [`END_WAIT`] after the kill,
+    /// until it is recorded as ended. With a `grace` period the session is
+    /// hung up first and killed only if it is still running after it.
+    pub async fn end(&self, grace: Option<Duration>) {
+        if let Some(grace) = grace {
+            self.hang_up();
+            if tokio::time::timeout(grace, self.wait_ended()).await.is_ok() {
+                return;
+            }
+        }
+        self.terminate();
+        let _ = tokio::time::timeout(END_WAIT, self.wait_ended()).await;
     }
 
     /// Reaps the session leader if it exited; then kills what it left

@@ -21,6 +21,7 @@ use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
 use tokio::io::unix::AsyncFd;
 
 use crate::error::SessionError;
+use crate::procfs;
 
 /// Variables always copied from the broker's environment when set.
 const ALLOWED_ENV: &[&str] = &["COLORTERM", "LANG", "HOME", "PATH", "USER", "SHELL"];
@@ -261,11 +262,20 @@ impl Pty {
         kill_session(self.pid, &self.marker);
     }
 
+    /// Sends SIGHUP to every process of the session (its process group and
+    /// every other member of the session), as a closing terminal would.
+    pub fn hang_up(&self) {
+        let _ = nix::sys::signal::killpg(self.pid, Signal::SIGHUP);
+        for pid in procfs::session_members(self.pid) {
+            let _ = kill(pid, Signal::SIGHUP);
+        }
+    }
+
     /// Kills every process that holds the terminal open (slower than
     /// [`Pty::kill_all`]: it looks through every process's descriptors).
     pub fn kill_holders(&self) {
         let Some(tty) = &self.tty else { return };
-        for pid in processes(|pid, _| holds(pid, tty)) {
+        for pid in procfs::processes(|pid, _| procfs::holds(pid, tty)) {
             let _ = kill(pid, Signal::SIGKILL);
         }
     }
@@ -330,8 +340,9 @@ fn nonblocking_dup(master: &dyn MasterPty) -> Result<OwnedFd, SessionError> {
 pub fn kill_session(leader: Pid, marker: &[u8]) {
     let _ = nix::sys::signal::killpg(leader, Signal::SIGKILL);
     for _ in 0..5 {
-        let members = processes(|pid, session| {
-            session == leader.as_raw() || (!marker.is_empty() && carries(pid, marker))
+        let members = procfs::processes(|pid, session| {
+            session == leader.as_raw() as u32
+                || (!marker.is_empty() && procfs::carries(pid, marker))
         });
         if members.is_empty() {
             return;
@@ -340,53 +351,6 @@ pub fn kill_session(leader: Pid, marker: &[u8]) {
             let _ = kill(pid, Signal::SIGKILL);
         }
     }
-}
-
-/// Processes whose session id is `leader`, other than zombies.
-pub fn session_members(leader: Pid) -> Vec<Pid> {
-    processes(|_, session| session == leader.as_raw())
-}
-
-/// Processes other than zombies for which `keep(pid, session id)` holds.
-fn processes(mut keep: impl FnMut(i32, i32) -> bool) -> Vec<Pid> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let own = std::process::id() as i32;
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| {
-            if pid == own {
-                return false;
-            }
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            // Fields after the command name: state ppid pgrp session ...
-            let Some((_, rest)) = stat.rsplit_once(')') else {
-                return false;
-            };
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let session = fields.get(3).and_then(|s| s.parse().ok());
-            fields.first() != Some(&"Z") && session.is_some_and(|session| keep(pid, session))
-        })
-        .map(Pid::from_raw)
-        .collect()
-}
-
-/// Whether `pid` has `path` open.
-fn holds(pid: i32, path: &Path) -> bool {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
-        fds.filter_map(Result::ok)
-            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
-    })
-}
-
-/// Whether `pid` was started with the environment entry `marker`.
-fn carries(pid: i32, marker: &[u8]) -> bool {
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .is_ok_and(|environ| environ.split(|&b| b == 0).any(|entry| entry == marker))
 }
 
 #[cfg(test)]

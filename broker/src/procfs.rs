@@ -1,6 +1,14 @@
-//! CPU and memory of a session's processes, read from `/proc`: every process
-//! whose session id is the session leader's pid (the leader runs `setsid`),
-//! so background jobs in their own process groups count too.
+//! The process table as `/proc` shows it, read in one place: the fields of
+//! `/proc/<pid>/stat` (state, session id, CPU times), resident memory, open
+//! files and environment. Used to find and kill every process of a session
+//! (see [`crate::session::pty`]) and for the CPU and memory figures of the
+//! Admin service: every process whose session id is the session leader's
+//! pid (the leader runs `setsid`), so background jobs in their own process
+//! groups count too.
+
+use std::path::Path;
+
+use nix::unistd::Pid;
 
 /// Clock ticks per second of `/proc/<pid>/stat` times (`USER_HZ`, fixed at
 /// 100 in the Linux user ABI).
@@ -20,15 +28,8 @@ pub fn session_totals(leader: u32) -> ProcessTotals {
     if leader == 0 {
         return totals;
     }
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return totals;
-    };
-    for pid in entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-    {
-        let Some(stat) = read_stat(pid) else { continue };
-        if stat.session != leader || stat.state == 'Z' {
+    for (pid, stat) in live_processes() {
+        if stat.session != leader {
             continue;
         }
         totals.processes += 1;
@@ -36,6 +37,48 @@ pub fn session_totals(leader: u32) -> ProcessTotals {
         totals.rss_bytes += rss_bytes(pid).unwrap_or(0);
     }
     totals
+}
+
+/// Processes other than the broker and zombies for which
+/// `keep(pid, session id)` holds.
+pub fn processes(mut keep: impl FnMut(u32, u32) -> bool) -> Vec<Pid> {
+    let own = std::process::id();
+    live_processes()
+        .filter(|&(pid, ref stat)| pid != own && keep(pid, stat.session))
+        .map(|(pid, _)| Pid::from_raw(pid as i32))
+        .collect()
+}
+
+/// Processes whose session id is `leader`, other than zombies.
+pub fn session_members(leader: Pid) -> Vec<Pid> {
+    let leader = leader.as_raw() as u32;
+    processes(|_, session| session == leader)
+}
+
+/// Whether `pid` has `path` open.
+pub fn holds(pid: u32, path: &Path) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+        fds.filter_map(Result::ok)
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
+    })
+}
+
+/// Whether `pid` was started with the environment entry `entry`
+/// (`NAME=value`).
+pub fn carries(pid: u32, entry: &[u8]) -> bool {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .is_ok_and(|environ| environ.split(|&b| b == 0).any(|e| e == entry))
+}
+
+/// Every process other than zombies, with its `stat` fields.
+fn live_processes() -> impl Iterator<Item = (u32, Stat)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, read_stat(pid)?)))
+        .filter(|(_, stat)| stat.state != 'Z')
 }
 
 /// The fields of `/proc/<pid>/stat` used here.
@@ -113,10 +156,35 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         let totals = session_totals(leader);
+        let members = session_members(Pid::from_raw(leader as i32));
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(totals.processes, 1);
         assert!(totals.rss_bytes > 0);
+        assert_eq!(members, vec![Pid::from_raw(leader as i32)]);
         assert_eq!(session_totals(0), ProcessTotals::default());
+    }
+
+    #[test]
+    fn finds_what_a_process_holds_and_carries() {
+        let own = std::process::id();
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        assert!(holds(own, file.path()));
+        assert!(!holds(own, &exe.with_extension("not-open")));
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env("PROCFS_TEST_MARK", "yes")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !carries(pid, b"PROCFS_TEST_MARK=yes") {
+            assert!(std::time::Instant::now() < deadline, "environment not seen");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!carries(pid, b"PROCFS_TEST_MARK=no"));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }
