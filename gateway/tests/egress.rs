@@ -704,6 +704,10 @@ async fn idle_tunnels_are_closed() {
         answer.stream.read_exact(&mut pong).await.unwrap();
     }
     let started = Instant::now();
+    // The view counts an open tunnel's bytes as they pass.
+    let (_, ledger) = stack.ledger(&id).await;
+    assert_eq!(ledger["hosts"][0]["bytesUp"], 16, "{ledger}");
+    assert_eq!(ledger["hosts"][0]["bytesDown"], 16, "{ledger}");
     let mut rest = Vec::new();
     tokio::time::timeout(
         Duration::from_secs(10),

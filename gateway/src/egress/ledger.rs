@@ -4,10 +4,13 @@
 //! session and [`MAX_SESSIONS`] sessions, the least recently used dropped.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use dispatch_proto::time::now_ms;
 use serde::Serialize;
+
+use super::relay::Traffic;
 
 /// Host entries kept per session.
 pub const MAX_HOSTS: usize = 256;
@@ -43,9 +46,25 @@ pub struct HostView {
 struct Entry {
     reason: Option<&'static str>,
     count: u64,
+    /// Bytes of the closed tunnels.
     bytes_up: u64,
     bytes_down: u64,
+    /// The open tunnels' counters, read when the view is asked for.
+    open: Vec<Arc<Traffic>>,
     last_at: i64,
+}
+
+impl Entry {
+    fn bytes(&self) -> (u64, u64) {
+        self.open
+            .iter()
+            .fold((self.bytes_up, self.bytes_down), |(up, down), t| {
+                (
+                    up + t.up.load(Ordering::Relaxed),
+                    down + t.down.load(Ordering::Relaxed),
+                )
+            })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -67,20 +86,28 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Counts one connection of `session` to `host:port`; `reason` is the
-    /// refusal's, `None` for an opened tunnel.
-    pub fn count(&self, session: &str, host: &str, port: u16, reason: Option<&'static str>) {
-        self.with_entry(session, host, port, reason.is_none(), |entry| {
+    /// Counts one refused connection of `session` to `host:port`.
+    pub fn refused(&self, session: &str, host: &str, port: u16, reason: &'static str) {
+        self.with_entry(session, host, port, false, |entry| {
             entry.count += 1;
-            entry.reason = reason;
+            entry.reason = Some(reason);
         });
     }
 
-    /// Adds a closed tunnel's bytes.
-    pub fn add_bytes(&self, session: &str, host: &str, port: u16, up: u64, down: u64) {
+    /// Counts one tunnel opened; its bytes count as they pass.
+    pub fn opened(&self, session: &str, host: &str, port: u16, traffic: &Arc<Traffic>) {
         self.with_entry(session, host, port, true, |entry| {
-            entry.bytes_up += up;
-            entry.bytes_down += down;
+            entry.count += 1;
+            entry.open.push(traffic.clone());
+        });
+    }
+
+    /// Keeps a closed tunnel's bytes.
+    pub fn closed(&self, session: &str, host: &str, port: u16, traffic: &Arc<Traffic>) {
+        self.with_entry(session, host, port, true, |entry| {
+            entry.open.retain(|open| !Arc::ptr_eq(open, traffic));
+            entry.bytes_up += traffic.up.load(Ordering::Relaxed);
+            entry.bytes_down += traffic.down.load(Ordering::Relaxed);
         });
     }
 
@@ -93,15 +120,18 @@ impl Ledger {
         let mut view: Vec<HostView> = hosts
             .hosts
             .iter()
-            .map(|(key, entry)| HostView {
-                host: key.host.clone(),
-                port: key.port,
-                decision: if key.allowed { "allowed" } else { "refused" },
-                reason: entry.reason,
-                count: entry.count,
-                bytes_up: entry.bytes_up,
-                bytes_down: entry.bytes_down,
-                last_at: entry.last_at,
+            .map(|(key, entry)| {
+                let (bytes_up, bytes_down) = entry.bytes();
+                HostView {
+                    host: key.host.clone(),
+                    port: key.port,
+                    decision: if key.allowed { "allowed" } else { "refused" },
+                    reason: entry.reason,
+                    count: entry.count,
+                    bytes_up,
+                    bytes_down,
+                    last_at: entry.last_at,
+                }
             })
             .collect();
         view.sort_by(|a, b| b.last_at.cmp(&a.last_at).then(a.host.cmp(&b.host)));
@@ -174,14 +204,28 @@ mod tests {
     #[test]
     fn counts_bytes_and_refusals_per_host() {
         let ledger = Ledger::default();
-        ledger.count("s", "api.anthropic.com", 443, None);
-        ledger.count("s", "api.anthropic.com", 443, None);
-        ledger.add_bytes("s", "api.anthropic.com", 443, 10, 20);
-        ledger.count("s", "evil.example", 443, Some("not in allowlist"));
+        let (first, second) = (Arc::new(Traffic::default()), Arc::new(Traffic::default()));
+        ledger.opened("s", "api.anthropic.com", 443, &first);
+        ledger.opened("s", "api.anthropic.com", 443, &second);
+        first.up.fetch_add(10, Ordering::Relaxed);
+        second.down.fetch_add(20, Ordering::Relaxed);
+        let bytes = |ledger: &Ledger| {
+            let view = ledger.view("s");
+            let api = view.iter().find(|h| h.decision == "allowed").unwrap();
+            (api.count, api.bytes_up, api.bytes_down)
+        };
+        assert_eq!(bytes(&ledger), (2, 10, 20), "open tunnels count as they go");
+        ledger.closed("s", "api.anthropic.com", 443, &first);
+        first.up.fetch_add(5, Ordering::Relaxed);
+        assert_eq!(
+            bytes(&ledger),
+            (2, 10, 20),
+            "a closed tunnel's bytes are kept once"
+        );
+        ledger.refused("s", "evil.example", 443, "not in allowlist");
         let view = ledger.view("s");
         assert_eq!(view.len(), 2);
         let api = view.iter().find(|h| h.decision == "allowed").unwrap();
-        assert_eq!((api.count, api.bytes_up, api.bytes_down), (2, 10, 20));
         assert_eq!(api.reason, None);
         let evil = view.iter().find(|h| h.decision == "refused").unwrap();
         assert_eq!(evil.reason, Some("not in allowlist"));
@@ -196,11 +240,11 @@ mod tests {
     fn is_bounded() {
         let ledger = Ledger::default();
         for i in 0..MAX_HOSTS + 10 {
-            ledger.count("s", &format!("h{i}.example"), 443, Some("not in allowlist"));
+            ledger.refused("s", &format!("h{i}.example"), 443, "not in allowlist");
         }
         assert_eq!(ledger.view("s").len(), MAX_HOSTS);
         for i in 0..MAX_SESSIONS + 5 {
-            ledger.count(&format!("s{i}"), "h.example", 443, None);
+            ledger.refused(&format!("s{i}"), "h.example", 443, "not in allowlist");
         }
         let inner = ledger.inner.lock().unwrap();
         assert_eq!(inner.sessions.len(), MAX_SESSIONS);

@@ -194,7 +194,9 @@ impl EgressProxy {
 
     /// Serves until the gateway shuts down (never without a broker token).
     pub async fn serve(self, state: Arc<AppState>) {
-        let addr = self.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string());
+        let addr = self
+            .local_addr()
+            .map_or_else(|e| e.to_string(), |a| a.to_string());
         let Some(key) = self.key else {
             tracing::error!(target: "dispatch::egress", "no broker token: the egress proxy is off");
             return;

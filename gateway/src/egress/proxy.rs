@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use dispatch_proto::egress::EgressKey;
@@ -185,7 +186,7 @@ async fn refuse(
         shared
             .state
             .egress
-            .count(session, host, port, Some(refused.why.reason()));
+            .refused(session, host, port, refused.why.reason());
     }
     audit::record(&Record {
         session,
@@ -211,8 +212,8 @@ async fn tunnel(
         admitted.target.port,
     );
     let ledger = &shared.state.egress;
-    ledger.count(session, host, port, None);
-    let traffic = Traffic::default();
+    let traffic = Arc::new(Traffic::default());
+    ledger.opened(session, host, port, &traffic);
     let end = match request::established(&mut client).await {
         Ok(()) => {
             let _open = OpenTunnel::new();
@@ -228,9 +229,9 @@ async fn tunnel(
         }
         Err(_) => End::Closed,
     };
-    let up = traffic.up.into_inner();
-    let down = traffic.down.into_inner();
-    ledger.add_bytes(session, host, port, up, down);
+    ledger.closed(session, host, port, &traffic);
+    let up = traffic.up.load(Ordering::Relaxed);
+    let down = traffic.down.load(Ordering::Relaxed);
     audit::record(&Record {
         session,
         host,
