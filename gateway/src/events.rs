@@ -64,7 +64,8 @@ async fn serve(
             reason = &mut ended => return (close::REVOKED, reason),
             _ = outbox.closed() => return (close::NORMAL, "client gone"),
             message = crate::ws::next_message(stream) => match message {
-                None | Some(Err(_)) => return (close::NORMAL, "client gone"),
+                None => return (close::NORMAL, "client gone"),
+                Some(Err(err)) => return crate::ws::close_for_error(&err),
                 Some(Ok(Message::Close(_))) => return (close::NORMAL, "client closed"),
                 Some(Ok(Message::Text(text))) if is_ping(text.as_str()) => {
                     outbox.json(&serde_json::json!({"type": "pong"}));
