@@ -101,7 +101,8 @@ async fn start_stack() -> Stack {
         .env("SHELL", "/bin/bash")
         .env("RUST_LOG", "warn");
     run_as(&mut command);
-    let (broker, _) = spawn_announcing(&mut command, "dispatch-broker listening on").await;
+    let (broker, _) =
+        spawn_announcing(&mut command, dispatch_testkit::announce::BROKER_LISTENING).await;
 
     let home = root.join("home").display().to_string();
     let tmp = root.join("tmp").display().to_string();
@@ -255,7 +256,8 @@ async fn probe_from_a_session(gateway: &GatewayProc, pids: &[i32]) -> String {
         "for p in {}; do for f in environ cmdline mem maps; do \
          printf '\\n== %s %s: ' $p $f; tr '\\0' ' ' < /proc/$p/$f | head -c 4000; done; \
          for f in /proc/$p/task/*/environ; do tr '\\0' ' ' < $f; done; done; \
-         echo; echo '== all'; for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do \
+         printf '\\n== %s: ' self; env | tr '\\n' ' '; printf ' ==\\n'; \
+         echo '== all'; for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do \
          tr '\\0' ' ' < $f; echo; done 2>/dev/null; echo probe-$((6*7))-done\r",
         pids.join(" ")
     );
@@ -266,15 +268,21 @@ async fn probe_from_a_session(gateway: &GatewayProc, pids: &[i32]) -> String {
 
 /// No secret in the probe's output, and each private file was refused.
 fn assert_nothing_read(output: &str, pids: &[i32], secrets: &[(&str, &str)]) {
+    let own_environment = output
+        .split("== self: ")
+        .nth(1)
+        .and_then(|rest| rest.split(" ==").next())
+        .unwrap_or_else(|| panic!("no session environment in:\n{output}"));
+    assert!(own_environment.contains("TERM="), "{own_environment}");
     for (name, secret) in secrets {
         assert!(
             !output.contains(secret),
             "{name} was read from inside the session:\n{output}"
         );
-        // A session's own environment does not carry the names either.
+        // The session's own environment does not carry the names either.
         assert!(
-            !output.contains(&format!("{name}=")),
-            "{name} in:\n{output}"
+            !own_environment.contains(&format!("{name}=")),
+            "{name} in the session's environment: {own_environment}"
         );
     }
     for pid in pids {
