@@ -613,8 +613,7 @@ impl BrokerProcess {
             line.push(byte[0]);
         }
         let line = String::from_utf8(line)?;
-        let addr = line
-            .strip_prefix("dispatch-broker listening on ")
+        let addr = dispatch_testkit::announce::broker_address(&line)
             .with_context(|| format!("unexpected broker output {line:?}"))?
             .parse()
             .map_err(anyhow::Error::msg)?;
@@ -655,14 +654,7 @@ impl BrokerProcess {
 
     /// A number of the broker's `/proc/<pid>/status` (0 when unreadable).
     fn status_figure(&self, field: &str) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix(field))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            })
-            .unwrap_or(0)
+        dispatch_testkit::process::status_kib(self.pid(), field).unwrap_or(0)
     }
 
     fn resources(&self) -> Resources {

@@ -109,13 +109,8 @@ impl Broker {
     /// Resident and peak memory, in MiB.
     fn memory_mib(&self) -> (f64, f64) {
         let pid = self.child.id().unwrap_or(0);
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-                .map_or(0.0, |kb| kb / 1024.0)
+            dispatch_testkit::process::status_kib(pid, name).map_or(0.0, |kb| kb as f64 / 1024.0)
         };
         (field("VmRSS:"), field("VmHWM:"))
     }

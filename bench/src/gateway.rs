@@ -866,12 +866,7 @@ fn fd_count(pid: u32) -> usize {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    dispatch_testkit::process::rss_kib(pid).unwrap_or(0)
 }
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {

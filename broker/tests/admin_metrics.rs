@@ -14,6 +14,7 @@ use dispatch_broker::ListenAddr;
 use dispatch_broker::client::{self, BearerToken};
 use dispatch_proto::v1 as pb;
 use dispatch_proto::v1::sessions_client::SessionsClient;
+use dispatch_testkit::announce;
 use dispatch_testkit::prometheus::{self, Exposition};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
@@ -75,10 +76,10 @@ async fn start() -> ObservedBroker {
             .expect("broker announces its addresses")
             .unwrap()
             .expect("broker printed its addresses");
-        if let Some(a) = line.strip_prefix("dispatch-broker listening on ") {
+        if let Some(a) = announce::broker_address(&line) {
             addr = Some(a.parse().unwrap());
-        } else if let Some(m) = line.strip_prefix("dispatch-broker metrics on http://") {
-            metrics = Some(m.trim_end_matches("/metrics").to_owned());
+        } else if let Some(m) = announce::broker_metrics_address(&line) {
+            metrics = Some(m.to_owned());
         }
     }
     tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });

@@ -115,7 +115,7 @@ async fn start_broker(
             .env("BROKER_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", log_level)
             .env("LOG_FORMAT", "json"),
-        "dispatch-broker listening on ",
+        dispatch_testkit::announce::BROKER_LISTENING,
     )
     .await
 }
@@ -415,7 +415,7 @@ async fn one_action_is_followed_across_both_logs_which_hold_no_secret() {
             .env("BROKER_TOKEN", BROKER_TOKEN)
             .env("RUST_LOG", level)
             .env("LOG_FORMAT", "json"),
-        "dispatch-gateway listening on ",
+        dispatch_testkit::announce::GATEWAY_LISTENING,
     )
     .await;
     let http = reqwest::Client::builder()

@@ -6,8 +6,12 @@
 //! (corrupt and partial lines, invalid UTF-8, a huge tool output, a broken
 //! symlink, a symlink loop, unrelated files such as `.credentials.json`).
 //! It returns a [`Manifest`] of what an index should report.
-//! [`wsframe`] encodes raw WebSocket frames, malformed ones included.
+//! [`wsframe`] encodes raw WebSocket frames, malformed ones included;
+//! [`announce`] parses the lines with which the binaries say where they
+//! listen; [`process`] reads a process's memory figures.
 
+pub mod announce;
+pub mod process;
 pub mod prometheus;
 pub mod wsframe;
 

@@ -64,8 +64,7 @@ impl TestBroker {
             .expect("broker announces its address in time")
             .unwrap()
             .expect("broker printed its address");
-        let addr = line
-            .strip_prefix("dispatch-broker listening on ")
+        let addr = dispatch_testkit::announce::broker_address(&line)
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .parse()
             .unwrap();
@@ -100,12 +99,7 @@ impl TestBroker {
 }
 
 pub fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    dispatch_testkit::process::rss_kib(pid).expect("the process's VmRSS")
 }
 
 /// Creates a shell session of the given size.

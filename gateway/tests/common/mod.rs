@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use dispatch_testkit::announce;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
@@ -97,7 +98,7 @@ impl BrokerProc {
             .kill_on_drop(true)
             .spawn()
             .expect("starting dispatch-broker");
-        wait_for_line(&mut child, "listening on").await;
+        wait_for_line(&mut child, announce::BROKER_LISTENING).await;
         self.child = Some(child);
     }
 
@@ -167,14 +168,10 @@ impl GatewayProc {
     /// Spawns a prepared gateway command and waits until it listens.
     pub async fn spawn(mut command: Command) -> Self {
         let mut child = command.spawn().expect("starting dispatch-gateway");
-        let line = wait_for_line(&mut child, "dispatch-gateway listening on").await;
-        let addr = line
-            .rsplit("http://")
-            .next()
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let line = wait_for_line(&mut child, announce::GATEWAY_LISTENING).await;
+        let url = announce::gateway_url(&line)
+            .unwrap_or_else(|| panic!("unexpected announcement {line:?}"));
+        let addr = url.trim_start_matches("http://").parse().unwrap();
         Self {
             child,
             addr,
@@ -237,12 +234,7 @@ pub fn gateway_command(env: &[(&str, &str)]) -> Command {
 }
 
 pub fn rss_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    dispatch_testkit::process::rss_kib(pid as u32).expect("the process's VmRSS")
 }
 
 /// An HTTP client that never follows redirects or keeps cookies by itself.
