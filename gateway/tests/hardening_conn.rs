@@ -131,6 +131,19 @@ async fn a_silent_connection_is_closed_after_the_idle_timeout() {
     closed_within(&mut kept, Duration::from_secs(5))
         .await
         .expect("an idle kept-alive connection is closed");
+
+    // And an HTTP/2 connection (prior knowledge) that opens no stream.
+    let mut h2 = TcpStream::connect(gateway.addr).await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let took = closed_within(&mut h2, Duration::from_secs(5))
+        .await
+        .expect("an idle HTTP/2 connection is closed");
+    assert!(
+        took >= Duration::from_millis(900),
+        "closed too early: {took:?}"
+    );
 }
 
 #[tokio::test]
