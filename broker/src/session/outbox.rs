@@ -176,3 +176,78 @@ impl Viewer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn viewer() -> Viewer {
+        let mut viewer = Viewer::new(ViewerId::first(), true, None, 0, Arc::new(Notify::new()));
+        viewer.restart_at(0);
+        viewer
+    }
+
+    fn output(message: Outgoing) -> pb::Output {
+        match message {
+            Outgoing::Message(pb::attach_response::Kind::Output(output)) => output,
+            other => panic!("expected output, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_new_viewer_waits_for_its_replay() {
+        let mut viewer = Viewer::new(ViewerId::first(), true, None, 7, Arc::new(Notify::new()));
+        assert!(viewer.resync);
+        viewer.push_output(&Bytes::from_static(b"ignored"), 14, 1024);
+        viewer.restart_at(14);
+        assert!(matches!(viewer.next_message(), Outgoing::Idle));
+    }
+
+    #[test]
+    fn output_is_coalesced_up_to_the_next_event() {
+        let mut viewer = viewer();
+        viewer.push_output(&Bytes::from_static(b"ab"), 2, 1024);
+        viewer.push_output(&Bytes::from_static(b"cd"), 4, 1024);
+        viewer.push_event(pb::attach_response::Kind::Notice(pb::Notice {
+            text: "between".into(),
+        }));
+        viewer.push_output(&Bytes::from_static(b"ef"), 6, 1024);
+        let first = output(viewer.next_message());
+        assert_eq!((&first.data[..], first.end_offset), (&b"abcd"[..], 4));
+        assert!(matches!(
+            viewer.next_message(),
+            Outgoing::Message(pb::attach_response::Kind::Notice(_))
+        ));
+        let last = output(viewer.next_message());
+        assert_eq!((&last.data[..], last.end_offset), (&b"ef"[..], 6));
+        assert!(matches!(viewer.next_message(), Outgoing::Idle));
+    }
+
+    #[test]
+    fn an_overflowing_outbox_is_dropped_for_a_replay() {
+        let mut viewer = viewer();
+        viewer.push_output(&Bytes::from_static(b"12345"), 5, 8);
+        assert!(!viewer.resync);
+        viewer.push_output(&Bytes::from_static(b"6789"), 9, 8);
+        assert!(viewer.resync);
+        viewer.restart_at(9);
+        assert!(matches!(viewer.next_message(), Outgoing::Idle));
+    }
+
+    #[test]
+    fn a_closed_outbox_ends_with_the_exit_after_its_output() {
+        let mut viewer = viewer();
+        viewer.push_output(&Bytes::from_static(b"bye"), 3, 1024);
+        viewer.close_with(pb::ExitStatus {
+            code: Some(0),
+            signal: String::new(),
+        });
+        viewer.push_output(&Bytes::from_static(b"late"), 7, 1024);
+        assert_eq!(&output(viewer.next_message()).data[..], b"bye");
+        assert!(matches!(
+            viewer.next_message(),
+            Outgoing::Message(pb::attach_response::Kind::Exit(_))
+        ));
+        assert!(matches!(viewer.next_message(), Outgoing::Closed));
+    }
+}

@@ -181,3 +181,42 @@ impl Screen {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn locks() -> Locks {
+        Locks::new(
+            State::new("test".into(), (80, 24), 0),
+            Terminal::new(80, 24, 4096),
+        )
+    }
+
+    #[test]
+    fn the_screen_under_the_state_lock_has_every_published_chunk() {
+        let locks = locks();
+        let mut state = locks.state();
+        state.push_output(Bytes::from_static(b"hello "));
+        state.push_output(Bytes::from_static(b"world"));
+        assert!(locks.screen().has_unparsed_output());
+        assert_eq!(state.caught_up_screen().backlog(), 11);
+        drop(state);
+        locks.screen().catch_up();
+        assert!(!locks.screen().has_unparsed_output());
+        let screen = locks.state().caught_up_screen().snapshot().screen;
+        assert!(String::from_utf8_lossy(&screen).contains("hello world"));
+    }
+
+    #[test]
+    fn past_its_bound_the_inbox_is_taken_in_by_the_publisher() {
+        let locks = locks();
+        let mut state = locks.state();
+        let chunk = Bytes::from(vec![b'x'; INBOX_MAX / 2]);
+        state.push_output(chunk.clone());
+        state.push_output(chunk.clone());
+        assert_eq!(lock(&locks.screen().inbox).bytes, INBOX_MAX);
+        state.push_output(Bytes::from_static(b"y"));
+        assert_eq!(lock(&locks.screen().inbox).bytes, 0);
+    }
+}
