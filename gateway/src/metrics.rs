@@ -67,12 +67,16 @@ static CONNECTIONS_CLOSED: LazyLock<Family<ReasonLabel, Counter>> = LazyLock::ne
 
 /// Counts one connection refused at accept, for one of [`CONNECTION_REFUSALS`].
 pub fn connection_refused(reason: &'static str) {
-    CONNECTIONS_REFUSED.get_or_create(&ReasonLabel { reason }).inc();
+    CONNECTIONS_REFUSED
+        .get_or_create(&ReasonLabel { reason })
+        .inc();
 }
 
 /// Counts one connection closed by the gateway, for one of [`CONNECTION_CLOSES`].
 pub fn connection_closed(reason: &'static str) {
-    CONNECTIONS_CLOSED.get_or_create(&ReasonLabel { reason }).inc();
+    CONNECTIONS_CLOSED
+        .get_or_create(&ReasonLabel { reason })
+        .inc();
 }
 
 /// Kinds of WebSocket the gateway serves.
