@@ -180,6 +180,7 @@ impl Viewer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pb::attach_response::Kind;
 
     fn viewer() -> Viewer {
         let mut viewer = Viewer::new(ViewerId::first(), true, None, 0, Arc::new(Notify::new()));
@@ -187,9 +188,14 @@ mod tests {
         viewer
     }
 
+    /// Queues `data`, ending at `end`, with room for 1 KiB.
+    fn push(viewer: &mut Viewer, data: &'static [u8], end: u64) {
+        viewer.push_output(&Bytes::from_static(data), end, 1024);
+    }
+
     fn output(message: Outgoing) -> pb::Output {
         match message {
-            Outgoing::Message(pb::attach_response::Kind::Output(output)) => output,
+            Outgoing::Message(Kind::Output(output)) => output,
             other => panic!("expected output, got {other:?}"),
         }
     }
@@ -198,7 +204,7 @@ mod tests {
     fn a_new_viewer_waits_for_its_replay() {
         let mut viewer = Viewer::new(ViewerId::first(), true, None, 7, Arc::new(Notify::new()));
         assert!(viewer.resync);
-        viewer.push_output(&Bytes::from_static(b"ignored"), 14, 1024);
+        push(&mut viewer, b"ignored", 14);
         viewer.restart_at(14);
         assert!(matches!(viewer.next_message(), Outgoing::Idle));
     }
@@ -206,18 +212,16 @@ mod tests {
     #[test]
     fn output_is_coalesced_up_to_the_next_event() {
         let mut viewer = viewer();
-        viewer.push_output(&Bytes::from_static(b"ab"), 2, 1024);
-        viewer.push_output(&Bytes::from_static(b"cd"), 4, 1024);
-        viewer.push_event(pb::attach_response::Kind::Notice(pb::Notice {
+        push(&mut viewer, b"ab", 2);
+        push(&mut viewer, b"cd", 4);
+        viewer.push_event(Kind::Notice(pb::Notice {
             text: "between".into(),
         }));
-        viewer.push_output(&Bytes::from_static(b"ef"), 6, 1024);
+        push(&mut viewer, b"ef", 6);
         let first = output(viewer.next_message());
         assert_eq!((&first.data[..], first.end_offset), (&b"abcd"[..], 4));
-        assert!(matches!(
-            viewer.next_message(),
-            Outgoing::Message(pb::attach_response::Kind::Notice(_))
-        ));
+        let notice = viewer.next_message();
+        assert!(matches!(notice, Outgoing::Message(Kind::Notice(_))));
         let last = output(viewer.next_message());
         assert_eq!((&last.data[..], last.end_offset), (&b"ef"[..], 6));
         assert!(matches!(viewer.next_message(), Outgoing::Idle));
@@ -237,17 +241,15 @@ mod tests {
     #[test]
     fn a_closed_outbox_ends_with_the_exit_after_its_output() {
         let mut viewer = viewer();
-        viewer.push_output(&Bytes::from_static(b"bye"), 3, 1024);
+        push(&mut viewer, b"bye", 3);
         viewer.close_with(pb::ExitStatus {
             code: Some(0),
             signal: String::new(),
         });
-        viewer.push_output(&Bytes::from_static(b"late"), 7, 1024);
+        push(&mut viewer, b"late", 7);
         assert_eq!(&output(viewer.next_message()).data[..], b"bye");
-        assert!(matches!(
-            viewer.next_message(),
-            Outgoing::Message(pb::attach_response::Kind::Exit(_))
-        ));
+        let exit = viewer.next_message();
+        assert!(matches!(exit, Outgoing::Message(Kind::Exit(_))));
         assert!(matches!(viewer.next_message(), Outgoing::Closed));
     }
 }
