@@ -589,7 +589,7 @@ async fn limits_refuse_with_their_status_and_time_out() {
     let stack = Stack::remote(
         &broker,
         &[
-            ("EGRESS_ALLOW", "localhost,127.0.0.1"),
+            ("EGRESS_ALLOW", "localhost,127.0.0.1,*.invalid"),
             ("EGRESS_PORTS", &ports),
             ("EGRESS_MAX_TUNNELS_PER_SESSION", "2"),
             ("EGRESS_MAX_TUNNELS", "3"),
@@ -663,6 +663,13 @@ async fn limits_refuse_with_their_status_and_time_out() {
         .logs
         .refusal(&b, "localhost", "upstream unreachable")
         .await;
+    // A name that does not resolve (RFC 6761 keeps `.invalid` unresolvable).
+    let started = Instant::now();
+    let answer = stack
+        .connect(&format!("nothing.invalid:{closed_port}"), Some(&auth_b))
+        .await;
+    answer.assert_refused(502, "cannot resolve host");
+    assert!(started.elapsed() < Duration::from_secs(5));
     let (_, ledger) = stack.ledger(&b).await;
     let reasons: Vec<&str> = ledger["hosts"]
         .as_array()
@@ -672,6 +679,7 @@ async fn limits_refuse_with_their_status_and_time_out() {
         .collect();
     assert!(reasons.contains(&"connect timed out"), "{ledger}");
     assert!(reasons.contains(&"upstream unreachable"), "{ledger}");
+    assert!(reasons.contains(&"cannot resolve host"), "{ledger}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

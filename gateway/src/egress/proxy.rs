@@ -119,8 +119,13 @@ async fn admit(shared: &Shared, head: &Head, attempt: &mut Attempt) -> Result<Ad
             format!("limit {}", settings.max_tunnels_per_session),
         )
     })?;
-    let addresses = address::resolve(&target, matched == Match::Exact)
+    let resolving = address::resolve(&target, matched == Match::Exact);
+    let addresses = tokio::time::timeout(settings.connect_timeout, resolving)
         .await
+        .map_err(|_| {
+            let why = format!("no answer within {} s", settings.connect_timeout.as_secs());
+            resolve_refusal(&target, ResolveError::Unresolvable(why))
+        })?
         .map_err(|e| resolve_refusal(&target, e))?;
     let upstream = connect(&addresses, settings.connect_timeout).await?;
     Ok(Admitted {

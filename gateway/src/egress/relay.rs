@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::audit::End;
 
 /// Bytes read at once in each direction.
-const BUFFER: usize = 32 * 1024;
+const BUFFER: usize = 64 * 1024;
 
 /// Bytes each way.
 #[derive(Debug, Default)]
