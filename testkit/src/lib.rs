@@ -8,9 +8,11 @@
 //! It returns a [`Manifest`] of what an index should report.
 //! [`wsframe`] encodes raw WebSocket frames, malformed ones included;
 //! [`announce`] parses the lines with which the binaries say where they
-//! listen; [`process`] reads a process's memory figures.
+//! listen; [`process`] reads a process's memory figures;
+//! [`conversations`] serves the broker's conversation service in process.
 
 pub mod announce;
+pub mod conversations;
 pub mod process;
 pub mod prometheus;
 pub mod wsframe;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dispatch_broker::conversations::{ConversationIndex, ConversationsService, IndexConfig};
+use dispatch_broker::conversations::{ConversationIndex, IndexConfig};
 use dispatch_proto::v1::conversations_client::ConversationsClient;
 use dispatch_testkit::{Manifest, Spec};
 use tokio_util::sync::CancellationToken;
@@ -63,19 +63,7 @@ pub async fn serve(
     index: Arc<ConversationIndex>,
     shutdown: CancellationToken,
 ) -> ConversationsClient<Channel> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let service = ConversationsService::new(index).into_server();
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                shutdown.cancelled_owned(),
-            )
-            .await
-            .unwrap();
-    });
+    let addr = dispatch_testkit::conversations::serve(index, shutdown).await;
     ConversationsClient::connect(format!("http://{addr}"))
         .await
         .unwrap()

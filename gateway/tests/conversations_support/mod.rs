@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use dispatch_broker::conversations::{ConversationIndex, ConversationsService, IndexConfig};
+use dispatch_broker::conversations::{ConversationIndex, IndexConfig};
 use dispatch_gateway::{Config, Gateway};
 use dispatch_testkit::{Manifest, Spec};
 use tokio_util::sync::CancellationToken;
@@ -46,7 +46,9 @@ impl Stack {
         let mut config = IndexConfig::new(home.path());
         config.rescan_interval = Duration::from_secs(3600);
         let index = ConversationIndex::open(config, broker_shutdown.clone()).await;
-        let broker_addr = serve_index(Arc::clone(&index), broker_shutdown.clone()).await;
+        let broker_addr =
+            dispatch_testkit::conversations::serve(Arc::clone(&index), broker_shutdown.clone())
+                .await;
 
         let cli = Cli::try_parse_from([
             "dispatch-gateway",
@@ -93,24 +95,4 @@ impl Stack {
         let status = response.status().as_u16();
         (status, response.json().await.unwrap())
     }
-}
-
-async fn serve_index(
-    index: Arc<ConversationIndex>,
-    shutdown: CancellationToken,
-) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let service = ConversationsService::new(index).into_server();
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                shutdown.cancelled_owned(),
-            )
-            .await
-            .unwrap();
-    });
-    addr
 }
