@@ -3,6 +3,7 @@
 
 mod broker;
 mod conversations;
+mod egress;
 mod gateway;
 mod pages;
 
@@ -26,6 +27,9 @@ enum Command {
     /// Code home: cold index time, list and search latency, memory, and the
     /// delay from an append to its watch event.
     Conversations(conversations::Args),
+    /// A 100 MB download through the gateway's egress proxy beside the
+    /// same download straight from the server, and tunnel set-up time.
+    Egress(egress::Args),
     /// The whole path client, dispatch-gateway, dispatch-broker, PTY and
     /// back: output throughput, keystroke echo, memory per idle viewer and
     /// many concurrent viewers, beside a raw PTY and a bare WebSocket echo.
@@ -46,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
         match command {
             Command::Broker(options) => broker::run(options).await,
             Command::Conversations(args) => conversations::run(args).await,
+            Command::Egress(args) => egress::run(args).await,
             Command::Gateway(args) => gateway::run(args).await,
             Command::MessagePages(args) => pages::run(args),
         }
