@@ -202,7 +202,7 @@ async fn receive_from_viewer(
                     clamp_dimension(resize.cols, 80),
                     clamp_dimension(resize.rows, 24),
                 );
-                session.resize(viewer, cols, rows);
+                session.resize(viewer, cols, rows, resize.fit);
             }
             Some(Kind::Ack(offset)) => session.ack(viewer, offset),
             Some(Kind::Detach(_)) => break,

@@ -56,6 +56,9 @@ enum ClientMessage {
     Resize {
         cols: u32,
         rows: u32,
+        /// Drive the PTY's size (the "fit to this screen" button).
+        #[serde(default)]
+        fit: bool,
     },
     Ack {
         bytes: u64,
@@ -253,12 +256,13 @@ impl Bridge {
             return Step::Close(close::MALFORMED, "malformed message");
         };
         match control {
-            ClientMessage::Resize { cols, rows } => {
+            ClientMessage::Resize { cols, rows, fit } => {
                 self.cols = cols.clamp(1, 1000);
                 self.rows = rows.clamp(1, 1000);
                 let resize = Resize {
                     cols: self.cols,
                     rows: self.rows,
+                    fit,
                 };
                 self.send(link, attach_request::Kind::Resize(resize)).await;
             }

@@ -1,6 +1,6 @@
 //! A session's mutable state, kept behind its lock (see [`super::screen`]
-//! for how that lock is taken): name, stream offset, size, viewers,
-//! activity and exit.
+//! for how that lock is taken): name, stream offset, size and the viewer
+//! driving it, viewers, activity and exit.
 
 use std::time::Instant;
 
@@ -16,6 +16,8 @@ pub(super) struct State {
     pub(super) rows: u16,
     pub(super) viewers: Vec<Viewer>,
     pub(super) next_viewer: ViewerId,
+    /// The viewer whose size the PTY takes (see [`super::viewers`]).
+    pub(super) driver: Option<ViewerId>,
     pub(super) last_active: Instant,
     pub(super) last_active_ms: i64,
     pub(super) exit: Option<ExitInfo>,
@@ -32,6 +34,7 @@ impl State {
             rows,
             viewers: Vec::new(),
             next_viewer: ViewerId::first(),
+            driver: None,
             last_active: Instant::now(),
             last_active_ms: now_ms,
             exit: None,

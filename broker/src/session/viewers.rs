@@ -1,6 +1,14 @@
 //! What a session's viewers do: attach and detach, take their next message
 //! (a replay first, then output and events in stream order), acknowledge
 //! output, resize, type, and receive notices.
+//!
+//! Who sizes the PTY: one viewer drives it, and the PTY takes that viewer's
+//! size. A viewer attaching while none drives becomes the driver; a viewer
+//! that types, or resizes with `fit`, takes over. Every other viewer only
+//! watches: its size is recorded (for when it types) but never applied, so
+//! opening a session on a second screen changes nothing for the first. All
+//! viewers are told the PTY's size (the replay, then a `session` message at
+//! each change) and render at that size.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -28,8 +36,11 @@ impl Session {
             viewer.close_with(exit_proto(exit));
         }
         state.viewers.push(viewer);
-        if let Some((cols, rows)) = size {
-            self.apply_size(&mut state, cols, rows);
+        if state.driver.is_none() {
+            state.driver = Some(id);
+            if let Some((cols, rows)) = size {
+                self.apply_size(&mut state, cols, rows);
+            }
         }
         self.announce(&mut state, pb::session_event::Kind::Updated);
         wake.notify_one();
@@ -41,6 +52,9 @@ impl Session {
         let mut state = self.locks.state();
         let before = state.viewers.len();
         state.viewers.retain(|v| v.id != viewer);
+        if state.driver == Some(viewer) {
+            state.driver = None;
+        }
         if state.viewers.len() != before {
             self.announce(&mut state, pb::session_event::Kind::Updated);
         }
@@ -83,13 +97,20 @@ impl Session {
         self.wake_reader();
     }
 
-    /// Sets a viewer's own size and makes it the PTY's size.
-    pub fn resize(&self, viewer: ViewerId, cols: u16, rows: u16) {
+    /// Records a viewer's own size; the PTY takes it when that viewer
+    /// drives, or when `fit` makes it the driver.
+    pub fn resize(&self, viewer: ViewerId, cols: u16, rows: u16, fit: bool) {
         let mut state = self.locks.state();
-        if let Some(v) = state.viewer(viewer) {
-            v.size = Some((cols, rows));
+        let Some(v) = state.viewer(viewer) else {
+            return;
+        };
+        v.size = Some((cols, rows));
+        if fit {
+            state.driver = Some(viewer);
         }
-        self.apply_size(&mut state, cols, rows);
+        if state.driver == Some(viewer) {
+            self.apply_size(&mut state, cols, rows);
+        }
     }
 
     fn apply_size(&self, state: &mut StateGuard<'_>, cols: u16, rows: u16) {
@@ -103,16 +124,20 @@ impl Session {
         self.announce(state, pb::session_event::Kind::Updated);
     }
 
-    /// Writes a viewer's keystrokes to the PTY; the PTY takes that viewer's
-    /// size (it is now the most recently active one).
+    /// Writes a viewer's keystrokes to the PTY; that viewer now drives the
+    /// PTY's size.
     pub async fn input(&self, viewer: ViewerId, data: &[u8]) -> Result<(), SessionError> {
         {
             let mut state = self.locks.state();
             if state.exit.is_some() {
                 return Err(SessionError::Ended(self.info.id.to_string()));
             }
-            if let Some((cols, rows)) = state.viewer(viewer).and_then(|v| v.size) {
-                self.apply_size(&mut state, cols, rows);
+            let size = state.viewer(viewer).map(|v| v.size);
+            if let Some(size) = size {
+                state.driver = Some(viewer);
+                if let Some((cols, rows)) = size {
+                    self.apply_size(&mut state, cols, rows);
+                }
             }
             state.touch(now_ms());
         }

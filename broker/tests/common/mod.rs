@@ -261,9 +261,22 @@ impl Viewer {
     }
 
     pub async fn resize(&self, cols: u32, rows: u32) {
+        self.send_resize(cols, rows, false).await;
+    }
+
+    /// Resizes and takes over driving the PTY's size ("fit to this screen").
+    pub async fn fit(&self, cols: u32, rows: u32) {
+        self.send_resize(cols, rows, true).await;
+    }
+
+    async fn send_resize(&self, cols: u32, rows: u32, fit: bool) {
         self.tx
             .send(pb::AttachRequest {
-                kind: Some(pb::attach_request::Kind::Resize(pb::Resize { cols, rows })),
+                kind: Some(pb::attach_request::Kind::Resize(pb::Resize {
+                    cols,
+                    rows,
+                    fit,
+                })),
             })
             .await
             .unwrap();
