@@ -38,10 +38,13 @@ use crate::error::{ApiError, json_response};
 use crate::router::ApiRequest;
 use crate::state::AppState;
 
-/// The hosts Claude Code documents that it needs: the API, login
-/// (`claude.ai`, `console.anthropic.com`), telemetry and error reports
-/// (`statsig.anthropic.com`, `sentry.io`; both can be turned off in the
-/// session with `DISABLE_TELEMETRY=1` / `DISABLE_ERROR_REPORTING=1`).
+/// The hosts Claude Code documents that it needs, as its network
+/// configuration page lists them under "Network access requirements":
+/// `api.anthropic.com` (the API), `claude.ai` (login and the WebFetch
+/// safeguard), `statsig.anthropic.com` (telemetry) and `sentry.io` (error
+/// reports); plus `console.anthropic.com`, where its login for API accounts
+/// goes. The last two of the documented ones can be turned off in the
+/// session (`DISABLE_TELEMETRY=1`, `DISABLE_ERROR_REPORTING=1`).
 pub const DEFAULT_ALLOW: &str =
     "api.anthropic.com,claude.ai,console.anthropic.com,statsig.anthropic.com,sentry.io";
 
@@ -237,4 +240,70 @@ pub async fn serve_ledger(
             "hosts": hosts,
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        egress: EgressConfig,
+    }
+
+    fn settings(args: &[&str]) -> anyhow::Result<Settings> {
+        let mut all = vec!["dispatch-gateway"];
+        all.extend_from_slice(args);
+        Settings::new(&Cli::try_parse_from(all)?.egress)
+    }
+
+    #[test]
+    fn defaults_allow_what_claude_code_needs_on_443() {
+        let settings = settings(&[]).unwrap();
+        for host in [
+            "api.anthropic.com",
+            "claude.ai",
+            "console.anthropic.com",
+            "statsig.anthropic.com",
+            "sentry.io",
+        ] {
+            let target = allowlist::Target::parse(&format!("{host}:443")).unwrap();
+            assert_eq!(
+                settings.allow.matches(&target),
+                Some(allowlist::Match::Exact)
+            );
+        }
+        let other = allowlist::Target::parse("registry.npmjs.org:443").unwrap();
+        assert!(settings.allow.matches(&other).is_none());
+        assert_eq!(settings.ports, [443]);
+        assert_eq!(
+            (settings.max_tunnels, settings.max_tunnels_per_session),
+            (512, 32)
+        );
+        assert_eq!(settings.idle, Duration::from_secs(300));
+        assert_eq!(settings.connect_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        for args in [
+            &["--egress-allow", "*"][..],
+            &["--egress-ports", "0"],
+            &["--egress-max-tunnels", "0"],
+            &["--egress-max-tunnels-per-session", "0"],
+            &["--egress-idle-secs", "0"],
+            &["--egress-connect-timeout-secs", "0"],
+        ] {
+            assert!(settings(args).is_err(), "{args:?}");
+        }
+        let list = settings(&[
+            "--egress-allow",
+            "github.com,*.npmjs.org",
+            "--egress-ports",
+            "443,80",
+        ]);
+        assert_eq!(list.unwrap().ports, [443, 80]);
+    }
 }
