@@ -65,6 +65,11 @@ impl FailureLimiter {
 
     /// The 429 answer for a client whose budget is spent, else `None`.
     pub fn refusal(&self, ip: IpAddr) -> Option<Response> {
+        self.exhausted(ip).map(ApiError::into_response)
+    }
+
+    /// The 429 error for a client whose budget is spent (logged and counted), else `None`.
+    pub fn exhausted(&self, ip: IpAddr) -> Option<ApiError> {
         let retry_after = self.check(ip).err()?;
         tracing::warn!(client = %ip, "credential refused: too many failures");
         crate::metrics::LOGIN_FAILURES.inc();
@@ -73,7 +78,7 @@ impl FailureLimiter {
             "too many failed credentials; retry later",
         );
         error.retry_after = Some(retry_after);
-        Some(error.into_response())
+        Some(error)
     }
 
     /// Spends one of `ip`'s attempts on a wrong `what` (`key`, `bearer`,

@@ -373,13 +373,13 @@ pub async fn dispatch(state: &Arc<AppState>, mut request: ApiRequest) -> Respons
     }
     if !requires_auth(&method, &path) {
         return match method {
-            Method::GET | Method::HEAD => crate::assets::serve(&path),
+            Method::GET | Method::HEAD => crate::assets::serve(&path, &request.headers),
             _ => ApiError::method_not_allowed().into_response(),
         };
     }
     match authenticate(state, &request) {
         Ok(credential) => request.credential = Some(credential),
-        Err(response) => return response,
+        Err(error) => return refuse_credential(error, &request),
     }
     if path == "/metrics" {
         return match method {
@@ -398,11 +398,11 @@ pub async fn dispatch(state: &Arc<AppState>, mut request: ApiRequest) -> Respons
 
 /// The request's credential; a wrong one spends the client's failure budget,
 /// and a client whose budget is spent gets 429 before its credential is read.
-fn authenticate(state: &AppState, request: &ApiRequest) -> Result<Credential, Response> {
+fn authenticate(state: &AppState, request: &ApiRequest) -> Result<Credential, ApiError> {
     let cookie = request.header(header::COOKIE);
     let authorization = request.header(header::AUTHORIZATION);
     if crate::auth::presents_credential(cookie, authorization)
-        && let Some(refusal) = state.limiter.refusal(request.client_ip)
+        && let Some(refusal) = state.limiter.exhausted(request.client_ip)
     {
         return Err(refusal);
     }
@@ -412,10 +412,26 @@ fn authenticate(state: &AppState, request: &ApiRequest) -> Result<Credential, Re
             state
                 .limiter
                 .record_failure(request.client_ip, what, &request.path);
-            Err(ApiError::unauthenticated().into_response())
+            Err(ApiError::unauthenticated())
         }
-        Outcome::Absent | Outcome::Stale => Err(ApiError::unauthenticated().into_response()),
+        Outcome::Absent | Outcome::Stale => Err(ApiError::unauthenticated()),
     }
+}
+
+/// The answer to a refused credential. A 401 to a login cookie also clears
+/// it, so that a browser holding a cookie from an earlier key (a restart
+/// with a new generated key) spends one failure, not one per request.
+fn refuse_credential(error: ApiError, request: &ApiRequest) -> Response {
+    let refused_cookie = error.status == StatusCode::UNAUTHORIZED
+        && !crate::auth::presents_credential(None, request.header(header::AUTHORIZATION))
+        && crate::auth::presents_credential(request.header(header::COOKIE), None);
+    let mut response = error.into_response();
+    if refused_cookie
+        && let Ok(clear) = HeaderValue::from_str(&crate::auth::clear_cookie(request.secure))
+    {
+        response.headers_mut().insert(header::SET_COOKIE, clear);
+    }
+    response
 }
 
 /// Whether the request's `Host` (and a trusted proxy's `X-Forwarded-Host`)

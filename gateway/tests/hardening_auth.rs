@@ -152,8 +152,15 @@ async fn every_wrong_credential_spends_the_login_budget() {
         )
         .header("cookie", format!("dispatch_session={FORGED}")),
     ];
-    for request in wrong {
-        assert_eq!(request.send().await.unwrap().status(), 401);
+    for (request, clears_cookie) in wrong.into_iter().zip([false, false, true]) {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401);
+        // A refused cookie is cleared: a browser spends one failure on it.
+        let cleared = response
+            .headers()
+            .get("set-cookie")
+            .is_some_and(|c| c.to_str().unwrap().starts_with("dispatch_session=;"));
+        assert_eq!(cleared, clears_cookie);
     }
     let bearer = format!("Bearer {GUESS}");
     let ws_headers = [

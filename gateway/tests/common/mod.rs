@@ -138,12 +138,18 @@ pub struct GatewayProc {
 }
 
 impl GatewayProc {
-    /// A gateway in front of `broker` with `env` added.
+    /// A gateway in front of `broker` with `env` added. Unless `env` names
+    /// one, its `STATE_DIR` is the broker's (so a restarted gateway keeps its
+    /// logins and logouts).
     pub async fn start(broker: &BrokerProc, env: &[(&str, &str)]) -> Self {
+        let state_dir = broker.dir.path().join("gateway-state");
         let mut all = vec![
             ("BROKER_URL", broker.url.as_str()),
             ("BROKER_TOKEN", broker.token.as_str()),
         ];
+        if !env.iter().any(|(name, _)| *name == "STATE_DIR") {
+            all.push(("STATE_DIR", state_dir.to_str().unwrap()));
+        }
         all.extend_from_slice(env);
         Self::start_with(&all).await
     }

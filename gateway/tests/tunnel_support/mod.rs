@@ -201,6 +201,9 @@ const GATEWAY_ENV: &[&str] = &[
     "BROKER_BIN",
     "ALLOWED_ORIGINS",
     "TRUST_PROXY",
+    "PUBLIC_HOSTS",
+    "STATE_DIR",
+    "XDG_STATE_HOME",
 ];
 
 impl GatewayProcess {
