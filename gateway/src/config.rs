@@ -201,9 +201,7 @@ pub enum ConfigError {
         "ERROR: TERMINAL_KEY \"change-me\" is the well-known example key; choose another (unset on loopback, a random one is generated)"
     )]
     WellKnownKey,
-    #[error(
-        "ERROR: TERMINAL_KEY has {length} characters; at least {min} are required {exposure}"
-    )]
+    #[error("ERROR: TERMINAL_KEY has {length} characters; at least {min} are required {exposure}")]
     ShortKey {
         length: usize,
         min: usize,
