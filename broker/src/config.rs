@@ -217,6 +217,13 @@ pub struct Config {
     /// NO_PROXY=localhost,127.0.0.1.
     #[arg(long, env = "EGRESS_PROXY_URL")]
     pub egress_proxy_url: Option<crate::egress::ProxyUrl>,
+
+    /// Seconds after which a broker with no session and no call stops by
+    /// itself; with a Unix socket it also stops once its socket file is
+    /// removed or replaced (nobody can reach it any more). 0: never. The
+    /// gateway sets it for the broker it starts in local mode.
+    #[arg(long, env = "BROKER_IDLE_EXIT_SECS", default_value_t = 0)]
+    pub idle_exit_secs: u64,
 }
 
 impl Config {
@@ -238,6 +245,7 @@ impl Config {
             metrics_listen: None,
             claude_home: None,
             egress_proxy_url: None,
+            idle_exit_secs: 0,
         }
     }
 

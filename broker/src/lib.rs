@@ -21,6 +21,7 @@ pub mod config;
 pub mod conversations;
 pub mod egress;
 pub mod error;
+pub mod idle;
 pub mod metrics;
 pub mod procfs;
 pub mod registry;

@@ -188,15 +188,29 @@ impl Broker {
         let routes = grpc_routes(&self, health_service)?;
         tracing::info!(listen = %listener.local_addr()?, "dispatch-broker serving");
         let stopped = self.stopped(health.clone());
+        let last_call = crate::idle::LastCall::default();
+        let touched = last_call.clone();
         let server = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .trace_fn(request_span)
+            .trace_fn(move |request| {
+                touched.touch();
+                request_span(request)
+            })
             .layer(crate::metrics::GrpcMetricsLayer)
             .add_routes(routes);
         let socket_path = match &listener {
             Listener::Unix(_, path) => Some(path.clone()),
             Listener::Tcp(_) => None,
         };
+        if self.config.idle_exit_secs > 0 {
+            tokio::spawn(crate::idle::watch(
+                self.registry.clone(),
+                last_call,
+                Duration::from_secs(self.config.idle_exit_secs),
+                socket_path.clone(),
+                self.shutdown.clone(),
+            ));
+        }
         let serving = async {
             match listener {
                 Listener::Tcp(l) => {

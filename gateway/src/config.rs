@@ -54,7 +54,8 @@ pub struct Config {
     pub max_revoked_tokens: usize,
 
     /// The broker's gRPC address (`http://host:port` or `unix:/path/to.sock`).
-    /// When unset, the gateway starts its own `dispatch-broker` child on a private Unix socket.
+    /// When unset, the gateway runs its own `dispatch-broker` on a private Unix socket
+    /// under `STATE_DIR` (it outlives the gateway; `dispatch-gateway stop` ends it).
     #[arg(long, env = "BROKER_URL")]
     pub broker_url: Option<String>,
 
@@ -67,6 +68,11 @@ pub struct Config {
     #[arg(long, env = "BROKER_BIN")]
     pub broker_bin: Option<PathBuf>,
 
+    /// Seconds after which the local broker (`BROKER_URL` unset), once it has no
+    /// session and no gateway, stops by itself (0: never).
+    #[arg(long, env = "LOCAL_BROKER_IDLE_EXIT_SECS", default_value_t = 300)]
+    pub local_broker_idle_exit_secs: u64,
+
     /// Open a public URL through a LocalTunnel server.
     #[arg(long, env = "ENABLE_TUNNEL", default_value = "false", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
     pub enable_tunnel: bool,
@@ -78,6 +84,10 @@ pub struct Config {
     /// LocalTunnel server to register with (default: the public LocalTunnel service).
     #[arg(long, env = "LT_HOST")]
     pub lt_host: Option<String>,
+
+    /// The egress proxy sessions reach the outside through (`EGRESS_*`).
+    #[command(flatten)]
+    pub egress: crate::egress::EgressConfig,
 
     /// Extra origins (comma-separated, e.g. `https://term.example.com`) allowed to open
     /// WebSockets and send state-changing requests, besides the gateway's own.
@@ -107,9 +117,6 @@ pub struct Config {
     /// Log format: `text` or `json`.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
-    /// The egress proxy sessions reach the outside through (`EGRESS_*`).
-    #[command(flatten)]
-    pub egress: crate::egress::EgressConfig,
 
     /// HTTP connections served at once (WebSockets excluded); more are refused with 503.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(1..))]
@@ -244,6 +251,13 @@ impl Config {
             .clone()
             .filter(|dir| !dir.as_os_str().is_empty())
             .or_else(crate::state_dir::default_dir)
+    }
+
+    /// [`Config::state_dir`], or an error saying to set `STATE_DIR`.
+    pub fn required_state_dir(&self) -> anyhow::Result<PathBuf> {
+        self.state_dir().ok_or_else(|| {
+            anyhow::anyhow!("ERROR: set STATE_DIR (HOME is unset, so there is no default)")
+        })
     }
 
     /// Refuses an unsafe start: the example key anywhere, no key or a short

@@ -2,8 +2,8 @@
 //! HTTP and WebSockets (docs/protocol.md), authentication, the embedded web
 //! UI, and the gRPC client of `dispatch-broker`, which owns every PTY.
 //!
-//! [`Gateway::new`] builds the gateway from its [`Config`] (starting a local
-//! broker child when `BROKER_URL` is unset); [`Gateway::serve`] serves a
+//! [`Gateway::new`] builds the gateway from its [`Config`] (starting or
+//! finding its local broker when `BROKER_URL` is unset); [`Gateway::serve`] serves a
 //! pre-bound listener until [`Gateway::shutdown`].
 
 pub mod api;
@@ -46,9 +46,9 @@ pub use state::AppState;
 pub struct Gateway {
     state: Arc<AppState>,
     local_broker: Option<local_broker::LocalBroker>,
+    egress: Option<egress::EgressProxy>,
 }
 
-    egress: Option<egress::EgressProxy>,
 impl Gateway {
     /// Checks the configuration and links to the broker (lazily: the broker
     /// may come up later). Without `BROKER_URL`, starts a `dispatch-broker`
@@ -62,19 +62,21 @@ impl Gateway {
         }
         let auth = auth::Auth::from_config(&config)?;
         let shutdown = CancellationToken::new();
+        let mut egress = egress::EgressProxy::bind(&config.egress)?;
+        let egress_url = egress.as_ref().map(egress::EgressProxy::local_url);
         let (broker, local_broker) = match &config.broker_url {
             Some(url) => (
                 Broker::connect_lazy(url, config.broker_token.as_deref())?,
-        let mut egress = egress::EgressProxy::bind(&config.egress)?;
-        let egress_url = egress.as_ref().map(egress::EgressProxy::local_url);
                 None,
             ),
             None => {
-                let local = local_broker::LocalBroker::start(
-                    config.broker_bin.clone(),
-                    egress_url.transpose()?,
-                    shutdown.clone(),
-                )?;
+                let options = local_broker::LocalOptions {
+                    bin: config.broker_bin.clone(),
+                    state_dir: config.required_state_dir()?,
+                    egress_proxy_url: egress_url.transpose()?,
+                    idle_exit_secs: config.local_broker_idle_exit_secs,
+                };
+                let local = local_broker::LocalBroker::start(options, shutdown.clone())?;
                 (
                     Broker::connect_lazy(&local.url, Some(&local.token))?,
                     Some(local),
@@ -91,18 +93,18 @@ impl Gateway {
         Ok(Self {
             state,
             local_broker,
+            egress,
         })
     }
 
-            egress,
-    /// The shared state (for hooks and tests).
-    pub fn state(&self) -> &Arc<AppState> {
-        &self.state
     /// The egress proxy's address, when `EGRESS_LISTEN` is set.
     pub fn egress_addr(&self) -> Option<std::net::SocketAddr> {
         self.egress.as_ref().and_then(|proxy| proxy.local_addr().ok())
     }
 
+    /// The shared state (for hooks and tests).
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
     }
 
     /// The public URL state that `/public-url` serves.
@@ -111,7 +113,7 @@ impl Gateway {
     }
 
     /// Starts a graceful shutdown: stop accepting, close WebSockets with 1001,
-    /// stop the local broker child.
+    /// let go of the local broker (which keeps running with its sessions).
     pub fn shutdown(&self) {
         self.state.shutdown.cancel();
     }
@@ -159,14 +161,14 @@ impl Gateway {
             true => Some(self.start_tunnel(&server)?),
             false => None,
         };
+        let egress = (self.egress)
+            .map(|proxy| tokio::spawn(proxy.serve(self.state.clone())));
         tracing::info!(%local_addr, ui_built = assets::ui_built(), "serving");
         server.run(listener, self.state.shutdown.clone()).await;
         self.state.sockets.close();
         if tokio::time::timeout(
             std::time::Duration::from_secs(10),
             self.state.sockets.wait(),
-        let egress = (self.egress)
-            .map(|proxy| tokio::spawn(proxy.serve(self.state.clone())));
         )
         .await
         .is_err()
@@ -176,15 +178,15 @@ impl Gateway {
         if let Some(tunnel) = tunnel {
             let _ = tunnel.await;
         }
+        if let Some(egress) = egress {
+            let _ = egress.await;
+        }
         if let Some(local) = self.local_broker {
             local.stopped().await;
         }
         Ok(())
     }
 }
-        if let Some(egress) = egress {
-            let _ = egress.await;
-        }
 
 /// The tunnel's settings from `LT_HOST`, `LT_SUBDOMAIN` and the listening address.
 fn tunnel_config(

@@ -23,6 +23,9 @@ struct Cli {
 enum Command {
     /// Exit 0 when the gateway on the configured HOST and PORT answers /healthz.
     Healthcheck,
+    /// Stop dispatch for good: the gateway running the local broker of
+    /// STATE_DIR, that broker, and every session in it.
+    Stop,
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,6 +60,7 @@ fn main() -> std::process::ExitCode {
             Some(Command::Healthcheck) => {
                 dispatch_gateway::healthcheck::check(cli.config.host, cli.config.port).await
             }
+            Some(Command::Stop) => stop(&cli.config).await,
             None => run(cli.config).await,
         }
     });
@@ -96,6 +100,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
         shutdown.cancel();
     });
     gateway.serve(listener).await
+}
+
+/// `dispatch-gateway stop`.
+async fn stop(config: &Config) -> anyhow::Result<()> {
+    let report = dispatch_gateway::local_broker::stop(&config.required_state_dir()?).await?;
+    let _ = writeln!(std::io::stdout(), "{report}");
+    Ok(())
 }
 
 /// The secrets among the flags, by argument id, with their variables.

@@ -466,7 +466,7 @@ async fn refuses_the_default_key() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn local_mode_supervises_a_broker_child_without_the_key() {
+async fn local_mode_supervises_a_broker_without_the_key() {
     let bin = broker_bin();
     let home = tempfile::tempdir().unwrap();
     let root = home.path().join("sessions");
@@ -504,9 +504,21 @@ async fn local_mode_supervises_a_broker_child_without_the_key() {
     .await;
     wait_ready(&gateway, "ready again").await;
     let pid = gateway.pid();
+    let broker = children_of(pid)[0];
+    let mut gateway = gateway;
+    let state_dir = gateway.state_dir.take().unwrap();
     let status = gateway.stop().await;
     assert!(status.success(), "clean exit: {status:?}");
-    assert!(children_of(pid).is_empty());
+    // The broker outlives its gateway (tests/local_restart.rs) until
+    // `dispatch-gateway stop`.
+    assert!(dispatch_gateway::local_broker::is_broker(broker));
+    let stopped = gateway_command(&[("STATE_DIR", state_dir.path().to_str().unwrap())])
+        .arg("stop")
+        .output()
+        .await
+        .unwrap();
+    assert!(stopped.status.success());
+    assert!(!dispatch_gateway::local_broker::is_broker(broker));
 }
 
 fn children_of(parent: i32) -> Vec<i32> {
