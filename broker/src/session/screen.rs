@@ -4,16 +4,18 @@
 //! Published output waits in the screen's inbox; the [`Terminal`] takes it
 //! in on a blocking thread once enough has arrived, when the PTY goes
 //! quiet (a step at a time), or at once when a replay or resize needs the
-//! current screen. The reader thread only appends, so it never waits for
-//! parsing.
+//! current screen. Publishing only appends to the inbox (and takes it in
+//! itself only past [`INBOX_MAX`]), so the reader seldom waits for parsing.
 //!
 //! Lock order: the session [`State`], then the terminal, then the inbox.
 //! [`Locks`] keeps the state and the [`Screen`] together and the types
 //! admit no other order: the state is locked only by [`Locks::state`]; the
 //! only guard of the terminal that leaves this module,
-//! [`StateGuard::caught_up_screen`], borrows the state's guard; and every
-//! method of [`Screen`] locks and releases the terminal within the call
-//! (it holds no state, so it cannot lock it).
+//! [`StateGuard::caught_up_screen`], borrows the state's guard (so the
+//! state stays locked, and out of reach, while it lives); every method of
+//! [`Screen`] locks and releases the terminal within the call (it holds no
+//! state, so it cannot lock it); and the inbox, private to this module, is
+//! locked last or alone.
 
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
@@ -156,7 +158,8 @@ impl Screen {
     /// Whether output waits to be parsed (without waiting for the
     /// terminal: while another thread holds it, there is).
     pub(super) fn has_unparsed_output(&self) -> bool {
-        lock(&self.inbox).bytes > 0
+        let inbox_bytes = lock(&self.inbox).bytes;
+        inbox_bytes > 0
             || self
                 .terminal
                 .try_lock()
