@@ -373,6 +373,19 @@ mod tests {
     }
 
     #[test]
+    fn the_brokers_own_variables_win_over_passed_through_ones() {
+        // PATH is always passed through; a PATH of the broker's replaces it.
+        let own = vec![("PATH".to_owned(), "/own".to_owned())];
+        let env = session_env("abc", Path::new("/bin/sh"), &["PATH".into()], own);
+        let paths: Vec<&str> = env
+            .iter()
+            .filter(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(paths, ["/own"]);
+    }
+
+    #[test]
     fn finds_programs_in_path() {
         assert!(find_in_path("sh", Some("/nonexistent:/bin:/usr/bin")).is_some());
         assert!(find_in_path("definitely-not-a-program", Some("/bin")).is_none());
