@@ -499,4 +499,21 @@ mod tests {
         assert!(!requires_auth(&Method::GET, "/apiary"));
         assert!(!requires_auth(&Method::GET, "/"));
     }
+
+    #[test]
+    fn forwarded_for_is_read_from_the_right() {
+        let client = |trust: &str, header: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-forwarded-for", header.parse().unwrap());
+            forwarded_for(&headers, &trust.parse().unwrap()).map(|ip| ip.to_string())
+        };
+        let ip = |s: &str| Some(s.to_string());
+        assert_eq!(client("true", "6.6.6.6, 192.0.2.9"), ip("192.0.2.9"));
+        let chain = "6.6.6.6, 192.0.2.9, 10.0.0.5";
+        assert_eq!(client("10.0.0.5", chain), ip("192.0.2.9"));
+        assert_eq!(client("true", chain), ip("10.0.0.5"));
+        assert_eq!(client("loopback", "127.0.0.1"), ip("127.0.0.1"));
+        assert_eq!(client("true", "[2001:db8::1]:443"), ip("2001:db8::1"));
+        assert_eq!(client("10.0.0.5", "192.0.2.9, unknown, 10.0.0.5"), None);
+    }
 }
