@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
 # Runs dispatch locally, without Docker: installs what is missing, builds the
 # web UI and the release binaries, then starts dispatch-gateway, which starts
-# and supervises its own dispatch-broker on a private Unix socket.
+# (or finds running) and supervises its own dispatch-broker on a private Unix
+# socket under STATE_DIR.
 #
 #   scripts/run.sh                       # http://127.0.0.1:3000, generated key
 #   TERMINAL_KEY=... PORT=8080 scripts/run.sh
+#   scripts/run.sh stop                  # stop the gateway, broker and sessions
 #
-# Every variable of the README's configuration table applies.
+# The broker outlives the gateway: running this again takes its sessions
+# back. Every variable of the README's configuration table applies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+
+if [ "${1:-}" = stop ]; then
+  if [ ! -x target/release/dispatch-gateway ]; then
+    log "target/release/dispatch-gateway is not built: nothing started by this script runs"
+    exit 0
+  fi
+  exec target/release/dispatch-gateway stop
+fi
 
 if ! command -v cargo >/dev/null; then
   log "cargo is required: install Rust from https://rustup.rs, then run this again"
