@@ -91,19 +91,19 @@ pub async fn route(state: &Arc<AppState>, request: &mut ApiRequest) -> Option<Re
         .segments("/api/sessions")?
         .into_iter()
         .map(String::from)
-        (Method::GET, [id, egress]) if egress == "egress" => match session_id(id) {
-            Ok(id) => crate::egress::serve_ledger(state, request, id).await,
-            Err(error) => Err(error),
-        },
         .collect();
-        (_, [_, egress]) if egress == "egress" => Err(ApiError::method_not_allowed()),
     let response = match (method, segments.as_slice()) {
         (Method::GET, []) => list(state, request).await,
         (Method::POST, []) => create(state, request).await,
         (Method::GET, [id]) => get(state, request, id).await,
         (Method::PATCH, [id]) => rename(state, request, id).await,
         (Method::DELETE, [id]) => end(state, request, id).await,
+        (Method::GET, [id, egress]) if egress == "egress" => match session_id(id) {
+            Ok(id) => crate::egress::serve_ledger(state, request, id).await,
+            Err(error) => Err(error),
+        },
         (_, [] | [_]) => Err(ApiError::method_not_allowed()),
+        (_, [_, egress]) if egress == "egress" => Err(ApiError::method_not_allowed()),
         _ => Err(ApiError::not_found("no such endpoint")),
     };
     Some(response.unwrap_or_else(ApiError::into_response))

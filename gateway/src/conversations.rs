@@ -491,15 +491,6 @@ fn markdown_header(c: &pb::Conversation) -> String {
     )
 }
 
-fn fence(text: &str) -> String {
-    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-    "`".repeat((longest + 1).max(3))
-}
-
-fn markdown_message(m: &pb::Message) -> String {
-    let who = match pb::MessageRole::try_from(m.role) {
-        Ok(pb::MessageRole::Assistant) => "Assistant",
-        Ok(pb::MessageRole::User) if m.is_meta => "Context",
 /// `text` without what a terminal or an editor would interpret rather than
 /// show: control characters other than newline and tab (escape sequences,
 /// OSC titles and hyperlinks, carriage returns, backspaces) and invisible
@@ -528,6 +519,15 @@ fn is_hidden_char(c: char) -> bool {
         )
 }
 
+fn fence(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    "`".repeat((longest + 1).max(3))
+}
+
+fn markdown_message(m: &pb::Message) -> String {
+    let who = match pb::MessageRole::try_from(m.role) {
+        Ok(pb::MessageRole::Assistant) => "Assistant",
+        Ok(pb::MessageRole::User) if m.is_meta => "Context",
         Ok(pb::MessageRole::User) => "User",
         _ => "System",
     };

@@ -293,6 +293,7 @@ fn registry(broker_up: bool) -> Registry {
         Unit::Seconds,
         metrics.broker_check_latency.clone(),
     );
+    crate::egress::register_metrics(&mut registry);
     registry
 }
 
@@ -330,4 +331,3 @@ mod tests {
         assert!(text.ends_with("# EOF\n"));
     }
 }
-    crate::egress::register_metrics(&mut registry);

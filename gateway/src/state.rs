@@ -23,9 +23,9 @@ pub struct AppState {
     pub hosts: HostPolicy,
     pub broker: Broker,
     pub public_url: PublicUrl,
-    /// Cancelled when the gateway shuts down; every long-lived task selects on it.
     /// Each session's egress through the proxy.
     pub egress: crate::egress::Ledger,
+    /// Cancelled when the gateway shuts down; every long-lived task selects on it.
     pub shutdown: CancellationToken,
     /// The open WebSockets, awaited on shutdown so each gets its close frame.
     pub sockets: TaskTracker,
@@ -43,9 +43,9 @@ impl AppState {
             hosts: HostPolicy::new(&config.public_hosts, &config.allowed_origins),
             broker,
             public_url: PublicUrl::default(),
+            egress: crate::egress::Ledger::default(),
             shutdown,
             sockets: TaskTracker::new(),
-            egress: crate::egress::Ledger::default(),
             config,
         }
     }
