@@ -85,7 +85,24 @@ struct Stack {
     gateway: GatewayProc,
     egress: SocketAddr,
     logs: Logs,
-    _dir: tempfile::TempDir,
+    /// Whether the gateway runs its own broker (which outlives it).
+    local: bool,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Stack {
+    /// Ends a local broker with `dispatch-gateway stop`.
+    fn drop(&mut self) {
+        if self.local {
+            let _ = std::process::Command::new(gateway_bin())
+                .arg("stop")
+                .env("STATE_DIR", self.dir.path())
+                .env("TERMINAL_KEY", KEY)
+                .env_remove("BROKER_URL")
+                .stdout(Stdio::null())
+                .output();
+        }
+    }
 }
 
 impl Stack {
@@ -130,7 +147,8 @@ impl Stack {
             gateway,
             egress,
             logs,
-            _dir: dir,
+            local: !env.iter().any(|(name, _)| *name == "BROKER_URL"),
+            dir,
         }
     }
 
