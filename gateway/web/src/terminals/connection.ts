@@ -129,9 +129,9 @@ export class TerminalConnection {
     return false;
   }
 
-  /** Tells the gateway this viewer's size. */
-  resize(cols: number, rows: number): boolean {
-    return this.sendControl({ type: 'resize', cols, rows });
+  /** Tells the gateway this viewer's size; with `fit`, this viewer drives the PTY's size. */
+  resize(cols: number, rows: number, fit = false): boolean {
+    return this.sendControl(fit ? { type: 'resize', cols, rows, fit } : { type: 'resize', cols, rows });
   }
 
   /** Ends the session's process; an `exit` follows. */

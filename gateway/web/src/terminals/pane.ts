@@ -1,14 +1,15 @@
 //! One open terminal: an xterm.js emulator with its addons, bound to a
-//! `TerminalConnection`. The emulator follows the PTY's size (from `reset` and
-//! `session` messages, so replays render exactly); this viewer asks for the
-//! size that fills its area when it attaches, when the area changes and when
-//! the user types while another viewer's size is in force, and takes that
-//! size at once (announcements older than the request are ignored, see
-//! `PtySizeFollower`). Every size change goes through the emulator's write
-//! queue, so output received before it is drawn at the size it was made for.
+//! `TerminalConnection`. The emulator always has the PTY's size (from `reset`
+//! and `session` messages), so replays and output render exactly and nothing
+//! is cut; every size change goes through the emulator's write queue, so
+//! output received before it is drawn at the size it was made for. This
+//! viewer tells the gateway the size that fills its area (the PTY takes it
+//! while this viewer drives: after it types, or after "Fit to this screen");
+//! when another screen's size is in force, the pane says so, draws the PTY's
+//! columns with a font small enough to fit its width (down to a readable
+//! minimum, see `size.ts`) and pans the rest.
 
 import { Terminal, type IDisposable } from '@xterm/xterm';
-import { FitAddon } from '@xterm/addon-fit';
 import { WebglAddon } from '@xterm/addon-webgl';
 import { WebLinksAddon } from '@xterm/addon-web-links';
 import { SearchAddon } from '@xterm/addon-search';
@@ -18,8 +19,10 @@ import type { Session } from '../app/api';
 import { h } from '../app/dom';
 import type { Scheme } from '../app/theme';
 import { TerminalConnection, type TerminalState } from './connection';
-import { clampDimension, encodeBinaryInput, encodeInput } from './protocol';
-import { PtySizeFollower, sameSize, type Size } from './size';
+import { encodeBinaryInput, encodeInput } from './protocol';
+import { cellAt, fontToFit, sameSize, sizeThatFits, type Cell, type Size } from './size';
+import { TouchGestures } from './touch';
+import type { ScrollTo } from './keybar';
 import { terminalTheme } from './themes';
 
 export const FONT_FAMILY =
@@ -65,6 +68,21 @@ function useWebgl(): boolean {
   }
 }
 
+/** Room xterm keeps beside the grid for its scroll bar (as its fit addon does). */
+const SCROLLBAR_WIDTH = 14;
+/** How long the PTY's size must differ from this screen's before the pane says so (ms). */
+const SIZE_NOTE_DELAY_MS = 300;
+
+/**
+ * The emulator's cell size now. xterm.js has no public API for it; its own
+ * fit addon reads the same field.
+ */
+function measuredCell(term: Terminal): Cell | null {
+  const core = (term as unknown as { _core?: { _renderService?: { dimensions?: { css?: { cell?: Cell } } } } })._core;
+  const cell = core?._renderService?.dimensions?.css?.cell;
+  return cell && cell.width > 0 && cell.height > 0 ? { width: cell.width, height: cell.height } : null;
+}
+
 export class TerminalPane {
   readonly element: HTMLDivElement;
   readonly term: Terminal;
@@ -77,15 +95,22 @@ export class TerminalPane {
   /** "Not connected: input not sent", while typed input is being dropped. */
   private readonly droppedNotice: HTMLSpanElement;
   private droppedCount = 0;
-  private readonly fitAddon = new FitAddon();
+  /** "Sized by another screen", with the button that makes this screen drive. */
+  private readonly sizeNote: HTMLDivElement;
+  private readonly sizeNoteText: HTMLSpanElement;
+  private sizeNoteTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly connection: TerminalConnection;
   private readonly disposables: IDisposable[] = [];
   private resizeObserver: ResizeObserver | null = null;
-  /** The size that fills this viewer's area (asked for when it changes). */
+  private touch: TouchGestures | null = null;
+  /** The size that fills this viewer's area (told to the gateway when it changes). */
   private desired: Size | null = null;
-  /** The size the emulator has once its write queue is through. */
-  private target: Size | null = null;
-  private readonly ptySize = new PtySizeFollower();
+  /** The PTY's size, as last announced (the emulator takes it in stream order). */
+  private pty: Size | null = null;
+  /** The font the user chose; the emulator may draw smaller to fit the PTY's width. */
+  private userFont: number;
+  /** The cell at the user's font, measured while the emulator draws with it. */
+  private userCell: Cell | null = null;
   private everAttached = false;
   private opened = false;
   private fitScheduled = false;
@@ -109,7 +134,23 @@ export class TerminalPane {
       this.bannerButton,
     );
     this.banner.hidden = true;
-    this.element = h('div', { class: 'pane', attrs: { 'data-session-id': sessionId } }, this.host, this.banner);
+    this.sizeNoteText = h('span', { class: 'size-note-text' });
+    this.sizeNote = h(
+      'div',
+      { class: 'size-note', testid: 'size-note', attrs: { role: 'status' } },
+      this.sizeNoteText,
+      h('button', {
+        class: 'button small',
+        testid: 'fit-screen',
+        text: 'Fit to this screen',
+        title: 'Give the session this screen\'s size (the other screens then show it scaled)',
+        attrs: { type: 'button' },
+        on: { mousedown: (event: MouseEvent) => event.preventDefault(), click: () => this.fitToScreen() },
+      }),
+    );
+    this.sizeNote.hidden = true;
+    this.userFont = options.fontSize;
+    this.element = h('div', { class: 'pane', attrs: { 'data-session-id': sessionId } }, this.sizeNote, this.host, this.banner);
     this.term = new Terminal({
       allowProposedApi: true,
       cursorBlink: true,
@@ -168,7 +209,13 @@ export class TerminalPane {
       if (!this.term.hasSelection()) this.term.focus();
     });
     this.resizeObserver = new ResizeObserver(() => this.scheduleFit());
-    this.resizeObserver.observe(this.host);
+    this.resizeObserver.observe(this.element);
+    this.touch = new TouchGestures(this.host, {
+      term: this.term,
+      scroller: this.host,
+      cell: () => measuredCell(this.term),
+      selected: () => this.paneHost.changed(this),
+    });
     this.connection.start();
   }
 
@@ -194,18 +241,52 @@ export class TerminalPane {
     this.connection.checkAlive();
   }
 
+  /** The user's font: this screen's size is measured with it, and the PTY drawn with it where it fits. */
   setFontSize(size: number): void {
+    this.userFont = size;
+    this.userCell = null;
     this.term.options.fontSize = size;
     this.scheduleFit();
+  }
+
+  /** The font the emulator draws with now (smaller than the user's while scaled to fit). */
+  get drawnFontSize(): number {
+    return this.term.options.fontSize ?? this.userFont;
+  }
+
+  /** The PTY's size as last announced. */
+  get ptySize(): Size | null {
+    return this.pty;
+  }
+
+  /** Makes this viewer drive the PTY's size: the session takes this screen's size. */
+  fitToScreen(): void {
+    const own = this.ownSize() ?? this.desired;
+    if (!own) return;
+    this.desired = own;
+    this.connection.resize(own.cols, own.rows, true);
+  }
+
+  /** Moves the view through the scrollback (the key bar's paging keys). */
+  scroll(to: ScrollTo): void {
+    this.touch?.stopMomentum();
+    if (to === 'top') this.term.scrollToTop();
+    else if (to === 'bottom') this.term.scrollToBottom();
+    else this.term.scrollPages(to === 'pageUp' ? -1 : 1);
+  }
+
+  /** Pastes text as typed (bracketed when the program asked for it). */
+  paste(text: string): void {
+    this.term.paste(text);
   }
 
   setScheme(scheme: Scheme): void {
     this.term.options.theme = terminalTheme(scheme);
   }
 
-  /** The size that fills the pane's area with the current font (null while hidden). */
+  /** The size that fills the pane's area with the user's font (null while hidden). */
   fittedSize(): Size | null {
-    return this.proposeSize();
+    return this.ownSize();
   }
 
   /** Sends bytes as if typed (the key bar), through the sticky modifiers. */
@@ -234,13 +315,14 @@ export class TerminalPane {
   dispose(): void {
     this.connection.detach();
     this.resizeObserver?.disconnect();
+    this.touch?.dispose();
+    if (this.sizeNoteTimer !== null) clearTimeout(this.sizeNoteTimer);
     for (const disposable of this.disposables) disposable.dispose();
     this.term.dispose();
     this.element.remove();
   }
 
   private loadAddons(): void {
-    this.term.loadAddon(this.fitAddon);
     this.term.loadAddon(this.search);
     this.term.loadAddon(new WebLinksAddon((_event, uri) => openLink(uri)));
     this.term.loadAddon(new ClipboardAddon(undefined, writeOnlyClipboard));
@@ -280,51 +362,82 @@ export class TerminalPane {
   }
 
   private typed(data: string): void {
-    const input = this.paneHost.transformInput(data);
-    this.claimSize();
-    this.connection.input(encodeInput(input));
-  }
-
-  /** Typing makes this the active viewer: ask for its own size if another one is in force. */
-  private claimSize(): void {
-    const desired = this.desired;
-    if (!desired || sameSize(desired, this.emulatorSize())) return;
-    this.request(desired);
-  }
-
-  /** Asks the gateway for `size` and gives it to the emulator now. */
-  private request(size: Size): void {
-    if (this.connection.resize(size.cols, size.rows)) this.ptySize.requested(size);
-    this.resizeEmulator(size);
+    // The broker makes the typing viewer the one that drives the PTY's size.
+    this.connection.input(encodeInput(this.paneHost.transformInput(data)));
   }
 
   /** Resizes the emulator once the output queued before is written. */
   private resizeEmulator(size: Size): void {
-    this.target = size;
     this.term.write('', () => this.applySize(size));
   }
 
   private applySize({ cols, rows }: Size): void {
     if (cols !== this.term.cols || rows !== this.term.rows) this.term.resize(cols, rows);
-  }
-
-  private emulatorSize(): Size {
-    return this.target ?? { cols: this.term.cols, rows: this.term.rows };
+    this.scaleToWidth();
+    this.renderSizeNote();
   }
 
   /** The size to attach with, remembered as the one this viewer wants. */
   private attachSize(): Size | null {
-    const size = this.proposeSize();
+    const size = this.ownSize();
     if (size) this.desired = size;
     return size ?? this.desired;
   }
 
-  /** The size that fills the area, in the range the gateway accepts. */
-  private proposeSize(): Size | null {
-    if (!this.opened || this.element.hidden || this.host.clientWidth === 0 || this.host.clientHeight === 0) return null;
-    const dims = this.fitAddon.proposeDimensions();
-    if (!dims || !Number.isFinite(dims.cols) || !Number.isFinite(dims.rows)) return null;
-    return { cols: Math.max(2, clampDimension(dims.cols)), rows: clampDimension(dims.rows) };
+  /** The pane's content box (its padding off), less xterm's scroll bar. */
+  private area(): { width: number; height: number } | null {
+    if (!this.opened || this.element.hidden) return null;
+    const style = getComputedStyle(this.element);
+    const px = (name: string) => parseFloat(style.getPropertyValue(name)) || 0;
+    const width = this.element.clientWidth - px('padding-left') - px('padding-right') - SCROLLBAR_WIDTH;
+    const height = this.element.clientHeight - px('padding-top') - px('padding-bottom');
+    return width > 0 && height > 0 ? { width, height } : null;
+  }
+
+  /** The cell at the user's font: measured while drawn with it, else scaled from the last measure. */
+  private cellAtUserFont(): Cell | null {
+    const measured = measuredCell(this.term);
+    if (measured && this.drawnFontSize === this.userFont) this.userCell = measured;
+    if (this.userCell) return this.userCell;
+    return measured ? cellAt(measured, this.drawnFontSize, this.userFont) : null;
+  }
+
+  /** The size that fills the area with the user's font, whatever the emulator draws with now. */
+  private ownSize(): Size | null {
+    const area = this.area();
+    const cell = this.cellAtUserFont();
+    return area && cell ? sizeThatFits(area.width, area.height, cell) : null;
+  }
+
+  /** Draws the PTY's columns within the width: the user's font where they fit, smaller where not. */
+  private scaleToWidth(): void {
+    const area = this.area();
+    const cell = this.cellAtUserFont();
+    const cols = this.pty?.cols ?? this.term.cols;
+    if (!area || !cell) return;
+    const font = fontToFit(cols, area.width, cell, this.userFont);
+    if (font !== this.drawnFontSize) this.term.options.fontSize = font;
+    this.element.dataset.scaled = String(font !== this.userFont);
+  }
+
+  /** Says whose size is in force when it is not this screen's (after a moment: a driver's own resize is in flight). */
+  private renderSizeNote(): void {
+    const pty = this.pty;
+    const own = this.desired;
+    const foreign = pty !== null && own !== null && !sameSize(pty, own);
+    if (!foreign) {
+      if (this.sizeNoteTimer !== null) clearTimeout(this.sizeNoteTimer);
+      this.sizeNoteTimer = null;
+      this.sizeNote.hidden = true;
+      return;
+    }
+    this.sizeNoteText.textContent = `Sized by another screen (${pty.cols}×${pty.rows})`;
+    if (!this.sizeNote.hidden || this.sizeNoteTimer !== null) return;
+    this.sizeNoteTimer = setTimeout(() => {
+      this.sizeNoteTimer = null;
+      const now = this.pty && this.desired && !sameSize(this.pty, this.desired);
+      this.sizeNote.hidden = !now;
+    }, SIZE_NOTE_DELAY_MS);
   }
 
   private scheduleFit(): void {
@@ -336,21 +449,22 @@ export class TerminalPane {
     });
   }
 
-  /** Fills the area: resizes the emulator and asks the gateway for the new size. */
+  /** Tells the gateway the size that fills the area when it changed, and rescales to the PTY's width. */
   private fit(): void {
-    const size = this.proposeSize();
+    const size = this.ownSize();
     if (!size) return;
-    const changed = !this.desired || !sameSize(this.desired, size);
-    this.desired = size;
-    if (changed) this.request(size);
+    if (!this.desired || !sameSize(this.desired, size)) {
+      this.desired = size;
+      this.connection.resize(size.cols, size.rows);
+    }
+    this.scaleToWidth();
+    this.renderSizeNote();
   }
 
   private attached(session: Session): void {
     this.everAttached = true;
     this.session = session;
-    // A new socket: what was in flight on the previous one is gone.
-    this.ptySize.restart();
-    // The area may have changed while connecting: ask for its size now.
+    // The area may have changed while connecting: tell its size now.
     this.desired = null;
     this.scheduleFit();
     this.paneHost.changed(this);
@@ -358,11 +472,9 @@ export class TerminalPane {
 
   private reset(cols: number, rows: number): void {
     // Through the write queue, so output queued before the reset is parsed
-    // first and the replay after it lands on a clean emulator of the PTY's
-    // size. When that size is another viewer's, typing claims ours back.
+    // first and the replay after it lands on a clean emulator of the PTY's size.
     const size = { cols, rows };
-    this.ptySize.reset(size);
-    this.target = size;
+    this.pty = size;
     this.term.write('\x1bc', () => this.applySize(size));
   }
 
@@ -370,7 +482,10 @@ export class TerminalPane {
     this.session = session;
     const size = { cols: session.cols, rows: session.rows };
     const valid = Number.isInteger(size.cols) && Number.isInteger(size.rows) && size.cols > 0 && size.rows > 0;
-    if (valid && this.ptySize.session(size)) this.resizeEmulator(size);
+    if (valid && (!this.pty || !sameSize(this.pty, size))) {
+      this.pty = size;
+      this.resizeEmulator(size);
+    }
     this.paneHost.changed(this);
   }
 

@@ -16,7 +16,7 @@ export type ServerMessage =
 
 /** Control messages the browser sends on a terminal socket. */
 export type ClientMessage =
-  | { type: 'resize'; cols: number; rows: number }
+  | { type: 'resize'; cols: number; rows: number; fit?: boolean }
   | { type: 'ack'; bytes: number }
   | { type: 'detach' }
   | { type: 'end' };
@@ -145,7 +145,8 @@ export function decodeEventMessage(text: string): EventMessage {
 /** Encodes a control message, clamping sizes into the accepted range. */
 export function encodeClientMessage(message: ClientMessage): string {
   if (message.type === 'resize') {
-    return JSON.stringify({ type: 'resize', cols: clampDimension(message.cols), rows: clampDimension(message.rows) });
+    const size = { type: 'resize', cols: clampDimension(message.cols), rows: clampDimension(message.rows) };
+    return JSON.stringify(message.fit ? { ...size, fit: true } : size);
   }
   if (message.type === 'ack') {
     if (!Number.isSafeInteger(message.bytes) || message.bytes < 0) throw new RangeError('ack bytes must be a non-negative integer');

@@ -1,67 +1,53 @@
-//! Which of the PTY sizes announced on a terminal socket the emulator takes.
-//!
-//! The emulator follows the PTY's size (`reset` and `session` messages), but
-//! this viewer's own resize requests take effect in the emulator at once. An
-//! announcement that left the broker before the broker applied such a request
-//! carries an older size: following it would take the emulator back to a
-//! size the PTY is leaving (the emulator bounces while a window is dragged or
-//! the font changes twice in a row). The broker applies a viewer's requests
-//! in order and announces every change of the PTY's size to every viewer, in
-//! order: each request that changes the size is answered by an announcement
-//! of that size, and until the latest request is answered, announcements are
-//! stale.
+//! Terminal sizes on one viewer: the size that fills its area (what it asks
+//! the PTY to take when it drives it) and the font it draws the PTY's size
+//! with. The emulator always has the PTY's columns and rows, so every
+//! character of a replay or of live output has its place; when the PTY is
+//! wider than the area (another, wider screen drives it), the font shrinks to
+//! fit the width, down to a readable minimum, and the rest is panned to.
 
 export interface Size {
   readonly cols: number;
   readonly rows: number;
 }
 
+/** A terminal cell's size in CSS pixels. */
+export interface Cell {
+  readonly width: number;
+  readonly height: number;
+}
+
+/** The smallest font a scaled-down terminal is drawn with (CSS pixels). */
+export const READABLE_FONT = 8;
+
+/** Largest terminal dimension the gateway accepts. */
+const MAX_DIMENSION = 1000;
+
 export function sameSize(a: Size, b: Size): boolean {
   return a.cols === b.cols && a.rows === b.rows;
 }
 
-export class PtySizeFollower {
-  /** The size of the last announcement received on this socket. */
-  private announced: Size | null = null;
-  /** This viewer's requests not answered yet, oldest first. */
-  private readonly awaiting: Size[] = [];
+/** The cell of `font` given the cell measured at `measuredFont` (cells scale with the font). */
+export function cellAt(measured: Cell, measuredFont: number, font: number): Cell {
+  const ratio = font / measuredFont;
+  return { width: measured.width * ratio, height: measured.height * ratio };
+}
 
-  /** A new socket: nothing sent or announced on the old one is in flight any more. */
-  restart(): void {
-    this.announced = null;
-    this.awaiting.length = 0;
-  }
+/** The columns and rows of `cell` that fit `width` x `height` (at least 2 x 1). */
+export function sizeThatFits(width: number, height: number, cell: Cell): Size | null {
+  if (!(cell.width > 0 && cell.height > 0 && width > 0 && height > 0)) return null;
+  const cols = Math.floor(width / cell.width);
+  const rows = Math.floor(height / cell.height);
+  return { cols: Math.min(MAX_DIMENSION, Math.max(2, cols)), rows: Math.min(MAX_DIMENSION, Math.max(1, rows)) };
+}
 
-  /** This viewer asked the gateway for `size` (and the emulator takes it). */
-  requested(size: Size): void {
-    // The broker announces a request only when it changes the PTY's size: not
-    // when it repeats the request before it, nor when nothing is awaited and
-    // the last announcement already had this size (then the PTY has it, or an
-    // announcement of its current size is still on the way).
-    const last = this.awaiting[this.awaiting.length - 1] ?? this.announced;
-    if (last && sameSize(last, size)) return;
-    this.awaiting.push(size);
-  }
-
-  /** A `session` message announced `size`: whether the emulator takes it. */
-  session(size: Size): boolean {
-    this.announced = size;
-    const oldest = this.awaiting[0];
-    if (!oldest) return true;
-    // An answer to the oldest request, or an announcement from before it.
-    if (sameSize(oldest, size)) this.awaiting.shift();
-    return this.awaiting.length === 0;
-  }
-
-  /**
-   * A `reset` announced `size`; the emulator always takes it (the replay that
-   * follows is drawn for that size). Announcements are followed again from
-   * here: a viewer the gateway attaches again is attached with its latest
-   * size, and a request the broker applies after the reset is announced after
-   * it if it still changes the PTY's size.
-   */
-  reset(size: Size): void {
-    this.announced = size;
-    this.awaiting.length = 0;
-  }
+/**
+ * The font that draws `cols` columns within `width`: the viewer's own font
+ * when they fit, else smaller, in half-pixel steps, but never below
+ * `READABLE_FONT` (the rest is panned to).
+ */
+export function fontToFit(cols: number, width: number, userCell: Cell, userFont: number): number {
+  const natural = cols * userCell.width;
+  if (!(natural > width) || width <= 0) return userFont;
+  const scaled = Math.floor(((userFont * width) / natural) * 2) / 2;
+  return Math.max(Math.min(READABLE_FONT, userFont), Math.min(userFont, scaled));
 }

@@ -17,7 +17,7 @@ import { toast } from '../app/toast';
 import type { LinkState } from '../app/reconnect';
 import { EgressPanel } from './egress';
 import { SessionFeed } from './feed';
-import { Keybar } from './keybar';
+import { Keybar, type ScrollTo } from './keybar';
 import { StickyModifiers } from './modifiers';
 import { TerminalPane, type PaneHost } from './pane';
 import { describeFeed, describeState } from './status';
@@ -246,6 +246,10 @@ class TerminalsView implements View, PaneHost {
         sendKeys: (data: string) => pane.sendKeys(data),
         applicationCursor: () => pane.term.modes.applicationCursorKeysMode,
         focus: () => pane.focus(),
+        alternateScreen: () => pane.term.buffer.active.type === 'alternate',
+        scroll: (to: ScrollTo) => pane.scroll(to),
+        copy: () => this.copySelection(pane),
+        paste: () => void this.pasteClipboard(pane),
       };
     });
 
@@ -284,10 +288,8 @@ class TerminalsView implements View, PaneHost {
         return pane ? { cols: pane.term.cols, rows: pane.term.rows } : null;
       },
       fittedSize: () => this.activePane()?.fittedSize() ?? null,
-      announcedSize: () => {
-        const session = this.activePane()?.session;
-        return session ? { cols: session.cols, rows: session.rows } : null;
-      },
+      announcedSize: () => this.activePane()?.ptySize ?? null,
+      drawnFontSize: () => this.activePane()?.drawnFontSize ?? null,
       // From now on, the active terminal's size changes and the PTY sizes
       // announced to it (starting with the last one announced before).
       recordTerminalSizes: () => {
@@ -416,6 +418,38 @@ class TerminalsView implements View, PaneHost {
     if (selection) void navigator.clipboard?.writeText(selection).then(() => toast('Copied'), () => toast('Copy failed', 'error'));
   }
 
+  /** The key bar's Copy: the selection to the clipboard. */
+  private copySelection(pane: TerminalPane): void {
+    const selection = pane.term.getSelection();
+    if (!selection) {
+      toast('Nothing selected: long-press the text to select it.');
+      return;
+    }
+    if (!navigator.clipboard) {
+      toast('Copy failed: this page has no clipboard access.', 'error');
+      return;
+    }
+    void navigator.clipboard.writeText(selection).then(
+      () => toast('Copied'),
+      () => toast('Copy failed', 'error'),
+    );
+  }
+
+  /** The key bar's Paste: the clipboard as typed, or, where the browser will not tell it, a box to paste into. */
+  private async pasteClipboard(pane: TerminalPane): Promise<void> {
+    let text: string | null = null;
+    try {
+      text = (await navigator.clipboard?.readText()) ?? null;
+    } catch {
+      text = null;
+    }
+    if (text === null) {
+      text = await promptDialog({ title: 'Paste', label: 'Paste the text here', value: '', confirmLabel: 'Paste', maxLength: 100_000 });
+    }
+    if (text) pane.paste(text);
+    pane.focus();
+  }
+
   closeRequested(pane: TerminalPane): void {
     this.closePane(pane.sessionId);
   }
@@ -511,7 +545,8 @@ class TerminalsView implements View, PaneHost {
     this.createButton.disabled = true;
     this.formError.hidden = true;
     try {
-      const size = this.activePane()?.term;
+      // A new session takes the size of this screen.
+      const size = this.activePane()?.fittedSize();
       const session = await sessionsApi.create({
         mode,
         ...(name ? { name } : {}),

@@ -60,6 +60,7 @@ test('decodes the session list events', () => {
 
 test('encodes client control messages, clamping sizes to 1..=1000', () => {
   assert.deepEqual(JSON.parse(encodeClientMessage({ type: 'resize', cols: 120, rows: 40 })), { type: 'resize', cols: 120, rows: 40 });
+  assert.deepEqual(JSON.parse(encodeClientMessage({ type: 'resize', cols: 120, rows: 40, fit: true })), { type: 'resize', cols: 120, rows: 40, fit: true });
   assert.deepEqual(JSON.parse(encodeClientMessage({ type: 'resize', cols: 0, rows: 5000 })), { type: 'resize', cols: 1, rows: 1000 });
   assert.deepEqual(JSON.parse(encodeClientMessage({ type: 'resize', cols: Number.NaN, rows: 10.6 })), { type: 'resize', cols: 1, rows: 11 });
   assert.deepEqual(JSON.parse(encodeClientMessage({ type: 'ack', bytes: 131072 })), { type: 'ack', bytes: 131072 });

@@ -1,85 +1,32 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PtySizeFollower } from '../../src/terminals/size';
+import { READABLE_FONT, cellAt, fontToFit, sizeThatFits } from '../../src/terminals/size';
 
-const size = (cols: number, rows: number) => ({ cols, rows });
+const cell = { width: 8, height: 16 };
 
-test('announcements are followed while this viewer awaits nothing', () => {
-  const follower = new PtySizeFollower();
-  follower.reset(size(120, 38));
-  assert.equal(follower.session(size(120, 38)), true);
-  assert.equal(follower.session(size(80, 24)), true, 'another viewer took the PTY');
-  assert.equal(follower.session(size(100, 30)), true);
+test('the size that fits an area, within the accepted range', () => {
+  assert.deepEqual(sizeThatFits(400, 330, cell), { cols: 50, rows: 20 });
+  assert.deepEqual(sizeThatFits(5, 5, cell), { cols: 2, rows: 1 });
+  assert.deepEqual(sizeThatFits(100_000, 100_000, cell), { cols: 1000, rows: 1000 });
+  assert.equal(sizeThatFits(0, 300, cell), null, 'hidden');
+  assert.equal(sizeThatFits(400, 300, { width: 0, height: 0 }), null, 'not measured yet');
 });
 
-test('announcements sent before a request was applied are stale until its answer', () => {
-  const follower = new PtySizeFollower();
-  follower.reset(size(120, 38));
-  follower.requested(size(73, 25));
-  follower.requested(size(64, 23));
-  follower.requested(size(64, 21));
-  assert.equal(follower.session(size(73, 25)), false, 'answers an older request');
-  assert.equal(follower.session(size(64, 23)), false, 'answers an older request');
-  assert.equal(follower.session(size(64, 21)), true, 'the answer to the latest request');
-  assert.equal(follower.session(size(90, 30)), true, 'after the answer, another viewer is followed again');
+test('cells scale with the font', () => {
+  assert.deepEqual(cellAt(cell, 14, 7), { width: 4, height: 8 });
 });
 
-test('a size requested again is answered by its own announcement, not by the earlier one', () => {
-  const follower = new PtySizeFollower();
-  follower.reset(size(120, 38));
-  for (const [cols, rows] of [[107, 35], [107, 33], [96, 30], [107, 33], [107, 35], [120, 38]]) {
-    follower.requested(size(cols, rows));
-  }
-  assert.equal(follower.session(size(107, 35)), false, 'answers the first request');
-  assert.equal(follower.session(size(107, 33)), false);
-  assert.equal(follower.session(size(96, 30)), false);
-  assert.equal(follower.session(size(107, 33)), false);
-  assert.equal(follower.session(size(107, 35)), false);
-  assert.equal(follower.session(size(120, 38)), true, 'answers the latest request');
+test('a PTY that fits is drawn with the viewer\'s font', () => {
+  assert.equal(fontToFit(80, 800, cell, 14), 14);
+  assert.equal(fontToFit(100, 800, cell, 14), 14);
 });
 
-test('a request repeating the one before is not announced again, nor awaited', () => {
-  const follower = new PtySizeFollower();
-  follower.reset(size(120, 38));
-  follower.requested(size(100, 30));
-  follower.requested(size(100, 30));
-  assert.equal(follower.session(size(100, 30)), true);
-  assert.equal(follower.session(size(80, 24)), true, 'another viewer is followed at once');
+test('a wider PTY shrinks the font to fit the width, in half pixels', () => {
+  // 120 columns of 8 px = 960 px into 800 px: 14 * 800 / 960 = 11.67.
+  assert.equal(fontToFit(120, 800, cell, 14), 11.5);
 });
 
-test('another viewer changing the size between two requests is not followed', () => {
-  const follower = new PtySizeFollower();
-  follower.reset(size(120, 38));
-  follower.requested(size(100, 30));
-  follower.requested(size(90, 28));
-  assert.equal(follower.session(size(100, 30)), false);
-  assert.equal(follower.session(size(80, 24)), false, 'applied before the latest request');
-  assert.equal(follower.session(size(90, 28)), true);
-});
-
-test('a request for the size last announced awaits nothing (the broker will not announce it again)', () => {
-  const follower = new PtySizeFollower();
-  follower.reset(size(120, 38));
-  assert.equal(follower.session(size(80, 24)), true);
-  follower.requested(size(80, 24));
-  assert.equal(follower.session(size(100, 30)), true, 'another viewer is followed at once');
-});
-
-test('before any announcement, a request is awaited', () => {
-  const follower = new PtySizeFollower();
-  follower.requested(size(100, 30));
-  assert.equal(follower.session(size(80, 24)), false);
-  assert.equal(follower.session(size(100, 30)), true);
-});
-
-test('a reset ends the wait; a new socket forgets the old one', () => {
-  const follower = new PtySizeFollower();
-  follower.reset(size(120, 38));
-  follower.requested(size(100, 30));
-  follower.reset(size(90, 28));
-  assert.equal(follower.session(size(90, 28)), true, 'followed after the reset');
-
-  follower.requested(size(100, 30));
-  follower.restart();
-  assert.equal(follower.session(size(80, 24)), true, 'nothing awaited on a new socket');
+test('never below the readable minimum: the rest is panned to', () => {
+  assert.equal(fontToFit(300, 390, cell, 14), READABLE_FONT);
+  assert.equal(fontToFit(300, 390, cell, 6), 6, 'a viewer\'s own smaller font is kept');
 });
