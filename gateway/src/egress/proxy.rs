@@ -90,12 +90,26 @@ async fn handle(shared: Arc<Shared>, mut stream: TcpStream) {
 
 /// Decides on a request and connects upstream.
 async fn admit(shared: &Shared, head: &Head, attempt: &mut Attempt) -> Result<Admitted, Refused> {
-    let settings = &shared.settings;
+    let (session, target) = identify(shared, head, attempt).await?;
+    let (matched, permit) = check_policy(&shared.settings, &session, &target)?;
+    let upstream = reach(&shared.settings, &target, matched).await?;
+    Ok(Admitted {
+        session,
+        target,
+        upstream,
+        _permit: permit,
+    })
+}
+
+/// The running session and the target of a `CONNECT` request.
+async fn identify(
+    shared: &Shared,
+    head: &Head,
+    attempt: &mut Attempt,
+) -> Result<(String, Target), Refused> {
     if head.method != "CONNECT" {
-        return Err(Refused::new(
-            Refusal::Method,
-            format!("not {}", head.method),
-        ));
+        let detail = format!("not {}", head.method);
+        return Err(Refused::new(Refusal::Method, detail));
     }
     let session = credentials::authenticate(&shared.key, head.proxy_authorization.as_deref())?;
     attempt.session = Some(session.clone());
@@ -103,37 +117,42 @@ async fn admit(shared: &Shared, head: &Head, attempt: &mut Attempt) -> Result<Ad
         .ok_or_else(|| Refused::new(Refusal::BadRequest, "the target must be host:port"))?;
     attempt.target = Some(target.clone());
     credentials::check_running(&shared.state.broker, &session).await?;
+    Ok((session, target))
+}
+
+/// The port and host allowlists, then the session's tunnel limit.
+fn check_policy(
+    settings: &Settings,
+    session: &str,
+    target: &Target,
+) -> Result<(Match, SessionPermit), Refused> {
     if !settings.ports.contains(&target.port) {
-        return Err(Refused::new(
-            Refusal::PortNotAllowed,
-            format!("{} (allowed: {:?})", target.port, settings.ports),
-        ));
+        let detail = format!("{} (allowed: {:?})", target.port, settings.ports);
+        return Err(Refused::new(Refusal::PortNotAllowed, detail));
     }
     let matched = settings
         .allow
-        .matches(&target)
+        .matches(target)
         .ok_or_else(|| Refused::new(Refusal::NotAllowlisted, target.host.clone()))?;
-    let permit = settings.limits.session(&session).ok_or_else(|| {
-        Refused::new(
-            Refusal::SessionLimit,
-            format!("limit {}", settings.max_tunnels_per_session),
-        )
+    let permit = settings.limits.session(session).ok_or_else(|| {
+        let detail = format!("limit {}", settings.max_tunnels_per_session);
+        Refused::new(Refusal::SessionLimit, detail)
     })?;
-    let resolving = address::resolve(&target, matched == Match::Exact);
+    Ok((matched, permit))
+}
+
+/// Resolves the target (within the connect timeout), vets its addresses
+/// and connects to one.
+async fn reach(settings: &Settings, target: &Target, matched: Match) -> Result<TcpStream, Refused> {
+    let resolving = address::resolve(target, matched == Match::Exact);
     let addresses = tokio::time::timeout(settings.connect_timeout, resolving)
         .await
         .map_err(|_| {
             let why = format!("no answer within {} s", settings.connect_timeout.as_secs());
-            resolve_refusal(&target, ResolveError::Unresolvable(why))
+            resolve_refusal(target, ResolveError::Unresolvable(why))
         })?
-        .map_err(|e| resolve_refusal(&target, e))?;
-    let upstream = connect(&addresses, settings.connect_timeout).await?;
-    Ok(Admitted {
-        session,
-        target,
-        upstream,
-        _permit: permit,
-    })
+        .map_err(|e| resolve_refusal(target, e))?;
+    connect(&addresses, settings.connect_timeout).await
 }
 
 fn resolve_refusal(target: &Target, error: ResolveError) -> Refused {
