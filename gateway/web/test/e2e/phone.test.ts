@@ -169,7 +169,7 @@ describe('dispatch on a phone', { timeout: 600_000 }, () => {
   });
 
   test('every key of the key bar is on screen and tappable, upright, wide or in landscape, without scrolling', TEST, async () => {
-    const labels = ['Esc', 'Tab', 'Ctrl', 'Alt', '←', '↑', '↓', '→', '|', '~', '/', '-'];
+    const labels = ['Esc', 'Tab', 'Ctrl', 'Alt', '←', '↑', '↓', '→', '|', '~', '/', '-', 'PgUp', 'PgDn', 'Home', 'End', 'Copy', 'Paste'];
     const layout = () =>
       page.evaluate((labels) => {
         const bar = document.querySelector<HTMLElement>('[data-testid="keybar"]')!;
