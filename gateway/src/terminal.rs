@@ -77,7 +77,7 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>, request: TerminalReque
     async move {
         tracing::info!("terminal attached");
         let _open = crate::metrics::OpenSocket::new(crate::metrics::SocketKind::Terminal);
-        let (sink, stream) = socket.split();
+        let (sink, mut stream) = socket.split();
         let outbox = Outbox::start(sink);
         let mut bridge = Bridge {
             state,
@@ -89,9 +89,9 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>, request: TerminalReque
             acked_offset: 0,
             request,
         };
-        let (code, reason) = bridge.serve(stream).await;
+        let (code, reason) = bridge.serve(&mut stream).await;
         tracing::info!(code, reason, "terminal closed");
-        bridge.outbox.close(code, reason).await;
+        bridge.outbox.close_reading(code, reason, &mut stream).await;
     }
     .instrument(span)
     .await
@@ -123,7 +123,7 @@ enum Step {
 impl Bridge {
     async fn serve(
         &mut self,
-        mut stream: futures::stream::SplitStream<WebSocket>,
+        stream: &mut futures::stream::SplitStream<WebSocket>,
     ) -> (u16, &'static str) {
         // Subscribe first, then check: a logout racing the upgrade is not missed.
         let mut revocations = self.state.auth.revocations();
@@ -154,7 +154,7 @@ impl Bridge {
                 }
                 _ = &mut expired, if expiry.is_some() => Step::Close(close::REVOKED, "credentials expired"),
                 _ = self.outbox.closed() => return (close::NORMAL, "client gone"),
-                message = crate::ws::next_message(&mut stream) => {
+                message = crate::ws::next_message(stream) => {
                     self.client_message(message, &mut link, &mut pending_input).await
                 }
                 response = next_response(&mut link) => self.broker_message(response, &mut link),

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt, stream::SplitSink};
+use futures::{SinkExt, StreamExt, stream::SplitSink, stream::SplitStream};
 use hyper_util::rt::TokioIo;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
@@ -42,6 +42,9 @@ pub const QUEUE_LIMIT: usize = 2 * 1024 * 1024;
 const PING_EVERY: Duration = Duration::from_secs(30);
 /// Bytes charged for a control frame in the queue.
 const CONTROL_COST: usize = 256;
+/// How long a closing socket may go without progress (queued frames written,
+/// frames from the client) before it is dropped.
+const CLOSE_STALL: Duration = Duration::from_secs(10);
 
 /// Close codes of docs/protocol.md.
 pub mod close {
@@ -240,6 +243,44 @@ impl Outbox {
     /// Resolves when the writer stops.
     pub async fn closed(&self) {
         self.tx.closed().await;
+    }
+
+    /// Closes without loss: a close frame after everything queued, while what
+    /// the client still sends is read (and dropped) until it answers the
+    /// close or ends the stream. Input left unread would make the kernel
+    /// answer the TCP close with a reset and throw away output not yet
+    /// delivered. Gives up after [`CLOSE_STALL`] without progress.
+    pub async fn close_reading(
+        self,
+        code: u16,
+        reason: &'static str,
+        stream: &mut SplitStream<WebSocket>,
+    ) {
+        let _ = self.tx.send(Outbound::Close(code, reason));
+        let mut writer = self.writer;
+        let (mut written, mut answered) = (false, false);
+        let mut queued = self.queued.load(Ordering::Acquire);
+        let stall = tokio::time::sleep(CLOSE_STALL);
+        tokio::pin!(stall);
+        while !(written && answered) {
+            tokio::select! {
+                _ = &mut writer, if !written => written = true,
+                message = stream.next(), if !answered => match message {
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => answered = true,
+                    Some(Ok(_)) => stall.as_mut().reset(tokio::time::Instant::now() + CLOSE_STALL),
+                },
+                () = &mut stall => {
+                    let now = self.queued.load(Ordering::Acquire);
+                    if now >= queued {
+                        tracing::info!("the client made no progress while closing; dropping it");
+                        writer.abort();
+                        return;
+                    }
+                    queued = now;
+                    stall.as_mut().reset(tokio::time::Instant::now() + CLOSE_STALL);
+                }
+            }
+        }
     }
 
     /// Sends a close frame after what is queued, and waits (bounded) for the writer.
