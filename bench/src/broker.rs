@@ -634,18 +634,7 @@ impl BrokerProcess {
 
     /// CPU time (user + system) the broker has used so far.
     fn cpu_time(&self) -> Duration {
-        // Fields 14 and 15 of `/proc/<pid>/stat`, in clock ticks (USER_HZ,
-        // 100 on Linux); the command name before them may hold spaces.
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let ticks: u64 = after_name
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|field| field.parse::<u64>().ok())
-            .sum();
-        Duration::from_millis(ticks * 10)
+        dispatch_broker::procfs::cpu_time(self.pid()).unwrap_or_default()
     }
 
     fn rss_kib(&self) -> u64 {

@@ -7,6 +7,7 @@
 //! groups count too.
 
 use std::path::Path;
+use std::time::Duration;
 
 use nix::unistd::Pid;
 
@@ -33,10 +34,15 @@ pub fn session_totals(leader: u32) -> ProcessTotals {
             continue;
         }
         totals.processes += 1;
-        totals.cpu_seconds += (stat.utime + stat.stime) as f64 / TICKS_PER_SECOND;
+        totals.cpu_seconds += stat.cpu_seconds();
         totals.rss_bytes += rss_bytes(pid).unwrap_or(0);
     }
     totals
+}
+
+/// CPU time (user and system) `pid` has used so far.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    read_stat(pid).map(|stat| Duration::from_secs_f64(stat.cpu_seconds()))
 }
 
 /// Processes other than the broker and zombies for which
@@ -88,6 +94,12 @@ struct Stat {
     session: u32,
     utime: u64,
     stime: u64,
+}
+
+impl Stat {
+    fn cpu_seconds(&self) -> f64 {
+        (self.utime + self.stime) as f64 / TICKS_PER_SECOND
+    }
 }
 
 fn read_stat(pid: u32) -> Option<Stat> {
@@ -156,10 +168,13 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         let totals = session_totals(leader);
+        let cpu = cpu_time(leader);
         let members = session_members(Pid::from_raw(leader as i32));
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(totals.processes, 1);
+        assert!(cpu.is_some_and(|cpu| cpu.as_secs_f64() <= totals.cpu_seconds + 0.01));
+        assert_eq!(cpu_time(u32::MAX), None);
         assert!(totals.rss_bytes > 0);
         assert_eq!(members, vec![Pid::from_raw(leader as i32)]);
         assert_eq!(session_totals(0), ProcessTotals::default());
