@@ -26,6 +26,12 @@ use crate::procfs;
 /// Variables always copied from the broker's environment when set.
 const ALLOWED_ENV: &[&str] = &["COLORTERM", "LANG", "HOME", "PATH", "USER", "SHELL"];
 
+/// Defaults a session gets unless the broker's environment sets them; a
+/// user's own shell configuration, read after, still wins. Bash shows only
+/// the last two directories of a long working directory in the prompt, so a
+/// prompt in a session's folder fits a phone's width far better.
+const SESSION_DEFAULTS: &[(&str, &str)] = &[("PROMPT_DIRTRIM", "2")];
+
 /// What to run in a session.
 #[derive(Debug, Clone)]
 pub struct Program {
@@ -35,7 +41,7 @@ pub struct Program {
 }
 
 /// Builds the child's environment from the allowlist and `passthrough`,
-/// then `extra` (the broker's own settings for the session, such as its
+/// the session defaults, then `extra` (the broker's own settings for the session, such as its
 /// egress proxy), which wins over a passed-through variable of the same name.
 pub fn session_env(
     session_id: &str,
@@ -64,6 +70,13 @@ pub fn session_env(
             _ => continue,
         };
         env.push((name.to_owned(), value));
+    }
+    for (name, default) in SESSION_DEFAULTS {
+        let taken = |k: &String| k == name;
+        if !env.iter().any(|(k, _)| taken(k)) && !extra.iter().any(|(k, _)| taken(k)) {
+            let value = std::env::var(name).unwrap_or_else(|_| (*default).to_owned());
+            env.push(((*name).to_owned(), value));
+        }
     }
     env.extend(extra);
     env.push(("DISPATCH_SESSION_ID".to_owned(), session_id.to_owned()));
@@ -367,6 +380,7 @@ mod tests {
         );
         let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
         assert!(names.contains(&"TERM"));
+        assert!(names.contains(&"PROMPT_DIRTRIM"));
         assert!(names.contains(&"DISPATCH_SESSION_ID"));
         assert!(!names.contains(&"BROKER_TOKEN"));
         assert!(!names.contains(&"NOPE_UNSET_VAR"));
