@@ -211,6 +211,14 @@ pub struct Config {
     #[arg(long, env = "CLAUDE_HOME")]
     pub claude_home: Option<PathBuf>,
 
+    /// JSON price table that overrides or extends the built-in per-model
+    /// prices behind cost estimates (`{"version": "...", "models": {"<model
+    /// id>": {"input", "output", "cacheWrite5m", "cacheWrite1h",
+    /// "cacheRead"}}}`, USD per million tokens). A broker with an unreadable
+    /// or invalid file does not start.
+    #[arg(long, env = "PRICES_FILE")]
+    pub prices_file: Option<PathBuf>,
+
     /// The gateway's egress proxy (`http://host:port`). When set, every
     /// session gets HTTPS_PROXY/HTTP_PROXY (and the lower-case forms) with
     /// its own credentials, derived from BROKER_TOKEN, and
@@ -224,6 +232,11 @@ pub struct Config {
     /// gateway sets it for the broker it starts in local mode.
     #[arg(long, env = "BROKER_IDLE_EXIT_SECS", default_value_t = 0)]
     pub idle_exit_secs: u64,
+
+    /// Least seconds between two signals (a bell, a desktop notification)
+    /// that set a session's attention: a storm of bells sets it once.
+    #[arg(long, env = "NOTIFY_MIN_INTERVAL_SECS", default_value_t = 30)]
+    pub notify_min_interval_secs: u64,
 }
 
 impl Config {
@@ -244,8 +257,10 @@ impl Config {
             admin_token: Secret::default(),
             metrics_listen: None,
             claude_home: None,
+            prices_file: None,
             egress_proxy_url: None,
             idle_exit_secs: 0,
+            notify_min_interval_secs: 30,
         }
     }
 

@@ -18,7 +18,7 @@ use tonic_health::server::HealthReporter;
 use crate::admin::{AdminAuth, AdminService, BrokerState, EitherAuth};
 use crate::auth::BearerAuth;
 use crate::config::{Config, ListenAddr};
-use crate::conversations::{ConversationIndex, ConversationsService, IndexConfig};
+use crate::conversations::{ConversationIndex, ConversationsService, IndexConfig, PriceTable};
 use crate::registry::{SessionRegistry, prepare_pty_root};
 use crate::service::SessionsService;
 
@@ -130,8 +130,11 @@ impl Broker {
             .claude_home
             .clone()
             .unwrap_or_else(IndexConfig::default_claude_home);
-        let conversations =
-            ConversationIndex::start(IndexConfig::new(claude_home), shutdown.clone());
+        let mut index_config = IndexConfig::new(claude_home);
+        if let Some(path) = &config.prices_file {
+            index_config.prices = Arc::new(PriceTable::load(path).map_err(anyhow::Error::msg)?);
+        }
+        let conversations = ConversationIndex::start(index_config, shutdown.clone());
         state.set_conversations(Arc::clone(&conversations));
         Ok(Self {
             config,

@@ -7,16 +7,18 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use dispatch_proto::time::now_ms;
 use dispatch_proto::v1 as pb;
 use tokio::sync::broadcast;
 
+use super::pricing::PriceTable;
 use super::record::{Line, MAX_LINE_BYTES, scan_lines};
 use super::scan::{self, FileStamp, Found, TranscriptKind};
 use super::stats::{Tokens, TranscriptStats};
+use super::usage::{self, ConversationFiles, UsageQuery, UsageSum};
 use crate::sync;
 
 /// Watch events buffered per subscriber before it is told it fell behind.
@@ -35,6 +37,8 @@ pub struct IndexConfig {
     /// Watch the tree for changes (inotify); without it, only the periodic
     /// rescan picks changes up.
     pub notifications: bool,
+    /// Prices behind cost estimates.
+    pub prices: Arc<PriceTable>,
 }
 
 impl IndexConfig {
@@ -44,6 +48,7 @@ impl IndexConfig {
             rescan_interval: Duration::from_secs(300),
             debounce: Duration::from_millis(50),
             notifications: true,
+            prices: Arc::new(PriceTable::builtin()),
         }
     }
 
@@ -375,7 +380,7 @@ impl ConversationIndex {
             });
         }
         for id in &changed {
-            if let Some(conversation) = build_conversation(&state, id) {
+            if let Some(conversation) = build_conversation(&state, id, &self.config.prices) {
                 let _ = self.events.send(pb::ConversationEvent {
                     kind: pb::conversation_event::Kind::Changed as i32,
                     id: id.clone(),
@@ -388,7 +393,7 @@ impl ConversationIndex {
     /// One conversation's metadata.
     pub fn get(&self, id: &str) -> Option<pb::Conversation> {
         let state = sync::read(&self.state);
-        build_conversation(&state, id)
+        build_conversation(&state, id, &self.config.prices)
     }
 
     /// The transcript file of a conversation, or of one of its subagents.
@@ -450,7 +455,7 @@ impl ConversationIndex {
             let conversations = ids
                 .skip(query.offset)
                 .take(query.limit)
-                .filter_map(|id| build_conversation(&state, id))
+                .filter_map(|id| build_conversation(&state, id, &self.config.prices))
                 .collect();
             return ListPage {
                 conversations,
@@ -473,7 +478,7 @@ impl ConversationIndex {
         let mut conversations = Vec::new();
         for id in ids.filter(|id| matches(id)) {
             if total >= query.offset && total < end {
-                conversations.extend(build_conversation(&state, id));
+                conversations.extend(build_conversation(&state, id, &self.config.prices));
             }
             total += 1;
         }
@@ -482,6 +487,41 @@ impl ConversationIndex {
             total,
             next_offset: (end < total).then_some(end),
         }
+    }
+
+    /// Tokens and estimated cost over a period, summed from the buckets of
+    /// every listed conversation (subagents included).
+    pub fn usage(&self, query: UsageQuery) -> pb::UsageReport {
+        let prices = Arc::clone(&self.config.prices);
+        let mut sum = UsageSum::new(query, &prices);
+        let state = sync::read(&self.state);
+        let mut files = Vec::new();
+        for (id, listed) in &state.listed {
+            let Some(main) = state.main_entry(id) else {
+                continue;
+            };
+            files.clear();
+            files.push(&main.stats);
+            files.extend(readable_children(&state, id).map(|e| &e.stats));
+            sum.add(&ConversationFiles {
+                id,
+                title: main.stats.title(),
+                project: &listed.project,
+                files: &files,
+            });
+        }
+        drop(state);
+        sum.finish()
+    }
+
+    /// Heap bytes held by the usage buckets (for the memory benchmark).
+    pub fn usage_heap_bytes(&self) -> usize {
+        let state = sync::read(&self.state);
+        state
+            .files
+            .values()
+            .map(|e| e.stats.usage.heap_bytes())
+            .sum()
     }
 
     /// Index size and damage.
@@ -669,7 +709,16 @@ fn tool_map(tools: &BTreeMap<String, u32>) -> HashMap<String, u32> {
     tools.iter().map(|(k, v)| (k.clone(), *v)).collect()
 }
 
-fn build_conversation(state: &State, id: &str) -> Option<pb::Conversation> {
+fn readable_children<'s>(state: &'s State, id: &str) -> impl Iterator<Item = &'s FileEntry> {
+    state
+        .children
+        .get(id)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| state.files.get(p).filter(|e| e.readable))
+}
+
+fn build_conversation(state: &State, id: &str, prices: &PriceTable) -> Option<pb::Conversation> {
     let main = state.main_entry(id)?;
     let stats = &main.stats;
     let mut conversation = pb::Conversation {
@@ -688,7 +737,14 @@ fn build_conversation(state: &State, id: &str) -> Option<pb::Conversation> {
         version: stats.version.clone().unwrap_or_default(),
         damaged_lines: stats.damage.corrupt + stats.damage.oversized,
         modified_at_ms: mtime_ms(main),
+        cost_usd: 0.0,
+        unpriced_models: Vec::new(),
     };
+    let files: Vec<&TranscriptStats> = std::iter::once(stats)
+        .chain(readable_children(state, id).map(|e| &e.stats))
+        .collect();
+    (conversation.cost_usd, conversation.unpriced_models) =
+        usage::conversation_cost(&files, prices);
     for path in state.children.get(id).into_iter().flatten() {
         let Some(child) = state.files.get(path).filter(|e| e.readable) else {
             continue;

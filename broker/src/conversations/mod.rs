@@ -15,11 +15,14 @@
 mod index;
 mod messages;
 mod pages;
+mod pricing;
 mod record;
 mod scan;
 mod search;
 mod service;
 mod stats;
+mod usage;
+mod usage_log;
 mod watch;
 
 use std::sync::Arc;
@@ -29,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 pub use index::{ConversationIndex, IndexConfig, ListPage, ListQuery, SortBy};
 pub use messages::{Cursor, page, read_messages};
 pub use pages::{MessageMap, MessageMaps, PageRead};
+pub use pricing::{BUILTIN_VERSION, Price, PriceTable};
 pub use service::{ConversationError, ConversationsService};
 
 impl ConversationIndex {

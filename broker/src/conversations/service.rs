@@ -17,6 +17,7 @@ use super::index::{ConversationIndex, ListQuery, SortBy};
 use super::messages::Cursor;
 use super::pages::MessageMaps;
 use super::search::{self, SearchQuery};
+use super::usage::{GroupBy, UsageQuery, parse_time_zone};
 use crate::error::{bounded, quote};
 
 /// Default and largest page of conversations.
@@ -27,6 +28,8 @@ const MESSAGE_PAGE: (u32, u32) = (50, 500);
 const SEARCH_HITS: (u32, u32) = (100, 1000);
 /// Query length bounds, in characters.
 const QUERY_CHARS: (usize, usize) = (2, 256);
+/// Default and largest number of conversations named in a usage report.
+const USAGE_TOP: (u32, u32) = (10, 100);
 /// Time budget of one search.
 const SEARCH_BUDGET: Duration = Duration::from_secs(20);
 /// Hits buffered ahead of a slow client.
@@ -187,8 +190,51 @@ impl ConversationsService {
     }
 }
 
+fn usage_query(req: &pb::UsageRequest) -> Result<UsageQuery, ConversationError> {
+    let group_by = match pb::UsageGroupBy::try_from(req.group_by) {
+        Ok(pb::UsageGroupBy::Unspecified | pb::UsageGroupBy::Day) => GroupBy::Day,
+        Ok(pb::UsageGroupBy::Model) => GroupBy::Model,
+        Ok(pb::UsageGroupBy::Project) => GroupBy::Project,
+        Err(_) => {
+            return Err(ConversationError::InvalidArgument(format!(
+                "unknown group_by {}",
+                req.group_by
+            )));
+        }
+    };
+    if req.since_ms < 0 || req.until_ms < 0 || (req.until_ms > 0 && req.until_ms < req.since_ms) {
+        return Err(ConversationError::InvalidArgument(
+            "the period needs 0 <= since_ms <= until_ms".to_owned(),
+        ));
+    }
+    if req.time_zone.len() > 64 {
+        return Err(ConversationError::InvalidArgument(
+            "time_zone is at most 64 bytes".to_owned(),
+        ));
+    }
+    Ok(UsageQuery {
+        since_ms: (req.since_ms > 0).then_some(req.since_ms),
+        until_ms: (req.until_ms > 0).then_some(req.until_ms),
+        group_by,
+        time_zone: parse_time_zone(&req.time_zone).map_err(ConversationError::InvalidArgument)?,
+        top: page_size(req.top_conversations, USAGE_TOP) as usize,
+    })
+}
+
 #[tonic::async_trait]
 impl Conversations for ConversationsService {
+    async fn get_usage(
+        &self,
+        request: Request<pb::UsageRequest>,
+    ) -> Result<Response<pb::UsageReport>, Status> {
+        let query = usage_query(request.get_ref())?;
+        let index = Arc::clone(&self.index);
+        let report = tokio::task::spawn_blocking(move || index.usage(query))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(report))
+    }
+
     async fn list_conversations(
         &self,
         request: Request<pb::ListConversationsRequest>,

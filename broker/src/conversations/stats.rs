@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use super::record::{
     LiteBlock, LiteContent, Record, Usage, is_injected_prompt, parse_timestamp_ms, to_utf8,
 };
+use super::usage_log::{NO_MODEL, UsageLog};
 
 /// How many recent `message.id`s are remembered to merge the lines of one API
 /// response (they are written consecutively, possibly around tool results).
@@ -75,6 +76,8 @@ pub struct TranscriptStats {
     pub git_branch: Option<String>,
     pub version: Option<String>,
     pub damage: LineDamage,
+    /// Tokens by quarter hour and model (indexes into `models`).
+    pub usage: UsageLog,
     recent_ids: RecentIds,
 }
 
@@ -181,13 +184,12 @@ impl TranscriptStats {
         };
         if !continuation {
             self.message_count += 1;
+            let model = message.model.as_deref().map(|m| self.model_index(m));
             if let Some(usage) = &message.usage {
                 self.tokens.add_usage(usage);
-            }
-            if let Some(model) = message.model.as_deref()
-                && !self.models.iter().any(|m| m == model)
-            {
-                self.models.push(model.to_owned());
+                let at = record.timestamp.as_deref().and_then(parse_timestamp_ms);
+                let at = at.unwrap_or(self.last_ms);
+                self.usage.add(at, model.unwrap_or(NO_MODEL), usage);
             }
         }
         if let LiteContent::Blocks(blocks) = message.lite_content() {
@@ -199,6 +201,20 @@ impl TranscriptStats {
                 *self.tool_uses.entry(name.to_owned()).or_default() += 1;
             }
         }
+    }
+}
+
+impl TranscriptStats {
+    /// The position of `model` in `models`, added when new.
+    fn model_index(&mut self, model: &str) -> u16 {
+        let at = match self.models.iter().position(|m| m == model) {
+            Some(at) => at,
+            None => {
+                self.models.push(model.to_owned());
+                self.models.len() - 1
+            }
+        };
+        u16::try_from(at).unwrap_or(NO_MODEL)
     }
 }
 
