@@ -20,8 +20,8 @@ use crate::session::pty::{self, Program};
 use crate::session::terminal::clamp_dimension;
 use crate::session::{Limits, Session, SessionId, SessionInfo};
 
-/// Longest session name accepted.
-pub const MAX_NAME_CHARS: usize = 128;
+/// Longest session name accepted (one definition for broker, gateway and web UI).
+pub const MAX_NAME_CHARS: usize = dispatch_proto::limits::MAX_SESSION_NAME_CHARS;
 /// Most metadata entries per session, and the longest key and value.
 pub const MAX_METADATA_ENTRIES: usize = 32;
 pub const MAX_METADATA_KEY: usize = 128;

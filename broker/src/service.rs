@@ -14,8 +14,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::SessionError;
 use crate::registry::{SessionRegistry, validate_name};
-use crate::session::terminal::clamp_dimension;
 use crate::session::{Outgoing, Session, ViewerId};
+use dispatch_proto::limits::clamp_dimension;
 
 /// How long a new attach stream may take to send its `start` message.
 const START_TIMEOUT: Duration = Duration::from_secs(30);

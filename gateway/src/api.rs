@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use dispatch_proto::limits::{MAX_SESSION_NAME_CHARS, MAX_TERMINAL_DIMENSION, clamp_dimension};
 use dispatch_proto::v1::{
     CreateSessionRequest, EndSessionRequest, GetSessionRequest, ListSessionsRequest,
     RenameSessionRequest,
@@ -19,9 +20,6 @@ use crate::model;
 use crate::router::ApiRequest;
 use crate::state::AppState;
 use crate::terminal::TerminalRequest;
-
-/// Longest session name accepted.
-const MAX_NAME: usize = 128;
 
 /// `GET /readyz`.
 pub async fn ready(state: &AppState) -> Response {
@@ -166,8 +164,8 @@ async fn create(state: &AppState, request: &ApiRequest) -> Result<Response, ApiE
     let call = state.broker.request(
         CreateSessionRequest {
             mode: mode as i32,
-            cols: body.cols.unwrap_or(0).min(1000),
-            rows: body.rows.unwrap_or(0).min(1000),
+            cols: body.cols.unwrap_or(0).min(MAX_TERMINAL_DIMENSION.into()),
+            rows: body.rows.unwrap_or(0).min(MAX_TERMINAL_DIMENSION.into()),
             name,
             metadata: body.metadata.unwrap_or_default(),
             claude_args: body.claude_args.unwrap_or_default(),
@@ -189,9 +187,9 @@ async fn create(state: &AppState, request: &ApiRequest) -> Result<Response, ApiE
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.chars().count() > MAX_NAME {
+    if name.chars().count() > MAX_SESSION_NAME_CHARS {
         return Err(ApiError::bad_request(format!(
-            "name longer than {MAX_NAME} characters"
+            "name longer than {MAX_SESSION_NAME_CHARS} characters"
         )));
     }
     if name.chars().any(char::is_control) {
@@ -271,7 +269,7 @@ fn upgrade_terminal(state: &Arc<AppState>, request: &mut ApiRequest, id: String)
         request
             .query_param(name)
             .and_then(|v| v.parse::<u32>().ok())
-            .map_or(0, |v| v.clamp(1, 1000))
+            .map_or(0, |v| clamp_dimension(v, 1).into())
     };
     let terminal = TerminalRequest {
         session_id,

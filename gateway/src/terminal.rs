@@ -14,6 +14,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use dispatch_proto::limits::clamp_dimension;
 use dispatch_proto::v1::{
     AttachRequest, AttachResponse, AttachStart, Detach, EndSessionRequest, GetSessionRequest,
     Resize, attach_request, attach_response,
@@ -257,8 +258,8 @@ impl Bridge {
         };
         match control {
             ClientMessage::Resize { cols, rows, fit } => {
-                self.cols = cols.clamp(1, 1000);
-                self.rows = rows.clamp(1, 1000);
+                self.cols = clamp_dimension(cols, 1).into();
+                self.rows = clamp_dimension(rows, 1).into();
                 let resize = Resize {
                     cols: self.cols,
                     rows: self.rows,

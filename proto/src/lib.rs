@@ -3,7 +3,7 @@
 //! through gRPC server reflection, and the HTTP/2 settings with which clients
 //! open their channel to the broker. [`egress`] holds the egress proxy
 //! credentials that both ends derive from the broker token; [`limits`] the
-//! message sizes both ends agree on.
+//! sizes both ends (and the web UI) agree on.
 
 #![allow(clippy::all, missing_docs)]
 

@@ -1,6 +1,9 @@
-//! Message size limits shared by both ends: the broker's largest accepted
-//! gRPC message (`BROKER_MAX_MESSAGE_BYTES`) and the largest terminal input
-//! that fits in one, so the gateway refuses what the broker would.
+//! Limits shared by the broker, the gateway and the web UI, defined once:
+//! the broker's largest accepted gRPC message (`BROKER_MAX_MESSAGE_BYTES`)
+//! and the largest terminal input that fits in one, so the gateway refuses
+//! what the broker would; the longest session name; the terminal size range.
+//! The web UI reads the last two from `gateway/web/src/generated/limits.ts`,
+//! written from [`typescript`] (a gateway test fails when it is stale).
 
 use prost::Message;
 
@@ -8,6 +11,36 @@ use crate::v1::{AttachRequest, attach_request};
 
 /// Default largest gRPC message the broker decodes, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// Longest session name, in characters (Unicode scalar values).
+pub const MAX_SESSION_NAME_CHARS: usize = 128;
+
+/// Largest terminal width or height, in cells: sizes are clamped to
+/// `1..=MAX_TERMINAL_DIMENSION`.
+pub const MAX_TERMINAL_DIMENSION: u16 = 1000;
+
+/// Clamps a requested terminal dimension to `1..=MAX_TERMINAL_DIMENSION`,
+/// mapping 0 (not given) to `default`.
+pub fn clamp_dimension(value: u32, default: u16) -> u16 {
+    if value == 0 {
+        return default;
+    }
+    value.clamp(1, u32::from(MAX_TERMINAL_DIMENSION)) as u16
+}
+
+/// The limits the web UI needs, as a TypeScript module.
+pub fn typescript() -> String {
+    format!(
+        "// Generated from proto/src/limits.rs; do not edit. Regenerate with\n\
+         // DISPATCH_UPDATE_GENERATED=1 cargo nextest run -p dispatch-gateway --test generated_limits\n\
+         \n\
+         /** Longest session name, in characters (Unicode code points; the gateway and broker refuse longer). */\n\
+         export const MAX_SESSION_NAME_CHARS = {MAX_SESSION_NAME_CHARS};\n\
+         \n\
+         /** Largest terminal width or height, in cells (sizes are clamped to 1..=this). */\n\
+         export const MAX_TERMINAL_DIMENSION = {MAX_TERMINAL_DIMENSION};\n"
+    )
+}
 
 /// The largest terminal input (one `AttachRequest.input`) whose encoded
 /// request is at most `max_message` bytes.
@@ -34,6 +67,13 @@ mod tests {
             kind: Some(attach_request::Kind::Input(vec![0u8; n].into())),
         }
         .encoded_len()
+    }
+
+    #[test]
+    fn dimensions_are_clamped() {
+        assert_eq!(clamp_dimension(0, 80), 80);
+        assert_eq!(clamp_dimension(1, 80), 1);
+        assert_eq!(clamp_dimension(5000, 80), MAX_TERMINAL_DIMENSION);
     }
 
     #[test]

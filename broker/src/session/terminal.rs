@@ -14,16 +14,7 @@ use std::num::NonZeroU16;
 
 use vt100::capture::BasicFormattedCaptureState;
 
-/// Sizes are clamped to this range of columns and rows.
-pub const MAX_DIMENSION: u16 = 1000;
-
-/// Clamps a requested dimension to `1..=1000`, mapping 0 to `default`.
-pub fn clamp_dimension(value: u32, default: u16) -> u16 {
-    if value == 0 {
-        return default;
-    }
-    value.clamp(1, u32::from(MAX_DIMENSION)) as u16
-}
+pub use dispatch_proto::limits::clamp_dimension;
 
 /// Lines that scrolled off the main screen, bounded in bytes.
 pub struct Scrollback {
@@ -707,12 +698,5 @@ mod tests {
         assert_eq!(term.size(), (100, 30));
         assert_eq!(term.scrollback_bytes(), before.scrollback.len());
         assert_eq!(term.scrollback().allocated(), 0);
-    }
-
-    #[test]
-    fn clamps_dimensions() {
-        assert_eq!(clamp_dimension(0, 80), 80);
-        assert_eq!(clamp_dimension(5000, 80), 1000);
-        assert_eq!(clamp_dimension(1, 80), 1);
     }
 }

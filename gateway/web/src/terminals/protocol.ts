@@ -4,6 +4,7 @@
 
 import type { Session } from '../app/api';
 import { realTimers, type Timers } from '../app/reconnect';
+import { MAX_TERMINAL_DIMENSION } from '../generated/limits';
 
 /** Control messages the gateway sends on a terminal socket. */
 export type ServerMessage =
@@ -38,7 +39,7 @@ export const CloseCode = {
 } as const;
 
 /** Largest terminal dimension the gateway accepts. */
-export const MAX_DIMENSION = 1000;
+export const MAX_DIMENSION = MAX_TERMINAL_DIMENSION;
 
 export class ProtocolError extends Error {
   constructor(message: string) {

@@ -5,6 +5,8 @@
 //! wider than the area (another, wider screen drives it), the font shrinks to
 //! fit the width, down to a readable minimum, and the rest is panned to.
 
+import { MAX_TERMINAL_DIMENSION as MAX_DIMENSION } from '../generated/limits';
+
 export interface Size {
   readonly cols: number;
   readonly rows: number;
@@ -18,9 +20,6 @@ export interface Cell {
 
 /** The smallest font a scaled-down terminal is drawn with (CSS pixels). */
 export const READABLE_FONT = 8;
-
-/** Largest terminal dimension the gateway accepts. */
-const MAX_DIMENSION = 1000;
 
 export function sameSize(a: Size, b: Size): boolean {
   return a.cols === b.cols && a.rows === b.rows;

@@ -22,6 +22,7 @@ import { StickyModifiers } from './modifiers';
 import { TerminalPane, type PaneHost } from './pane';
 import { describeFeed, describeState } from './status';
 import { conversationsForDirectory } from '../conversations/view';
+import { MAX_SESSION_NAME_CHARS } from '../generated/limits';
 
 const VIEW = 'terminals';
 const OPEN_KEY = 'dispatch.openTerminals';
@@ -114,7 +115,7 @@ class TerminalsView implements View, PaneHost {
     this.nameInput = h('input', {
       class: 'input',
       testid: 'session-name',
-      attrs: { id: 'session-name', name: 'name', type: 'text', maxlength: 100, placeholder: 'Optional', autocomplete: 'off', spellcheck: 'false' },
+      attrs: { id: 'session-name', name: 'name', type: 'text', maxlength: MAX_SESSION_NAME_CHARS, placeholder: 'Optional', autocomplete: 'off', spellcheck: 'false' },
     });
     this.createButton = h('button', { class: 'button primary', testid: 'create-session', text: 'Create', attrs: { type: 'submit' } });
     this.formError = h('p', { class: 'form-error', attrs: { role: 'alert' } });
@@ -570,7 +571,7 @@ class TerminalsView implements View, PaneHost {
     const pane = this.activePane();
     if (!pane) return;
     const current = pane.session?.name ?? '';
-    const name = await promptDialog({ title: 'Rename session', label: 'Name', value: current, confirmLabel: 'Rename' });
+    const name = await promptDialog({ title: 'Rename session', label: 'Name', value: current, confirmLabel: 'Rename', maxLength: MAX_SESSION_NAME_CHARS });
     pane.focus();
     if (name === null || name === current) return;
     try {
