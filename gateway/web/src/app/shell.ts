@@ -35,7 +35,7 @@ export class Shell {
     );
     const brand = h('a', { class: 'brand', attrs: { href: '#/' } }, icon('terminal'), h('span', { text: 'dispatch' }));
     const header = h('header', { class: 'app-header' }, brand, this.nav, h('div', { class: 'spacer' }), this.status, logout);
-    this.outlet = h('div', { class: 'outlet' });
+    this.outlet = h('main', { class: 'outlet' });
     this.element = h('div', { class: 'app' }, header, this.outlet);
     this.setStatus(null);
   }

@@ -28,6 +28,32 @@ import { terminalTheme } from './themes';
 export const FONT_FAMILY =
   'ui-monospace, "SF Mono", "Cascadia Mono", "JetBrains Mono", Menlo, Consolas, "DejaVu Sans Mono", "Liberation Mono", monospace';
 
+/**
+ * The app's keys inside a terminal (every other key is the program's, Tab
+ * included): Ctrl+Shift+F search, Ctrl+Shift+C copy, Ctrl+Shift+L leave the
+ * terminal for its tab, Alt+Shift+Left/Right the previous or next tab.
+ */
+export type Shortcut = 'search' | 'copy' | 'leave' | 'previous-tab' | 'next-tab';
+
+/** Said to assistive technology on the terminal. */
+export const SHORTCUTS_HELP =
+  'Ctrl+Shift+L leaves the terminal, Alt+Shift+Left and Right switch tabs, Ctrl+Shift+F searches, Ctrl+Shift+C copies.';
+
+/** The shortcut a key press inside the terminal means, if any. */
+function shortcutOf(event: KeyboardEvent): Shortcut | null {
+  const primary = event.ctrlKey || event.metaKey;
+  if (primary && event.shiftKey && !event.altKey) {
+    if (event.code === 'KeyF') return 'search';
+    if (event.code === 'KeyC') return 'copy';
+    if (event.code === 'KeyL') return 'leave';
+  }
+  if (event.altKey && event.shiftKey && !primary) {
+    if (event.code === 'ArrowLeft') return 'previous-tab';
+    if (event.code === 'ArrowRight') return 'next-tab';
+  }
+  return null;
+}
+
 export interface PaneHost {
   /** Rewrites typed input (sticky modifiers). */
   transformInput(data: string): string;
@@ -36,7 +62,7 @@ export interface PaneHost {
   /** A message for the user (notices, refusals). */
   notify(pane: TerminalPane, text: string, tone: 'info' | 'error'): void;
   /** A keyboard shortcut of the app was pressed inside the terminal. */
-  shortcut(pane: TerminalPane, action: 'search' | 'copy'): void;
+  shortcut(pane: TerminalPane, action: Shortcut): void;
   /** The banner's button was pressed on an ended or missing session. */
   closeRequested(pane: TerminalPane): void;
 }
@@ -345,17 +371,13 @@ export class TerminalPane {
 
   private keyEvent(event: KeyboardEvent): boolean {
     if (event.type !== 'keydown') return true;
+    const shortcut = shortcutOf(event);
+    if (shortcut) {
+      event.preventDefault();
+      this.paneHost.shortcut(this, shortcut);
+      return false;
+    }
     const primary = event.ctrlKey || event.metaKey;
-    if (primary && event.shiftKey && event.code === 'KeyF') {
-      event.preventDefault();
-      this.paneHost.shortcut(this, 'search');
-      return false;
-    }
-    if (primary && event.shiftKey && event.code === 'KeyC') {
-      event.preventDefault();
-      this.paneHost.shortcut(this, 'copy');
-      return false;
-    }
     // Ctrl+Shift+V: let the browser paste into the terminal.
     if (primary && event.shiftKey && event.code === 'KeyV') return false;
     return true;

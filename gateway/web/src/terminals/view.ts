@@ -19,7 +19,7 @@ import { EgressPanel } from './egress';
 import { SessionFeed } from './feed';
 import { Keybar, type ScrollTo } from './keybar';
 import { StickyModifiers } from './modifiers';
-import { TerminalPane, type PaneHost } from './pane';
+import { SHORTCUTS_HELP, TerminalPane, type PaneHost, type Shortcut } from './pane';
 import { describeFeed, describeState } from './status';
 import { conversationsForDirectory } from '../conversations/view';
 import { MAX_SESSION_NAME_CHARS } from '../generated/limits';
@@ -27,6 +27,8 @@ import { MAX_SESSION_NAME_CHARS } from '../generated/limits';
 const VIEW = 'terminals';
 const OPEN_KEY = 'dispatch.openTerminals';
 const FONT_KEY = 'dispatch.fontSize';
+/** Ended sessions dismissed from this browser's list (until the broker drops them). */
+const DISMISSED_KEY = 'dispatch.dismissedSessions';
 const MIN_FONT = 9;
 const MAX_FONT = 28;
 
@@ -40,6 +42,15 @@ function storedFontSize(): number {
   const stored = Number(localStorage.getItem(FONT_KEY));
   if (Number.isInteger(stored) && stored >= MIN_FONT && stored <= MAX_FONT) return stored;
   return matchMedia('(max-width: 760px)').matches ? 13 : 14;
+}
+
+function storedDismissed(): Set<string> {
+  try {
+    const value: unknown = JSON.parse(localStorage.getItem(DISMISSED_KEY) ?? '[]');
+    return new Set(Array.isArray(value) ? value.filter((id): id is string => typeof id === 'string') : []);
+  } catch {
+    return new Set();
+  }
 }
 
 function storedOpenIds(): string[] {
@@ -65,6 +76,9 @@ class TerminalsView implements View, PaneHost {
   /** Told of every pane change (a test hook records the announced sizes). */
   private paneChangedHook: ((pane: TerminalPane) => void) | null = null;
   private readonly modifiers = new StickyModifiers();
+  private readonly dismissed = storedDismissed();
+  /** The tab to give the focus to once it is open (moving along the tabs by keyboard). */
+  private focusTabOnOpen: string | null = null;
   private fontSize = storedFontSize();
   private visible = false;
   private started = false;
@@ -151,7 +165,7 @@ class TerminalsView implements View, PaneHost {
     this.listEmpty = h('p', { class: 'list-empty', text: 'Loading sessions…' });
     this.sidebar = h(
       'aside',
-      { class: 'sidebar' },
+      { class: 'sidebar', attrs: { 'aria-label': 'Sessions' } },
       h('div', { class: 'sidebar-head' }, h('h2', { text: 'Sessions' }), newButton),
       this.form,
       this.list,
@@ -226,7 +240,7 @@ class TerminalsView implements View, PaneHost {
       }
     });
 
-    this.area = h('div', { class: 'terminal-area', testid: 'terminal' });
+    this.area = h('div', { class: 'terminal-area', testid: 'terminal', attrs: { 'aria-description': SHORTCUTS_HELP } });
     this.emptyState = h(
       'div',
       { class: 'empty-state' },
@@ -256,7 +270,7 @@ class TerminalsView implements View, PaneHost {
 
     const workspace = h(
       'section',
-      { class: 'workspace' },
+      { class: 'workspace', attrs: { 'aria-label': 'Terminal' } },
       h('div', { class: 'workspace-head' }, this.tabs, toolbar),
       this.searchBar,
       this.egress.element,
@@ -398,7 +412,8 @@ class TerminalsView implements View, PaneHost {
       auth.lost();
       return;
     }
-    if (pane.session) this.feedSession(pane.session);
+    // Only sessions the list knows: a pane must not bring back one the broker lost.
+    if (pane.session && this.feed.get(pane.sessionId)) this.feedSession(pane.session);
     this.renderTabs();
     if (pane.sessionId === this.activeId) {
       this.renderToolbar();
@@ -410,9 +425,17 @@ class TerminalsView implements View, PaneHost {
     toast(text, tone);
   }
 
-  shortcut(pane: TerminalPane, action: 'search' | 'copy'): void {
+  shortcut(pane: TerminalPane, action: Shortcut): void {
     if (action === 'search') {
       this.openSearch();
+      return;
+    }
+    if (action === 'leave') {
+      this.tabs.querySelector<HTMLElement>('[aria-selected="true"]')?.focus();
+      return;
+    }
+    if (action === 'previous-tab' || action === 'next-tab') {
+      this.switchTab(action === 'next-tab' ? 1 : -1);
       return;
     }
     const selection = pane.term.getSelection();
@@ -457,6 +480,15 @@ class TerminalsView implements View, PaneHost {
 
   // Panes and tabs ---------------------------------------------------------
 
+  /** Opens the tab `step` places from the active one (wrapping around). */
+  private switchTab(step: number, focusTab = false): void {
+    if (this.order.length < 2 || !this.activeId) return;
+    const index = this.order.indexOf(this.activeId);
+    const next = this.order[(index + step + this.order.length) % this.order.length]!;
+    this.focusTabOnOpen = focusTab ? next : null;
+    navigate(VIEW, [next]);
+  }
+
   private activePane(): TerminalPane | null {
     return this.activeId ? (this.panes.get(this.activeId) ?? null) : null;
   }
@@ -489,15 +521,18 @@ class TerminalsView implements View, PaneHost {
     // Lay out the area before the pane measures it.
     this.emptyState.hidden = pane !== null;
     this.element.dataset.hasTerminal = String(pane !== null);
+    const focusTab = id !== null && this.focusTabOnOpen === id;
+    this.focusTabOnOpen = null;
     if (pane) {
       pane.show();
       pane.open(this.area);
-      pane.focus();
+      if (!focusTab) pane.focus();
       this.toggleDrawer(false);
     } else if (this.order.length === 0) {
       this.toggleDrawer(true);
     }
     this.renderWorkspace();
+    if (focusTab) this.tabs.querySelector<HTMLElement>(`[data-session-id="${id}"]`)?.focus();
   }
 
   private closePane(id: string): void {
@@ -553,7 +588,7 @@ class TerminalsView implements View, PaneHost {
         ...(name ? { name } : {}),
         ...(size ? { cols: size.cols, rows: size.rows } : {}),
       });
-      if (session.fallbackReason) toast(`Claude Code is not available (${session.fallbackReason}); a shell runs instead.`);
+      if (session.fallbackReason) toast(`Claude Code is not available: ${session.fallbackReason}. A shell runs instead.`);
       this.feed.upsert(session);
       this.nameInput.value = '';
       this.toggleForm(false);
@@ -693,7 +728,7 @@ class TerminalsView implements View, PaneHost {
       return;
     }
     if (!this.activePane()) this.renderStatus();
-    if (!this.feed.ready) this.renderList();
+    this.renderList();
   }
 
   /** Every second: the retry countdown; every 30 s: the list's relative times. */
@@ -745,11 +780,18 @@ class TerminalsView implements View, PaneHost {
         {
           class: 'tab',
           testid: 'terminal-tab',
-          attrs: { role: 'tab', 'aria-selected': active ? 'true' : 'false', 'data-session-id': id, 'data-state': state, tabindex: 0 },
+          attrs: { role: 'tab', 'aria-selected': active ? 'true' : 'false', 'data-session-id': id, 'data-state': state, tabindex: active ? 0 : -1 },
           on: {
             click: () => navigate(VIEW, [id]),
             keydown: (event: KeyboardEvent) => {
-              if (event.key === 'Enter' || event.key === ' ') navigate(VIEW, [id]);
+              if (event.key === 'Enter' || event.key === ' ') {
+                event.preventDefault();
+                if (id === this.activeId) this.activePane()?.focus();
+                else navigate(VIEW, [id]);
+              } else if (event.key === 'ArrowLeft' || event.key === 'ArrowRight') {
+                event.preventDefault();
+                this.switchTab(event.key === 'ArrowRight' ? 1 : -1, true);
+              }
             },
           },
         },
@@ -806,7 +848,10 @@ class TerminalsView implements View, PaneHost {
   }
 
   private renderList(): void {
-    const sessions = this.feed.list;
+    // While the list is not live, its statuses may be stale: no green dots then.
+    this.list.dataset.live = String(this.feed.state.kind === 'open');
+    if (this.feed.ready && this.feed.state.kind === 'open') this.pruneDismissed();
+    const sessions = this.feed.list.filter((session) => !(session.status === 'exited' && this.dismissed.has(session.id)));
     const seen = new Set<string>();
     for (const session of sessions) {
       seen.add(session.id);
@@ -858,7 +903,14 @@ class TerminalsView implements View, PaneHost {
         attrs: { type: 'button', 'aria-current': session.id === this.activeId ? 'true' : null },
         on: { click: () => navigate(VIEW, [session.id]) },
       },
-      h('span', { class: 'status-dot', attrs: { 'data-status': session.status, 'aria-label': session.status, role: 'img' } }),
+      h('span', {
+        class: 'status-dot',
+        attrs: {
+          'data-status': session.status,
+          'aria-label': this.feed.state.kind === 'open' ? session.status : `${session.status} (not connected: may be out of date)`,
+          role: 'img',
+        },
+      }),
       h(
         'span',
         { class: 'session-main' },
@@ -867,7 +919,42 @@ class TerminalsView implements View, PaneHost {
       ),
       h('span', { class: 'session-times' }, created, active),
     );
-    item.replaceChildren(button);
+    if (session.status === 'exited') {
+      const dismiss = h(
+        'button',
+        {
+          class: 'icon-button session-dismiss',
+          testid: 'dismiss-session',
+          title: 'Remove from the list',
+          attrs: { type: 'button', 'aria-label': `Remove ${sessionTitle(session, session.id)} from the list` },
+          on: { click: () => this.dismiss(session.id) },
+        },
+        icon('close'),
+      );
+      item.replaceChildren(button, dismiss);
+    } else {
+      item.replaceChildren(button);
+    }
+  }
+
+  /** Hides an ended session from this browser's list (and closes its tab). */
+  private dismiss(id: string): void {
+    this.dismissed.add(id);
+    localStorage.setItem(DISMISSED_KEY, JSON.stringify([...this.dismissed]));
+    if (this.panes.has(id)) this.closePane(id);
+    this.renderList();
+  }
+
+  /** Forgets dismissed sessions the broker no longer has. */
+  private pruneDismissed(): void {
+    let changed = false;
+    for (const id of this.dismissed) {
+      if (!this.feed.get(id)) {
+        this.dismissed.delete(id);
+        changed = true;
+      }
+    }
+    if (changed) localStorage.setItem(DISMISSED_KEY, JSON.stringify([...this.dismissed]));
   }
 
   private iconButton(
