@@ -267,6 +267,16 @@ main() {
   "${COMPOSE_V2[@]}" -p dispatch-e2e-build -f "$COMPOSE_FILE" build >"$WORK/build.log" 2>&1 \
     || { tail -60 "$WORK/build.log" >&2; return 1; }
   log "images built in $((SECONDS - start))s: gateway $(image_size gateway), broker $(image_size broker)"
+  # The broker with Claude Code, as docs/deployment.md says to build it
+  # (CLAUDE_CODE=latest), right after and from the same sources: every
+  # stage but the CLI's comes from the cache.
+  start=$SECONDS
+  log "building the broker with CLAUDE_CODE=latest"
+  CLAUDE_CODE=latest DISPATCH_IMAGE_TAG=claude "${COMPOSE_V2[@]}" -p dispatch-e2e-build -f "$COMPOSE_FILE" \
+    build broker >"$WORK/build-claude.log" 2>&1 || { tail -60 "$WORK/build-claude.log" >&2; return 1; }
+  CLAUDE_BROKER_IMAGE=$DISPATCH_IMAGE_PREFIX-broker:claude
+  log "broker with Claude Code built in $((SECONDS - start))s:" \
+    "$(docker image inspect -f '{{.Size}}' "$CLAUDE_BROKER_IMAGE" | numfmt --to=iec)"
 
   # A host ~/.claude for compose/host-claude.yml: owned by another uid, mode 0700.
   FAKE_HOME=$WORK/home FAKE_UID=12345
@@ -281,7 +291,7 @@ main() {
   # The test CA, the API stand-in's certificate and the API key file for
   # the Claude Code check (compose/test/egress.yml).
   EGRESS_DIR=$WORK/egress
-  export FAKE_HOME FAKE_UID LT_PEER NODE_IMAGE NGINX_DIR EGRESS_DIR
+  export FAKE_HOME FAKE_UID LT_PEER NODE_IMAGE NGINX_DIR EGRESS_DIR CLAUDE_BROKER_IMAGE
 
   local failed=()
   run_round v2 1 "${COMPOSE_V2[@]}" || failed+=("Compose v2")
