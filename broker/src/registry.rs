@@ -163,6 +163,12 @@ impl SessionRegistry {
                 Some(claude) => {
                     let mut argv = vec![claude.into_os_string()];
                     argv.extend(request.claude_args.iter().map(Into::into));
+                    match crate::claude_hook::settings_args(&config.pty_root) {
+                        Ok(args) => argv.extend(args),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot write the Claude Code notification hook")
+                        }
+                    }
                     (pb::SessionMode::Claude, argv, String::new(), None)
                 }
                 None => {
@@ -198,6 +204,7 @@ impl SessionRegistry {
             window: config.flow_window_bytes as u64,
             stall: config.flow_stall(),
             scrollback_bytes: config.scrollback_bytes,
+            notify_min_interval: std::time::Duration::from_secs(config.notify_min_interval_secs),
         };
         let session = Session::start(
             info,

@@ -17,9 +17,12 @@
 //! - `screen`: the lazy screen with its inbox, and the lock order;
 //! - `state`: the mutable state behind the session's lock;
 //! - `lifecycle`: reaping the leader and ending the session;
+//! - `attention`: the bell and notification sequences found in the output,
+//!   and the session's attention;
 //! - [`pty`]: the child on its PTY; [`terminal`]: the screen's parser and
 //!   scrollback.
 
+pub mod attention;
 mod id;
 mod lifecycle;
 mod outbox;
@@ -57,6 +60,8 @@ pub struct Limits {
     pub window: u64,
     pub stall: Duration,
     pub scrollback_bytes: usize,
+    /// Least time between two signals that set the session's attention.
+    pub notify_min_interval: Duration,
 }
 
 impl Limits {
@@ -113,6 +118,8 @@ pub struct Session {
     bytes_out: AtomicU64,
     ended: watch::Sender<bool>,
     events: EventSender,
+    /// Finds bells and notifications in the output (used by the reader).
+    scanner: std::sync::Mutex<attention::Scanner>,
 }
 
 impl fmt::Debug for Session {
@@ -151,6 +158,7 @@ impl Session {
             bytes_out: AtomicU64::new(0),
             ended: watch::channel(false).0,
             events,
+            scanner: Default::default(),
         });
         if let Some(banner) = banner {
             session.publish(banner.as_bytes());
@@ -224,6 +232,7 @@ impl Session {
             } else {
                 self.pty.pid()
             },
+            attention: state.attention.current(),
         }
     }
 

@@ -47,6 +47,7 @@ impl Session {
     pub(super) fn publish(&self, data: &[u8]) {
         let chunk = Bytes::copy_from_slice(data);
         let limit = self.limits.outbox_limit();
+        let signal = self.scan_for_signal(data);
         let mut state = self.locks.state();
         state.push_output(chunk.clone());
         state.offset += data.len() as u64;
@@ -54,6 +55,9 @@ impl Session {
         let offset = state.offset;
         for viewer in &mut state.viewers {
             viewer.push_output(&chunk, offset, limit);
+        }
+        if let Some(signal) = signal {
+            self.raise_attention(&mut state, &signal);
         }
         drop(state);
         self.bytes_out

@@ -22,6 +22,7 @@ pub(super) struct State {
     pub(super) last_active_ms: i64,
     pub(super) exit: Option<ExitInfo>,
     pub(super) ended_at_ms: i64,
+    pub(super) attention: super::attention::Attention,
 }
 
 impl State {
@@ -39,6 +40,7 @@ impl State {
             last_active_ms: now_ms,
             exit: None,
             ended_at_ms: 0,
+            attention: Default::default(),
         }
     }
 

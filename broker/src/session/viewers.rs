@@ -140,6 +140,9 @@ impl Session {
                 }
             }
             state.touch(now_ms());
+            if state.attention.clear() {
+                self.announce(&mut state, pb::session_event::Kind::Updated);
+            }
         }
         let _serialised = self.input.lock().await;
         self.pty.write_all(data).await?;
