@@ -629,6 +629,8 @@ pub fn conversation_json(c: &pb::Conversation, now: i64) -> Value {
         "gitBranch": c.git_branch,
         "version": c.version,
         "damagedLines": c.damaged_lines,
+        "costUsd": c.cost_usd,
+        "unpricedModels": c.unpriced_models,
     })
 }
 

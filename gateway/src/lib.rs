@@ -29,6 +29,7 @@ pub mod state;
 pub mod state_dir;
 pub mod terminal;
 pub mod tunnel;
+pub mod usage;
 pub mod ws;
 
 use std::sync::Arc;

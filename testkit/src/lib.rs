@@ -15,6 +15,7 @@ pub mod announce;
 pub mod conversations;
 pub mod process;
 pub mod prometheus;
+pub mod usage_history;
 pub mod wsframe;
 
 use std::collections::BTreeMap;

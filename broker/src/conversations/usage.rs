@@ -302,6 +302,9 @@ fn usage_group(
         ..Default::default()
     };
     let mut sum = TokenCounts::default();
+    // By name, so that costs are summed in the same order every time.
+    let mut models = models;
+    models.sort_by(|a, b| names.names[a.0 as usize].cmp(&names.names[b.0 as usize]));
     for (model, tokens) in models {
         let name = &names.names[model as usize];
         let price = prices.price(name);
@@ -315,7 +318,6 @@ fn usage_group(
             priced: price.is_some(),
         });
     }
-    group.models.sort_by(|a, b| a.model.cmp(&b.model));
     group.tokens = Some(tokens_pb(&sum));
     group
 }
