@@ -25,6 +25,10 @@ export interface Conversation {
   sizeBytes: number;
   gitBranch: string;
   damagedLines: number;
+  /** Estimated cost in USD (subagents included) of the models with a price. */
+  costUsd: number;
+  /** Models used that have no price (left out of `costUsd`). */
+  unpricedModels: string[];
 }
 
 export interface ToolResult {
@@ -118,14 +122,14 @@ export function exportUrl(id: string): string {
  * Starts `claude --resume <id>` in a new session, in the conversation's
  * working directory when it still exists (else the session's own).
  */
-export async function resume(conversation: Conversation): Promise<Session> {
+export async function resume(conversation: Conversation): Promise<{ session: Session; folderMissing: boolean }> {
   const body = { mode: 'claude', name: `resume ${conversation.title}`.slice(0, 120), claudeArgs: ['--resume', conversation.id] };
   if (conversation.project) {
     try {
-      return await request<Session>('POST', '/api/sessions', { ...body, cwd: conversation.project });
+      return { session: await request<Session>('POST', '/api/sessions', { ...body, cwd: conversation.project }), folderMissing: false };
     } catch (error) {
       if (!(error instanceof ApiError) || error.status !== 400) throw error;
     }
   }
-  return request<Session>('POST', '/api/sessions', body);
+  return { session: await request<Session>('POST', '/api/sessions', body), folderMissing: Boolean(conversation.project) };
 }

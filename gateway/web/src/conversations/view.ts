@@ -29,6 +29,7 @@ import {
   type ToolResult,
 } from './api';
 import { markdownElement } from './markdown';
+import { usd } from '../usage/view';
 
 const VIEW = 'conversations';
 
@@ -38,6 +39,16 @@ function errorText(error: unknown): string {
 
 function compact(n: number): string {
   return Intl.NumberFormat(undefined, { notation: 'compact', maximumFractionDigits: 1 }).format(n);
+}
+
+/** The estimated cost, with a mark when some models have no price. */
+function costText(c: Conversation): string {
+  return `~${usd(c.costUsd ?? 0)}${c.unpricedModels?.length ? ' + no price' : ''}`;
+}
+
+function costTitle(c: Conversation): string {
+  const unpriced = c.unpricedModels?.length ? `; no price for ${c.unpricedModels.join(', ')}` : '';
+  return `Estimated cost, subagents included${unpriced}`;
 }
 
 function shortPath(path: string): string {
@@ -70,7 +81,7 @@ class ConversationList {
       on: {
         input: () => this.scheduleFilter(),
         keydown: (event: KeyboardEvent) => {
-          if (event.key === 'Enter') void this.searchMessages();
+          if (event.key === 'Enter') void this.searchNow();
         },
       },
     });
@@ -100,9 +111,25 @@ class ConversationList {
     void this.reload();
   }
 
+  /**
+   * Enter: the title filter typed so far first (had its delay not run out,
+   * it would hide the results when it did), then the messages.
+   */
+  private async searchNow(): Promise<void> {
+    if (this.filterTimer) {
+      clearTimeout(this.filterTimer);
+      this.filterTimer = null;
+      await this.reload();
+    }
+    await this.searchMessages();
+  }
+
   private scheduleFilter(): void {
     if (this.filterTimer) clearTimeout(this.filterTimer);
-    this.filterTimer = setTimeout(() => void this.reload(), 250);
+    this.filterTimer = setTimeout(() => {
+      this.filterTimer = null;
+      void this.reload();
+    }, 250);
   }
 
   async reload(): Promise<void> {
@@ -129,7 +156,7 @@ class ConversationList {
       }
       this.cursor = page.nextCursor;
       this.render();
-      this.more.textContent = this.cursor ? '' : this.order.length ? `${page.total} conversations` : 'No conversations yet.';
+      this.more.textContent = this.cursor ? '' : this.order.length ? `${page.total} conversations` : this.emptyText();
     } catch (error) {
       this.more.textContent = `Cannot load conversations: ${errorText(error)}`;
     } finally {
@@ -137,6 +164,13 @@ class ConversationList {
     }
     // Keep filling while the sentinel is still on screen.
     if (this.cursor && this.more.getBoundingClientRect().top < window.innerHeight) void this.loadMore();
+  }
+
+  /** What an empty list says: nothing at all, or nothing matching the filter. */
+  private emptyText(): string {
+    const q = this.searchInput.value.trim();
+    if (q) return `No conversation title or folder matches “${q}”.`;
+    return this.project ? 'No conversations in this folder yet.' : 'No conversations yet.';
   }
 
   /** A change from the live feed. */
@@ -203,6 +237,7 @@ class ConversationList {
         h('span', { text: relativeTime(c.lastActivity), title: absoluteTime(c.lastActivity) }),
         h('span', { text: `${c.messageCount} messages` }),
         h('span', { text: `${compact(tokens)} tokens` }),
+        h('span', { class: 'conv-cost', text: costText(c), title: costTitle(c) }),
         c.subagents.length ? h('span', { text: `${c.subagents.length} subagents` }) : null,
         c.damagedLines ? h('span', { class: 'conv-warn', text: `${c.damagedLines} damaged lines skipped` }) : null,
       ),
@@ -355,9 +390,15 @@ class Thread {
     const button = (label: string, name: Parameters<typeof icon>[0], onClick: () => void, testid?: string) =>
       h('button', { class: 'button icon-button', title: label, testid, attrs: { type: 'button', 'aria-label': label }, on: { click: onClick } }, icon(name));
     this.scroller = h('div', { class: 'thread-scroll' }, this.top, this.list, this.bottom);
+    const empty = h(
+      'div',
+      { class: 'thread-empty', testid: 'thread-empty' },
+      h('p', { text: 'Choose a conversation to read it here, resume it or export it.' }),
+    );
     this.element = h(
       'section',
-      { class: 'thread' },
+      { class: 'thread', attrs: { 'data-empty': 'true', 'aria-label': 'Conversation' } },
+      empty,
       h(
         'div',
         { class: 'thread-head' },
@@ -395,10 +436,19 @@ class Thread {
     (event.currentTarget as HTMLAnchorElement).href = exportUrl(this.id);
   }
 
+  /** Shows no conversation (the empty state, without its tools). */
+  clear(): void {
+    this.generation += 1;
+    this.id = null;
+    this.conversation = null;
+    this.element.dataset.empty = 'true';
+  }
+
   /** Opens a conversation, at its end or around message `index`. */
   async open(id: string, index?: number): Promise<void> {
     const same = this.id === id;
     this.id = id;
+    this.element.dataset.empty = 'false';
     if (!same) {
       this.hits = [];
       this.hitAt = -1;
@@ -427,7 +477,8 @@ class Thread {
     replaceChildren(
       this.meta,
       h('code', { text: c.project, title: 'Working directory' }),
-      ` · ${c.messageCount} messages · ${compact(tokens.input + tokens.cacheCreation + tokens.cacheRead)} in / ${compact(tokens.output)} out · ${c.models.join(', ')}`,
+      ` · ${c.messageCount} messages · ${compact(tokens.input + tokens.cacheCreation + tokens.cacheRead)} in / ${compact(tokens.output)} out · ${c.models.join(', ')} · `,
+      h('span', { class: 'conv-cost', testid: 'conversation-cost', text: costText(c), title: costTitle(c) }),
     );
     document.title = `${c.title || 'Conversation'} · dispatch`;
   }
@@ -546,7 +597,12 @@ class Thread {
   private async resume(): Promise<void> {
     if (!this.conversation) return;
     try {
-      const session = await resume(this.conversation);
+      const { session, folderMissing } = await resume(this.conversation);
+      if (session.fallbackReason) {
+        toast(`Not resumed: Claude Code is not available: ${session.fallbackReason}. A shell runs instead.`, 'error');
+      } else if (folderMissing) {
+        toast(`The conversation's folder ${this.conversation.project} no longer exists: resumed in the session's own folder.`);
+      }
       navigate('terminals', [session.id]);
     } catch (error) {
       toast(`Cannot resume: ${errorText(error)}`, 'error');
@@ -637,6 +693,7 @@ class ConversationsView implements View {
       this.showThread(true);
     } else {
       this.list.setProject(null);
+      this.thread.clear();
       this.showThread(false);
       document.title = 'Conversations · dispatch';
     }
