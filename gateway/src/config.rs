@@ -148,6 +148,15 @@ pub struct Config {
     /// input frames that would not fit in one are refused by the gateway with 1009.
     #[arg(long, env = "BROKER_MAX_MESSAGE_BYTES", default_value_t = dispatch_proto::limits::MAX_MESSAGE_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(4096..))]
     pub broker_max_message_bytes: usize,
+
+    /// Where a JSON POST goes each time a session needs its user (see the
+    /// notify module); off when unset. Never logged.
+    #[arg(long, env = "NOTIFY_WEBHOOK_URL")]
+    pub notify_webhook_url: Option<crate::notify::WebhookUrl>,
+
+    /// No webhook POST for a session a viewer typed in within this many seconds.
+    #[arg(long, env = "NOTIFY_QUIET_AFTER_INPUT_SECS", default_value_t = 5)]
+    pub notify_quiet_after_input_secs: u64,
 }
 
 /// Which peers may set `X-Forwarded-*` headers.

@@ -19,6 +19,7 @@ pub mod healthcheck;
 pub mod local_broker;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod origin;
 pub mod public_url;
 pub mod ratelimit;
@@ -164,6 +165,9 @@ impl Gateway {
         };
         let egress = (self.egress)
             .map(|proxy| tokio::spawn(proxy.serve(self.state.clone())));
+        if let Some(url) = self.state.config.notify_webhook_url.clone() {
+            tokio::spawn(notify::run(self.state.clone(), url));
+        }
         tracing::info!(%local_addr, ui_built = assets::ui_built(), "serving");
         server.run(listener, self.state.shutdown.clone()).await;
         self.state.sockets.close();

@@ -43,6 +43,11 @@ pub fn session(s: &pb::Session) -> Value {
         "viewers": s.viewers,
         "cwd": s.cwd,
         "metadata": s.metadata,
+        "attention": s.attention.as_ref().map(|a| json!({
+            "reason": a.reason,
+            "title": a.title,
+            "at": a.at_ms,
+        })),
     })
 }
 

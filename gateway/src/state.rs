@@ -29,6 +29,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The open WebSockets, awaited on shutdown so each gets its close frame.
     pub sockets: TaskTracker,
+    /// When viewers last typed in each session (no webhook for those).
+    pub typing: crate::notify::Typing,
 }
 
 impl AppState {
@@ -46,6 +48,7 @@ impl AppState {
             egress: crate::egress::Ledger::default(),
             shutdown,
             sockets: TaskTracker::new(),
+            typing: Default::default(),
             config,
         }
     }
