@@ -13,10 +13,11 @@ import { toast } from './app/toast';
 import { loginScreen } from './login/view';
 import { terminalsView } from './terminals/view';
 import { conversationsView } from './conversations/view';
+import { usageView } from './usage/view';
 
 /** The app's views, in navigation order. The first is the default route. */
 function views(shell: Shell): ViewDefinition[] {
-  return [terminalsView(shell), conversationsView(shell)];
+  return [terminalsView(shell), conversationsView(shell), usageView()];
 }
 
 const root = document.getElementById('app') ?? document.body;

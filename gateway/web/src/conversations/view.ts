@@ -29,7 +29,7 @@ import {
   type ToolResult,
 } from './api';
 import { markdownElement } from './markdown';
-import { usd } from '../usage/view';
+import { usd } from '../usage/format';
 
 const VIEW = 'conversations';
 
