@@ -2,6 +2,8 @@
 // Chromium driven by playwright-core, the terminal read from its buffer.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import {
@@ -367,7 +369,10 @@ describe('dispatch web UI', { timeout: 600_000 }, () => {
 
   test('after a gateway restart the page reconnects and restores the screen', TEST, async () => {
     const broker = await startBroker();
-    const env = { BROKER_URL: broker.url, BROKER_TOKEN: broker.token };
+    // The login survives because both gateways share one state directory
+    // (the cookie secret's salt and the revocations live there).
+    const stateDir = mkdtempSync(join(tmpdir(), 'dispatch-e2e-state-'));
+    const env = { BROKER_URL: broker.url, BROKER_TOKEN: broker.token, STATE_DIR: stateDir };
     const first = await startGateway({ env });
     let second: Gateway | null = null;
     const other = await newContext(browser);
@@ -402,6 +407,7 @@ describe('dispatch web UI', { timeout: 600_000 }, () => {
       await second?.stop();
       await first.stop();
       await broker.stop();
+      rmSync(stateDir, { recursive: true, force: true });
     }
   });
 
