@@ -11,7 +11,7 @@ use dispatch_proto::v1::{
 };
 use serde::Deserialize;
 use serde_json::json;
-use warp::http::{HeaderValue, Method, StatusCode, header};
+use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
 use crate::auth::{clear_cookie, login_cookie};
@@ -64,50 +64,13 @@ pub async fn login(state: &AppState, request: &ApiRequest) -> Response {
     response
 }
 
-/// Routes the gateway's own authenticated endpoints; `None` for other paths.
-pub async fn route(state: &Arc<AppState>, request: &mut ApiRequest) -> Option<Response> {
-    let method = request.method.clone();
-    if request.path == "/api/logout" {
-        return Some(match method {
-            Method::POST => logout(state, request),
-            _ => ApiError::method_not_allowed().into_response(),
-        });
-    }
-    if request.path == "/ws/events" {
-        return Some(upgrade_events(state, request));
-    }
-    if let Some(segments) = request.segments("/ws/sessions") {
-        return Some(match segments.as_slice() {
-            [id] => {
-                let id = id.to_string();
-                upgrade_terminal(state, request, id)
-            }
-            _ => ApiError::not_found("no such endpoint").into_response(),
-        });
-    }
-    let segments: Vec<String> = request
-        .segments("/api/sessions")?
-        .into_iter()
-        .map(String::from)
-        .collect();
-    let response = match (method, segments.as_slice()) {
-        (Method::GET, []) => list(state, request).await,
-        (Method::POST, []) => create(state, request).await,
-        (Method::GET, [id]) => get(state, request, id).await,
-        (Method::PATCH, [id]) => rename(state, request, id).await,
-        (Method::DELETE, [id]) => end(state, request, id).await,
-        (Method::GET, [id, egress]) if egress == "egress" => match session_id(id) {
-            Ok(id) => crate::egress::serve_ledger(state, request, id).await,
-            Err(error) => Err(error),
-        },
-        (_, [] | [_]) => Err(ApiError::method_not_allowed()),
-        (_, [_, egress]) if egress == "egress" => Err(ApiError::method_not_allowed()),
-        _ => Err(ApiError::not_found("no such endpoint")),
-    };
-    Some(response.unwrap_or_else(ApiError::into_response))
+/// `GET /public-url`.
+pub fn public_url(state: &AppState) -> Response {
+    json_response(StatusCode::OK, &json!({"url": state.public_url.get()}))
 }
 
-fn logout(state: &AppState, request: &ApiRequest) -> Response {
+/// `POST /api/logout`.
+pub fn logout(state: &AppState, request: &ApiRequest) -> Response {
     if let Some(credential) = &request.credential {
         state.auth.revoke(credential);
     }
@@ -119,13 +82,14 @@ fn logout(state: &AppState, request: &ApiRequest) -> Response {
 }
 
 /// Checks a session id: a UUID.
-fn session_id(id: &str) -> Result<String, ApiError> {
+pub fn session_id(id: &str) -> Result<String, ApiError> {
     uuid::Uuid::parse_str(id)
         .map(|u| u.to_string())
         .map_err(|_| ApiError::bad_request(format!("bad session id {id:?}: not a UUID")))
 }
 
-async fn list(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
+/// `GET /api/sessions`.
+pub async fn list(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
     let call = state.broker.request(ListSessionsRequest {}, &request.id);
     let response = state
         .broker
@@ -151,7 +115,8 @@ struct CreateBody {
     cwd: Option<String>,
 }
 
-async fn create(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
+/// `POST /api/sessions`.
+pub async fn create(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
     let body: CreateBody = request.json()?;
     let mode = match body.mode.as_deref() {
         None => dispatch_proto::v1::SessionMode::Unspecified,
@@ -198,8 +163,9 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn get(state: &AppState, request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
-    let id = session_id(id)?;
+/// `GET /api/sessions/{id}`.
+pub async fn get(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
+    let id = session_id(request.param("id"))?;
     let call = state.broker.request(GetSessionRequest { id }, &request.id);
     let session = state
         .broker
@@ -218,8 +184,9 @@ struct RenameBody {
     name: String,
 }
 
-async fn rename(state: &AppState, request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
-    let id = session_id(id)?;
+/// `PATCH /api/sessions/{id}`.
+pub async fn rename(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
+    let id = session_id(request.param("id"))?;
     let body: RenameBody = request.json()?;
     check_name(&body.name)?;
     let call = state.broker.request(
@@ -241,8 +208,9 @@ async fn rename(state: &AppState, request: &ApiRequest, id: &str) -> Result<Resp
     ))
 }
 
-async fn end(state: &AppState, request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
-    let id = session_id(id)?;
+/// `DELETE /api/sessions/{id}`.
+pub async fn end(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
+    let id = session_id(request.param("id"))?;
     let call = state.broker.request(EndSessionRequest { id }, &request.id);
     let session = state
         .broker
@@ -257,11 +225,12 @@ async fn end(state: &AppState, request: &ApiRequest, id: &str) -> Result<Respons
     ))
 }
 
-fn upgrade_terminal(state: &Arc<AppState>, request: &mut ApiRequest, id: String) -> Response {
+/// `GET /ws/sessions/{id}`: the terminal WebSocket.
+pub fn upgrade_terminal(state: &Arc<AppState>, request: &mut ApiRequest) -> Response {
     let Some(ws) = request.ws.take() else {
         return ApiError::bad_request("expected a WebSocket upgrade").into_response();
     };
-    let session_id = match session_id(&id) {
+    let session_id = match session_id(request.param("id")) {
         Ok(id) => id,
         Err(error) => return error.into_response(),
     };
@@ -285,7 +254,8 @@ fn upgrade_terminal(state: &Arc<AppState>, request: &mut ApiRequest, id: String)
     })
 }
 
-fn upgrade_events(state: &Arc<AppState>, request: &mut ApiRequest) -> Response {
+/// `GET /ws/events`: the session list WebSocket.
+pub fn upgrade_events(state: &Arc<AppState>, request: &mut ApiRequest) -> Response {
     let Some(ws) = request.ws.take() else {
         return ApiError::bad_request("expected a WebSocket upgrade").into_response();
     };

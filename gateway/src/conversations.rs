@@ -2,7 +2,7 @@
 //! `dispatch.v1.Conversations` service: the paged list with filters, one
 //! conversation, its messages, search, a live feed (server-sent events) and
 //! a streamed Markdown export. All of them sit behind the gateway's
-//! authentication (the dispatcher authenticates before calling [`handle`]).
+//! authentication (their lines in [`crate::routes::ROUTES`] say so).
 //!
 //! Responses never carry transcript file paths; list entries carry metadata
 //! only (no message text, no tool inputs).
@@ -25,48 +25,8 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
 use crate::error::{ApiError, json_response};
-use crate::router::{ApiRequest, Route};
+use crate::router::ApiRequest;
 use crate::state::AppState;
-
-/// The conversation browser's routes (all authenticated).
-pub const ROUTES: &[Route] = &[
-    Route {
-        method: "GET",
-        path: "/api/conversations",
-        auth: true,
-        websocket: false,
-    },
-    Route {
-        method: "GET",
-        path: "/api/conversations/events",
-        auth: true,
-        websocket: false,
-    },
-    Route {
-        method: "GET",
-        path: "/api/conversations/{id}",
-        auth: true,
-        websocket: false,
-    },
-    Route {
-        method: "GET",
-        path: "/api/conversations/{id}/messages",
-        auth: true,
-        websocket: false,
-    },
-    Route {
-        method: "GET",
-        path: "/api/conversations/{id}/export.md",
-        auth: true,
-        websocket: false,
-    },
-    Route {
-        method: "GET",
-        path: "/api/search",
-        auth: true,
-        websocket: false,
-    },
-];
 
 /// A conversation counts as active for this long after its last record.
 const ACTIVE_MS: i64 = 2 * 60 * 1000;
@@ -76,46 +36,6 @@ const RECENT_MS: i64 = 60 * 60 * 1000;
 const EXPORT_PAGE: u32 = 200;
 /// Keep-alive comment period of the live feed.
 const FEED_KEEP_ALIVE: Duration = Duration::from_secs(15);
-
-/// Answers a conversation-browser request, or `None` when the path is not one.
-pub async fn handle(state: &Arc<AppState>, request: &mut ApiRequest) -> Option<Response> {
-    if request.path == "/api/search" {
-        let answer = match only_get(request) {
-            Ok(()) => search(state, request).await,
-            Err(e) => Err(e),
-        };
-        return Some(answer.unwrap_or_else(ApiError::into_response));
-    }
-    let segments: Vec<String> = request
-        .segments("/api/conversations")?
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    if let Err(e) = only_get(request) {
-        return Some(e.into_response());
-    }
-    let answer = match segments
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        [] => list(state, request).await,
-        ["events"] => Ok(feed(state, request).await),
-        [id] => get(state, request, id).await,
-        [id, "messages"] => messages(state, request, id).await,
-        [id, "export.md"] => export(state, request, id).await,
-        _ => return None,
-    };
-    Some(answer.unwrap_or_else(ApiError::into_response))
-}
-
-fn only_get(request: &ApiRequest) -> Result<(), ApiError> {
-    match request.method.as_str() {
-        "GET" | "HEAD" => Ok(()),
-        _ => Err(ApiError::method_not_allowed()),
-    }
-}
 
 /// Query parameters, percent-decoded.
 fn query<T: for<'de> Deserialize<'de>>(request: &ApiRequest) -> Result<T, ApiError> {
@@ -135,7 +55,8 @@ struct ListParams {
     cursor: Option<String>,
 }
 
-async fn list(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
+/// `GET /api/conversations`.
+pub async fn list(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
     let params: ListParams = query(request)?;
     let sort = match params.sort.as_deref() {
         None | Some("activity") => pb::ConversationSort::LastActivity,
@@ -201,7 +122,9 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn get(state: &AppState, request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
+/// `GET /api/conversations/{id}`.
+pub async fn get(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
+    let id = request.param("id");
     check_id(id)?;
     let mut client = state.broker.conversations();
     let conversation = client
@@ -226,7 +149,9 @@ struct MessageParams {
     agent: Option<String>,
 }
 
-async fn messages(state: &AppState, request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
+/// `GET /api/conversations/{id}/messages`.
+pub async fn messages(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
+    let id = request.param("id");
     check_id(id)?;
     let params: MessageParams = query(request)?;
     let from_end = match params.from.as_deref() {
@@ -273,7 +198,8 @@ struct SearchParams {
     limit: Option<u32>,
 }
 
-async fn search(state: &Arc<AppState>, request: &ApiRequest) -> Result<Response, ApiError> {
+/// `GET /api/search`.
+pub async fn search(state: &Arc<AppState>, request: &ApiRequest) -> Result<Response, ApiError> {
     let params: SearchParams = query(request)?;
     let q = params.q.unwrap_or_default();
     if q.trim().is_empty() {
@@ -318,7 +244,8 @@ async fn search(state: &Arc<AppState>, request: &ApiRequest) -> Result<Response,
 /// events; an `error` event ends it (the browser reconnects by itself). It
 /// also ends, with an `error` event, when the login it was opened with is
 /// revoked or expires.
-async fn feed(state: &Arc<AppState>, request: &ApiRequest) -> Response {
+/// `GET /api/conversations/events`: the live feed.
+pub async fn feed(state: &Arc<AppState>, request: &ApiRequest) -> Response {
     let (tx, rx) = mpsc::channel::<Result<warp::sse::Event, Infallible>>(64);
     let mut client = state.broker.conversations();
     let call = client.watch_conversations(
@@ -393,12 +320,10 @@ fn error_event(message: &str) -> warp::sse::Event {
         .data(json!({"error": message}).to_string())
 }
 
-/// The whole conversation as Markdown, streamed page by page.
-async fn export(
-    state: &Arc<AppState>,
-    request: &ApiRequest,
-    id: &str,
-) -> Result<Response, ApiError> {
+/// `GET /api/conversations/{id}/export.md`: the whole conversation as
+/// Markdown, streamed page by page.
+pub async fn export(state: &Arc<AppState>, request: &ApiRequest) -> Result<Response, ApiError> {
+    let id = request.param("id");
     check_id(id)?;
     let mut client = state.broker.conversations();
     let conversation = client

@@ -25,6 +25,7 @@ pub mod public_url;
 pub mod ratelimit;
 pub mod revocations;
 pub mod router;
+pub mod routes;
 pub mod server;
 pub mod state;
 pub mod state_dir;

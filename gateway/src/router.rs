@@ -1,11 +1,13 @@
-//! The route table and the dispatcher: one warp filter collects each request
-//! into an [`ApiRequest`], then plain Rust decides. First of all, the `Host`
-//! must be one the gateway answers to (421 otherwise, [`crate::origin`]);
-//! WebSocket upgrades and state-changing requests also pass the Origin check.
-//! Every `/api/*` path (but `POST /api/login`), every `/ws/*` path and
-//! `/metrics` require authentication before anything else is looked at, and
-//! a wrong credential there spends the client's failure budget
-//! ([`crate::ratelimit`]) as a wrong login does.
+//! The dispatcher: one warp filter collects each request into an
+//! [`ApiRequest`], then plain Rust decides. First of all, the `Host` must be
+//! one the gateway answers to (421 otherwise, [`crate::origin`]); WebSocket
+//! upgrades and state-changing requests also pass the Origin check. Then the
+//! route table ([`crate::routes`]) decides: a route's audience says whether a
+//! credential is required before anything else is looked at (a wrong one
+//! spends the client's failure budget, [`crate::ratelimit`], as a wrong
+//! login does), and its handler answers. Paths of no route are the web UI's,
+//! but under the API's prefixes, which require a credential before saying
+//! 404 or 405.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -21,75 +23,12 @@ use warp::{Buf, Filter};
 use crate::auth::{Credential, Outcome};
 use crate::broker::RequestId;
 use crate::config::TrustProxy;
-use crate::error::{ApiError, json_response};
+use crate::error::ApiError;
+use crate::routes::{Audience, Found};
 use crate::state::AppState;
 
 /// Largest request body accepted (64 KiB); larger gets 413.
 pub const MAX_BODY: usize = 64 * 1024;
-
-/// One route of the table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Route {
-    pub method: &'static str,
-    /// `{id}` stands for one path segment.
-    pub path: &'static str,
-    /// Whether credentials are required.
-    pub auth: bool,
-    /// Whether it is a WebSocket upgrade.
-    pub websocket: bool,
-}
-
-const fn route(method: &'static str, path: &'static str, auth: bool, websocket: bool) -> Route {
-    Route {
-        method,
-        path,
-        auth,
-        websocket,
-    }
-}
-
-/// The gateway's own routes (the conversation browser adds
-/// [`crate::conversations::ROUTES`]).
-pub const ROUTES: &[Route] = &[
-    route("GET", "/healthz", false, false),
-    route("GET", "/readyz", false, false),
-    route("GET", "/public-url", false, false),
-    route("POST", "/api/login", false, false),
-    route("POST", "/api/logout", true, false),
-    route("GET", "/api/sessions", true, false),
-    route("POST", "/api/sessions", true, false),
-    route("GET", "/api/sessions/{id}", true, false),
-    route("PATCH", "/api/sessions/{id}", true, false),
-    route("DELETE", "/api/sessions/{id}", true, false),
-    route("GET", "/api/sessions/{id}/egress", true, false),
-    route("GET", "/ws/sessions/{id}", true, true),
-    route("GET", "/ws/events", true, true),
-    route("GET", "/metrics", true, false),
-];
-
-/// Every route: the gateway's and the conversation browser's.
-pub fn all_routes() -> Vec<Route> {
-    ROUTES
-        .iter()
-        .chain(crate::conversations::ROUTES)
-        .copied()
-        .collect()
-}
-
-/// Whether a path requires authentication.
-pub fn requires_auth(method: &Method, path: &str) -> bool {
-    if path == "/api/login" && method == Method::POST {
-        return false;
-    }
-    under(path, "/api") || under(path, "/ws") || under(path, "/metrics")
-}
-
-fn under(path: &str, prefix: &str) -> bool {
-    path == prefix
-        || path
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with('/'))
-}
 
 /// The client address that a connection was accepted from (set by the server loop).
 #[derive(Clone, Copy, Debug)]
@@ -113,6 +52,8 @@ pub struct ApiRequest {
     pub id: RequestId,
     /// Set once the request is authenticated.
     pub credential: Option<Credential>,
+    /// The path's parameters (`{id}` of the route's pattern), by name.
+    pub params: Vec<(&'static str, String)>,
 }
 
 impl std::fmt::Debug for ApiRequest {
@@ -126,20 +67,17 @@ impl std::fmt::Debug for ApiRequest {
 }
 
 impl ApiRequest {
+    /// A path parameter of the route (`""` when the pattern has none of that name).
+    pub fn param(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, value)| value)
+    }
+
     /// A header as text.
     pub fn header(&self, name: impl header::AsHeaderName) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The path's segments after a prefix: `segments("/api/sessions")` of
-    /// `/api/sessions/x` is `["x"]`.
-    pub fn segments(&self, prefix: &str) -> Option<Vec<&str>> {
-        let rest = self.path.strip_prefix(prefix)?;
-        if rest.is_empty() {
-            return Some(Vec::new());
-        }
-        let rest = rest.strip_prefix('/')?;
-        Some(rest.split('/').collect())
     }
 
     /// A query parameter (not percent-decoded beyond `+`).
@@ -258,6 +196,7 @@ async fn respond(
         proxied: trusted,
         id: id.clone(),
         credential: None,
+        params: Vec::new(),
     };
     let mut response = match body {
         Ok(body) => {
@@ -357,43 +296,32 @@ pub async fn dispatch(state: &Arc<AppState>, mut request: ApiRequest) -> Respons
     if (request.ws.is_some() || state_changing) && !origin_allowed(state, &request) {
         return ApiError::origin().into_response();
     }
-    match (method.as_str(), path.as_str()) {
-        ("GET" | "HEAD", "/healthz") => {
-            return json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}));
+    let found = crate::routes::find(&method, &path);
+    let audience = match &found {
+        Found::Route(route, _) => route.audience,
+        Found::OtherMethod(audience) => *audience,
+        Found::Nothing if crate::routes::protected_namespace(&path) => Audience::Authenticated,
+        Found::Nothing => {
+            return match method {
+                Method::GET | Method::HEAD => crate::assets::serve(&path, &request.headers),
+                _ => ApiError::method_not_allowed().into_response(),
+            };
         }
-        ("GET" | "HEAD", "/readyz") => return crate::api::ready(state).await,
-        ("GET" | "HEAD", "/public-url") => {
-            return json_response(
-                StatusCode::OK,
-                &serde_json::json!({"url": state.public_url.get()}),
-            );
+    };
+    if audience == Audience::Authenticated {
+        match authenticate(state, &request) {
+            Ok(credential) => request.credential = Some(credential),
+            Err(error) => return refuse_credential(error, &request),
         }
-        ("POST", "/api/login") => return crate::api::login(state, &request).await,
-        _ => {}
     }
-    if !requires_auth(&method, &path) {
-        return match method {
-            Method::GET | Method::HEAD => crate::assets::serve(&path, &request.headers),
-            _ => ApiError::method_not_allowed().into_response(),
-        };
+    match found {
+        Found::Route(route, params) => {
+            request.params = params;
+            (route.handler)(state.clone(), request).await
+        }
+        Found::OtherMethod(_) => ApiError::method_not_allowed().into_response(),
+        Found::Nothing => ApiError::not_found("no such endpoint").into_response(),
     }
-    match authenticate(state, &request) {
-        Ok(credential) => request.credential = Some(credential),
-        Err(error) => return refuse_credential(error, &request),
-    }
-    if path == "/metrics" {
-        return match method {
-            Method::GET | Method::HEAD => crate::metrics::serve(state).await,
-            _ => ApiError::method_not_allowed().into_response(),
-        };
-    }
-    if let Some(response) = crate::api::route(state, &mut request).await {
-        return response;
-    }
-    if let Some(response) = crate::conversations::handle(state, &mut request).await {
-        return response;
-    }
-    ApiError::not_found("no such endpoint").into_response()
 }
 
 /// The request's credential; a wrong one spends the client's failure budget,
@@ -462,43 +390,9 @@ fn origin_allowed(state: &AppState, request: &ApiRequest) -> bool {
     state.origins.allows(request.header(header::ORIGIN), host)
 }
 
-/// Answers 405 when a path exists with other methods, else `None`.
-pub fn method_not_allowed(path: &str) -> Option<Response> {
-    all_routes()
-        .iter()
-        .any(|route| pattern_matches(route.path, path))
-        .then(|| ApiError::method_not_allowed().into_response())
-}
-
-/// Whether `path` matches a route pattern with `{id}` segments.
-pub fn pattern_matches(pattern: &str, path: &str) -> bool {
-    let mut a = pattern.split('/');
-    let mut b = path.split('/');
-    loop {
-        match (a.next(), b.next()) {
-            (None, None) => return true,
-            (Some(p), Some(s)) if p.starts_with('{') && !s.is_empty() => {}
-            (Some(p), Some(s)) if p == s => {}
-            _ => return false,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn patterns() {
-        assert!(pattern_matches("/api/sessions/{id}", "/api/sessions/abc"));
-        assert!(!pattern_matches("/api/sessions/{id}", "/api/sessions/"));
-        assert!(!pattern_matches("/api/sessions/{id}", "/api/sessions/a/b"));
-        assert!(requires_auth(&Method::GET, "/api/sessions"));
-        assert!(requires_auth(&Method::GET, "/ws/events"));
-        assert!(!requires_auth(&Method::POST, "/api/login"));
-        assert!(!requires_auth(&Method::GET, "/apiary"));
-        assert!(!requires_auth(&Method::GET, "/"));
-    }
 
     #[test]
     fn forwarded_for_is_read_from_the_right() {

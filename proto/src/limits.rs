@@ -32,7 +32,7 @@ pub fn clamp_dimension(value: u32, default: u16) -> u16 {
 pub fn typescript() -> String {
     format!(
         "// Generated from proto/src/limits.rs; do not edit. Regenerate with\n\
-         // DISPATCH_UPDATE_GENERATED=1 cargo nextest run -p dispatch-gateway --test generated_limits\n\
+         // DISPATCH_UPDATE_GENERATED=1 cargo nextest run -p dispatch-gateway --test generated\n\
          \n\
          /** Longest session name, in characters (Unicode code points; the gateway and broker refuse longer). */\n\
          export const MAX_SESSION_NAME_CHARS = {MAX_SESSION_NAME_CHARS};\n\
