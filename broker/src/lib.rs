@@ -16,6 +16,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod binary;
 pub mod claude_hook;
 pub mod client;
 pub mod config;

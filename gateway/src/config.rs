@@ -1,12 +1,13 @@
-//! The gateway's configuration: command-line flags, each also an environment
-//! variable (the seed's names kept), and the checks that refuse an unsafe
-//! start.
+//! The gateway's command line ([`Cli`]) and configuration: flags, each also
+//! an environment variable (the seed's names kept), and the checks that
+//! refuse an unsafe start.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
+use clap::{Parser, Subcommand};
 
 /// The seed's example key: refused everywhere.
 pub const DEFAULT_KEY: &str = "change-me";
@@ -14,6 +15,44 @@ pub const DEFAULT_KEY: &str = "change-me";
 /// The fewest characters a key may have when the gateway is reachable from
 /// other machines (bound off loopback, or with the tunnel on).
 pub const MIN_KEY_LENGTH: usize = 16;
+
+/// The internet-facing half of dispatch: HTTP, WebSockets, authentication and
+/// the web UI, in front of dispatch-broker.
+#[derive(Parser, Debug)]
+#[command(name = "dispatch-gateway", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    /// Log format on stderr: `text` (human-readable) or `json` (one object
+    /// per line).
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands; without one the gateway serves.
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Exit 0 when the gateway on the configured HOST and PORT answers /healthz.
+    Healthcheck,
+    /// Stop dispatch for good: the gateway running the local broker of
+    /// STATE_DIR, that broker, and every session in it.
+    Stop,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// Everything `dispatch-gateway` can be told.
 #[derive(clap::Args, Clone, Debug)]
@@ -113,10 +152,6 @@ pub struct Config {
     /// Seconds for one more failed login to be allowed after the burst is used.
     #[arg(long, env = "LOGIN_REFILL_SECS", default_value_t = 6)]
     pub login_refill_secs: u64,
-
-    /// Log format: `text` or `json`.
-    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
-    pub log_format: String,
 
     /// HTTP connections served at once (WebSockets excluded); more are refused with 503.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(1..))]
@@ -270,9 +305,9 @@ impl Config {
     }
 
     /// Refuses an unsafe start: the example key anywhere, no key or a short
-    /// one where other machines can reach the gateway. Returns the warnings
-    /// to print loudly otherwise.
-    pub fn validate(&self) -> Result<Vec<String>, ConfigError> {
+    /// one where other machines can reach the gateway, malformed origins or
+    /// hosts, a zero session lifetime. Run once, by [`crate::Gateway::new`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
         for origin in &self.allowed_origins {
             if crate::origin::normalize_origin(origin).is_none() {
                 return Err(ConfigError::BadOrigin(origin.clone()));
@@ -289,8 +324,7 @@ impl Config {
         if self.min_key_length < MIN_KEY_LENGTH {
             return Err(ConfigError::MinKeyLengthTooLow(self.min_key_length));
         }
-        self.validate_key()?;
-        Ok(Vec::new())
+        self.validate_key()
     }
 
     fn validate_key(&self) -> Result<(), ConfigError> {
@@ -358,7 +392,7 @@ mod tests {
         let c = parse(&["--terminal-key", "change-me"]);
         assert_eq!(c.validate(), Err(ConfigError::WellKnownKey));
         let c = parse(&[]);
-        assert!(c.validate().unwrap().is_empty(), "generated on loopback");
+        assert!(c.validate().is_ok(), "generated on loopback");
         let c = parse(&["--host", "0.0.0.0", "--terminal-key", "s3cret"]);
         assert!(matches!(
             c.validate(),
@@ -367,9 +401,9 @@ mod tests {
         let c = parse(&["--enable-tunnel", "--terminal-key", "s3cret"]);
         assert!(matches!(c.validate(), Err(ConfigError::ShortKey { .. })));
         let c = parse(&["--terminal-key", "s3cret"]);
-        assert!(c.validate().unwrap().is_empty(), "short keys on loopback");
+        assert!(c.validate().is_ok(), "short keys on loopback");
         let c = parse(&["--host", "0.0.0.0", "--terminal-key", "sixteen-chars-ok"]);
-        assert!(c.validate().unwrap().is_empty());
+        assert!(c.validate().is_ok());
         let c = parse(&["--min-key-length", "8"]);
         assert_eq!(c.validate(), Err(ConfigError::MinKeyLengthTooLow(8)));
     }

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod binary;
 pub mod broker;
 pub mod config;
 pub mod conversations;
@@ -40,7 +41,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use broker::Broker;
-pub use config::Config;
+pub use config::{Cli, Config};
 pub use public_url::PublicUrl;
 pub use state::AppState;
 
@@ -57,9 +58,7 @@ impl Gateway {
     /// may come up later). Without `BROKER_URL`, starts a `dispatch-broker`
     /// child. Must run inside a tokio runtime.
     pub fn new(config: Config) -> anyhow::Result<Self> {
-        for warning in config.validate()? {
-            tracing::warn!("{warning}");
-        }
+        config.validate()?;
         if config.enable_tunnel {
             tunnel_config(&config, tunnel::Destination::dial(config.listen_addr()))?;
         }

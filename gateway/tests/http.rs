@@ -460,6 +460,42 @@ async fn refuses_the_default_key() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn log_format_is_text_or_json_for_every_subcommand() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let healthcheck = |env: &[(&str, &str)], args: &[&str]| {
+        let mut command = gateway_command(env);
+        command
+            .arg("healthcheck")
+            .args(args)
+            .env("PORT", free.to_string())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    // An unknown format is refused by name, before anything runs.
+    let output = healthcheck(&[("LOG_FORMAT", "yaml")], &[])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("invalid value 'yaml'") && stderr.contains("--log-format"),
+        "{stderr}"
+    );
+    // The flag is the binary's, so a subcommand takes it too (as the broker's
+    // does); the health check then just finds nothing listening.
+    let output = healthcheck(&[], &["--log-format", "json"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn local_mode_supervises_a_broker_without_the_key() {
     let bin = broker_bin();
     let home = tempfile::tempdir().unwrap();

@@ -1,0 +1,133 @@
+//! The `dispatch-broker` binary's body (`main.rs` only calls [`main`]):
+//! makes the process non-dumpable, parses the command line
+//! ([`crate::Cli`]), sets up logging, refuses the token given as a flag, and
+//! runs the broker, its health check or an admin call. The configuration is
+//! checked once, by [`Broker::new`].
+
+use std::process::ExitCode;
+
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Cli, Command, Config, ListenAddr, LogFormat};
+use crate::{Broker, Listener, admin, client};
+
+/// Runs the binary.
+pub fn main() -> ExitCode {
+    // First thing: no other process of this user (a program in a session)
+    // may read this one's memory, environment or open files through /proc
+    // or ptrace. See docs/security.md.
+    let private = nix::sys::prctl::set_dumpable(false);
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    init_tracing(
+        cli.log_format,
+        matches!(cli.command, Some(Command::Admin(_))),
+    );
+    // A process's environment is private to it (see above), its command
+    // line is not.
+    if matches.value_source("token") == Some(ValueSource::CommandLine) {
+        eprintln!(
+            "dispatch-broker: BROKER_TOKEN was given as --token, which every local user can read \
+             (ps, /proc/<pid>/cmdline); set the BROKER_TOKEN environment variable instead"
+        );
+        return ExitCode::FAILURE;
+    }
+    if let Err(e) = private {
+        tracing::warn!(
+            "cannot make the process non-dumpable: {e}; /proc/<pid>/environ stays readable by this user"
+        );
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("dispatch-broker: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Some(Command::Healthcheck) => healthcheck(&cli.config.listen).await,
+            Some(Command::Admin(args)) => {
+                Ok(admin::cli::run(args, &cli.config.listen, &cli.config.admin_token.0).await)
+            }
+            None => serve(cli.config).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr, as text or JSON lines. The admin client only logs
+/// warnings (its output is the answer).
+fn init_tracing(format: LogFormat, client: bool) {
+    let default = if client { "warn" } else { "info" };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// `dispatch-broker healthcheck`.
+async fn healthcheck(addr: &ListenAddr) -> anyhow::Result<ExitCode> {
+    Ok(if client::healthcheck(addr).await? {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("dispatch-broker at {addr} is not serving");
+        ExitCode::FAILURE
+    })
+}
+
+/// Serves until SIGTERM or SIGINT.
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let listener = Listener::bind(&config.listen).await?;
+    let broker = Broker::new(config)?;
+    if broker.config().token.0.is_empty() {
+        tracing::warn!(
+            "BROKER_TOKEN is empty: calls are not authenticated (Unix socket of mode 0600 only)"
+        );
+    }
+    // Machine-readable line for supervisors (the real port when binding :0).
+    println!("dispatch-broker listening on {}", listener.local_addr()?);
+    if let Some(addr) = broker.config().metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))?;
+        println!(
+            "dispatch-broker metrics on http://{}/metrics",
+            metrics.local_addr()?
+        );
+        broker.serve_metrics(metrics);
+    }
+    if broker.config().admin_token.0.is_empty() {
+        tracing::info!("BROKER_ADMIN_TOKEN is not set: the Admin service is off");
+    }
+    let shutdown = broker.shutdown_handle();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        shutdown.shutdown();
+    });
+    broker.serve(listener).await?;
+    Ok(ExitCode::SUCCESS)
+}
