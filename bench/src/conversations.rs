@@ -264,6 +264,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ms(percentile(&mut filtered, 0.5)),
         ms(percentile(&mut filtered, 0.99))
     );
+    usage_latency(&mut broker, args.list_calls, &mut lists, &status).await?;
 
     // Search.
     let middle = &manifest.conversations[manifest.conversations.len() / 2];
@@ -331,6 +332,64 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Round trips of the cheapest call, as the latency baseline.
+/// Usage reports (per day in a time zone, per project) beside the warm
+/// list's p50/p99 measured just before, and the usage counters' memory.
+/// Skipped for a broker without `GetUsage` (a build before it).
+async fn usage_latency(
+    broker: &mut Broker,
+    calls: usize,
+    lists: &mut [Duration],
+    status: &pb::IndexStatus,
+) -> anyhow::Result<()> {
+    let list = format!(
+        "warm list p50 / p99: {} / {}",
+        ms(percentile(lists, 0.5)),
+        ms(percentile(lists, 0.99))
+    );
+    for (group_by, tz, what) in [
+        (
+            pb::UsageGroupBy::Day,
+            "Europe/Berlin",
+            "per day (Europe/Berlin)",
+        ),
+        (pb::UsageGroupBy::Project, "", "per project"),
+    ] {
+        let mut samples = Vec::with_capacity(calls);
+        for _ in 0..calls {
+            let started = Instant::now();
+            let req = broker.request(pb::UsageRequest {
+                group_by: group_by as i32,
+                time_zone: tz.to_owned(),
+                ..Default::default()
+            });
+            match broker.client.get_usage(req).await {
+                Ok(_) => samples.push(started.elapsed()),
+                Err(s) if s.code() == tonic::Code::Unimplemented => {
+                    println!("| usage report | not served by this broker | | |");
+                    return Ok(());
+                }
+                Err(s) => bail!("usage report: {s}"),
+            }
+        }
+        println!(
+            "| usage report {what}, all time, {} conversations, p50 / p99 | {} / {} | {list} | {:.1}x |",
+            status.conversations,
+            ms(percentile(&mut samples, 0.5)),
+            ms(percentile(&mut samples, 0.99)),
+            percentile(&mut samples, 0.5).as_secs_f64()
+                / percentile(lists, 0.5).as_secs_f64().max(1e-9)
+        );
+    }
+    let usage_mib = status.usage_bytes as f64 / (1024.0 * 1024.0);
+    let (rss, _) = broker.memory_mib();
+    println!(
+        "| usage counters (heap) | {usage_mib:.2} MiB | broker RSS now: {rss:.1} MiB, without them: {:.1} MiB | {:.1}% |",
+        rss - usage_mib,
+        100.0 * usage_mib / rss.max(1e-9)
+    );
+    Ok(())
+}
+
 async fn status_round_trips(broker: &Broker) -> Vec<Duration> {
     let mut client = ConversationsClient::new(broker.channel.clone());
     let mut samples = Vec::new();

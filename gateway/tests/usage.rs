@@ -88,6 +88,8 @@ impl Stack {
             KEY,
             "--broker-url",
             &format!("http://{broker}"),
+            "--state-dir",
+            home.path().join("gateway-state").to_str().unwrap(),
         ])
         .unwrap();
         let gateway = Gateway::new(cli.config).unwrap();

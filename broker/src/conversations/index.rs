@@ -514,16 +514,6 @@ impl ConversationIndex {
         sum.finish()
     }
 
-    /// Heap bytes held by the usage buckets (for the memory benchmark).
-    pub fn usage_heap_bytes(&self) -> usize {
-        let state = sync::read(&self.state);
-        state
-            .files
-            .values()
-            .map(|e| e.stats.usage.heap_bytes())
-            .sum()
-    }
-
     /// Index size and damage.
     pub fn status(&self) -> pb::IndexStatus {
         let state = sync::read(&self.state);
@@ -546,6 +536,7 @@ impl ConversationIndex {
             status.corrupt_lines += entry.stats.damage.corrupt;
             status.invalid_utf8_lines += entry.stats.damage.invalid_utf8;
             status.oversized_lines += entry.stats.damage.oversized;
+            status.usage_bytes += entry.stats.usage.heap_bytes() as u64;
         }
         status
     }

@@ -120,6 +120,8 @@ pub struct UsageSum<'p> {
     days: HashMap<u32, Date>,
     top: Vec<Costly>,
     conversation: Vec<(u32, TokenCounts)>,
+    /// Interned names of the current transcript's models, by index.
+    model_ids: Vec<u32>,
 }
 
 impl<'p> UsageSum<'p> {
@@ -132,19 +134,29 @@ impl<'p> UsageSum<'p> {
             days: HashMap::new(),
             top: Vec::new(),
             conversation: Vec::new(),
+            model_ids: Vec::new(),
         }
     }
 
     /// Adds one conversation's buckets within the period.
     pub fn add(&mut self, c: &ConversationFiles<'_>) {
         self.conversation.clear();
+        let project = self.names.id(c.project);
         for stats in c.files {
+            self.model_ids.clear();
+            for name in &stats.models {
+                let id = self.names.id(name);
+                self.model_ids.push(id);
+            }
             for bucket in stats.usage.buckets() {
                 if !self.within(bucket) {
                     continue;
                 }
-                let model = self.names.id(model_name(stats, bucket.model));
-                let key = self.group_key(c, bucket, model);
+                let model = match self.model_ids.get(usize::from(bucket.model)) {
+                    Some(id) => *id,
+                    None => self.names.id(UNKNOWN_MODEL),
+                };
+                let key = self.group_key(project, bucket, model);
                 self.cells
                     .entry((key, model))
                     .or_default()
@@ -161,10 +173,10 @@ impl<'p> UsageSum<'p> {
             && self.query.until_ms.is_none_or(|t| start < t)
     }
 
-    fn group_key(&mut self, c: &ConversationFiles<'_>, bucket: &Bucket, model: u32) -> GroupKey {
+    fn group_key(&mut self, project: u32, bucket: &Bucket, model: u32) -> GroupKey {
         match self.query.group_by {
             GroupBy::Model => GroupKey::Name(model),
-            GroupBy::Project => GroupKey::Name(self.names.id(c.project)),
+            GroupBy::Project => GroupKey::Name(project),
             GroupBy::Day => {
                 let tz = &self.query.time_zone;
                 let day = *self
