@@ -108,14 +108,9 @@ pub async fn list(state: &AppState, request: &ApiRequest) -> Result<Response, Ap
     ))
 }
 
+/// A conversation id ([`dispatch_proto::limits::is_conversation_id`]).
 fn check_id(id: &str) -> Result<(), ApiError> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && !id.starts_with('.');
-    if ok {
+    if dispatch_proto::limits::is_conversation_id(id) {
         Ok(())
     } else {
         Err(ApiError::bad_request("invalid conversation id"))

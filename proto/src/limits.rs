@@ -1,7 +1,8 @@
 //! Limits shared by the broker, the gateway and the web UI, defined once:
 //! the broker's largest accepted gRPC message (`BROKER_MAX_MESSAGE_BYTES`)
 //! and the largest terminal input that fits in one, so the gateway refuses
-//! what the broker would; the longest session name; the terminal size range.
+//! what the broker would; the longest session name; the terminal size range;
+//! what a conversation id may be.
 //! The web UI reads the last two from `gateway/web/src/generated/limits.ts`,
 //! written from [`typescript`] (a gateway test fails when it is stale).
 
@@ -14,6 +15,21 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 /// Longest session name, in characters (Unicode scalar values).
 pub const MAX_SESSION_NAME_CHARS: usize = 128;
+
+/// Longest conversation or agent id, in bytes.
+pub const MAX_CONVERSATION_ID_BYTES: usize = 128;
+
+/// Whether `id` can name a conversation or a subagent's transcript: at most
+/// [`MAX_CONVERSATION_ID_BYTES`] of `[A-Za-z0-9_.-]`, not starting with a
+/// dot (so never `.` or `..`, and never a hidden file's name).
+pub fn is_conversation_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_CONVERSATION_ID_BYTES
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !id.starts_with('.')
+}
 
 /// Largest terminal width or height, in cells: sizes are clamped to
 /// `1..=MAX_TERMINAL_DIMENSION`.
@@ -67,6 +83,15 @@ mod tests {
             kind: Some(attach_request::Kind::Input(vec![0u8; n].into())),
         }
         .encoded_len()
+    }
+
+    #[test]
+    fn conversation_ids() {
+        assert!(is_conversation_id("7f3c2a9e-1b4d-4e8a-9c2f-5d6e7a8b9c01"));
+        assert!(is_conversation_id("agent-a1b2.c_3"));
+        for bad in ["", ".", "..", ".hidden", "a/b", "a b", &"x".repeat(129)] {
+            assert!(!is_conversation_id(bad), "{bad:?}");
+        }
     }
 
     #[test]

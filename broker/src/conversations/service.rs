@@ -87,16 +87,9 @@ impl ConversationsService {
     }
 }
 
-/// A conversation or agent id: short, and only `[A-Za-z0-9_.-]`.
+/// A conversation or agent id ([`dispatch_proto::limits::is_conversation_id`]).
 fn check_id(what: &str, id: &str) -> Result<(), ConversationError> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && id != "."
-        && id != "..";
-    if ok {
+    if dispatch_proto::limits::is_conversation_id(id) {
         Ok(())
     } else {
         Err(ConversationError::InvalidArgument(format!(
