@@ -8,7 +8,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Value, json};
 
@@ -285,7 +285,7 @@ fn write_conversation(
         }
         main.user("next")?;
     }
-    if c % 2 == 0 {
+    if c.is_multiple_of(2) {
         let agent = format!("a{c:04x}");
         let path = dir
             .join(&id)
@@ -302,7 +302,7 @@ fn write_conversation(
             &mut add,
         )?;
     }
-    if c % 5 == 0 {
+    if c.is_multiple_of(5) {
         let agent = format!("l{c:04x}");
         let path = dir.join(format!("agent-{agent}.jsonl"));
         write_subagent(
@@ -323,7 +323,7 @@ fn write_conversation(
 
 #[allow(clippy::too_many_arguments)]
 fn write_subagent(
-    path: &PathBuf,
+    path: &Path,
     parent: &str,
     project: &str,
     agent: &str,
