@@ -28,6 +28,9 @@ pub enum Audience {
     /// A holder of the key or of a login cookie (docs/protocol.md,
     /// Authentication); a wrong credential spends the failure budget.
     Authenticated,
+    // A narrower audience (say, the viewer of one shared session, holding
+    // that share's token) is one more variant here and one more arm in the
+    // dispatcher's credential check; its routes then name it.
 }
 
 impl Audience {
