@@ -9,8 +9,7 @@
 use std::path::{Path, PathBuf};
 
 const UPDATE: &str = "DISPATCH_UPDATE_GENERATED";
-const REGENERATE: &str =
-    "regenerate with DISPATCH_UPDATE_GENERATED=1 cargo nextest run -p dispatch-gateway --test generated";
+const REGENERATE: &str = "regenerate with DISPATCH_UPDATE_GENERATED=1 cargo nextest run -p dispatch-gateway --test generated";
 
 fn repo_file(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
