@@ -551,6 +551,7 @@ pub fn conversation_json(c: &pb::Conversation, now: i64) -> Value {
         "damagedLines": c.damaged_lines,
         "costUsd": c.cost_usd,
         "unpricedModels": c.unpriced_models,
+        "context": {"tokens": c.context_tokens, "window": c.context_window, "model": c.context_model},
     })
 }
 

@@ -334,6 +334,18 @@ async fn each_conversation_lists_its_cost_with_subagents_and_unpriced_models() {
         assert_eq!(!listed.is_empty(), unpriced, "{id}");
         let one = stack.json(&format!("/api/conversations/{id}")).await;
         assert_eq!(one["costUsd"], c["costUsd"]);
+        // Live context: the main transcript's last response, subagents aside.
+        let last = mine.iter().rfind(|r| !r.sidechain).unwrap();
+        let t = &last.tokens;
+        let context = t.input + t.cache_write_5m + t.cache_write_1h + t.cache_read;
+        assert_eq!(c["context"]["tokens"], context, "{id}");
+        assert_eq!(c["context"]["model"], last.model.as_str(), "{id}");
+        let window = if context > 200_000 {
+            1_000_000
+        } else {
+            200_000
+        };
+        assert_eq!(c["context"]["window"], window, "{id}");
     }
 }
 

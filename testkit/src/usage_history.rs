@@ -58,6 +58,8 @@ pub struct Response {
     /// Timestamp of the response's first line, Unix epoch ms.
     pub at_ms: i64,
     pub tokens: UsageTokens,
+    /// Written into a subagent's transcript.
+    pub sidechain: bool,
 }
 
 /// What [`generate`] wrote.
@@ -259,16 +261,18 @@ fn write_conversation(
         clock_ms,
     )?;
     main.user(&title)?;
-    let mut add = |model: &str, at_ms: i64, tokens: UsageTokens, history: &mut History| {
-        history.responses.push(Response {
-            conversation: id.clone(),
-            title: title.clone(),
-            project: project.to_owned(),
-            model: model.to_owned(),
-            at_ms,
-            tokens,
-        });
-    };
+    let mut add =
+        |model: &str, at_ms: i64, tokens: UsageTokens, sidechain: bool, history: &mut History| {
+            history.responses.push(Response {
+                conversation: id.clone(),
+                title: title.clone(),
+                project: project.to_owned(),
+                model: model.to_owned(),
+                at_ms,
+                tokens,
+                sidechain,
+            });
+        };
     for r in 0..3 + rng.below(5) {
         let model = if c % 4 == 3 && r == 1 {
             MODELS[3]
@@ -278,7 +282,7 @@ fn write_conversation(
         let t = tokens(rng);
         let lines = 1 + rng.below(3) as u32;
         let at = main.response(rng, model, t, lines)?;
-        add(model, at, t, history);
+        add(model, at, t, false, history);
         if r == 1 {
             main.damage(rng)?;
             history.damaged_lines += 2;
@@ -330,7 +334,7 @@ fn write_subagent(
     clock_ms: i64,
     rng: &mut Rng,
     history: &mut History,
-    add: &mut impl FnMut(&str, i64, UsageTokens, &mut History),
+    add: &mut impl FnMut(&str, i64, UsageTokens, bool, &mut History),
 ) -> io::Result<()> {
     let mut sub = Transcript::create(path, parent, project, Some(agent), clock_ms)?;
     sub.user("Search the code")?;
@@ -338,7 +342,7 @@ fn write_subagent(
         let t = tokens(rng);
         let lines = 1 + rng.below(2) as u32;
         let at = sub.response(rng, MODELS[2], t, lines)?;
-        add(MODELS[2], at, t, history);
+        add(MODELS[2], at, t, true, history);
     }
     sub.finish()
 }

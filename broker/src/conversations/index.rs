@@ -14,7 +14,7 @@ use dispatch_proto::time::now_ms;
 use dispatch_proto::v1 as pb;
 use tokio::sync::broadcast;
 
-use super::pricing::PriceTable;
+use super::pricing::{self, PriceTable};
 use super::record::{Line, MAX_LINE_BYTES, scan_lines};
 use super::scan::{self, FileStamp, Found, TranscriptKind};
 use super::stats::{Tokens, TranscriptStats};
@@ -730,6 +730,12 @@ fn build_conversation(state: &State, id: &str, prices: &PriceTable) -> Option<pb
         modified_at_ms: mtime_ms(main),
         cost_usd: 0.0,
         unpriced_models: Vec::new(),
+        context_tokens: stats.context_tokens,
+        context_window: pricing::context_window(stats.context_tokens),
+        context_model: stats
+            .context_model
+            .and_then(|m| stats.models.get(usize::from(m)).cloned())
+            .unwrap_or_default(),
     };
     let files: Vec<&TranscriptStats> = std::iter::once(stats)
         .chain(readable_children(state, id).map(|e| &e.stats))

@@ -23,6 +23,21 @@ use super::usage_log::TokenCounts;
 /// <https://platform.claude.com/docs/en/about-claude/pricing>.
 pub const BUILTIN_VERSION: &str = "anthropic-2026-12";
 
+/// The context window of Claude models, in tokens.
+pub const CONTEXT_WINDOW: u64 = 200_000;
+/// The extended window (1M-token context), assumed once a response used
+/// more than [`CONTEXT_WINDOW`].
+pub const EXTENDED_CONTEXT_WINDOW: u64 = 1_000_000;
+
+/// The window a response of `context_tokens` ran in.
+pub fn context_window(context_tokens: u64) -> u64 {
+    if context_tokens > CONTEXT_WINDOW {
+        EXTENDED_CONTEXT_WINDOW
+    } else {
+        CONTEXT_WINDOW
+    }
+}
+
 /// USD per million tokens of one model.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

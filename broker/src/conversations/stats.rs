@@ -78,6 +78,10 @@ pub struct TranscriptStats {
     pub damage: LineDamage,
     /// Tokens by quarter hour and model (indexes into `models`).
     pub usage: UsageLog,
+    /// The context of the last response: its input plus cache tokens.
+    pub context_tokens: u64,
+    /// The model of the last response.
+    pub context_model: Option<u16>,
     recent_ids: RecentIds,
 }
 
@@ -190,6 +194,10 @@ impl TranscriptStats {
                 let at = record.timestamp.as_deref().and_then(parse_timestamp_ms);
                 let at = at.unwrap_or(self.last_ms);
                 self.usage.add(at, model.unwrap_or(NO_MODEL), usage);
+                self.context_tokens = usage.input_tokens.unwrap_or(0)
+                    + usage.cache_creation_input_tokens.unwrap_or(0)
+                    + usage.cache_read_input_tokens.unwrap_or(0);
+                self.context_model = model;
             }
         }
         if let LiteContent::Blocks(blocks) = message.lite_content() {
