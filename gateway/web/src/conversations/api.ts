@@ -29,6 +29,8 @@ export interface Conversation {
   costUsd: number;
   /** Models used that have no price (left out of `costUsd`). */
   unpricedModels: string[];
+  /** The last response's input plus cache tokens, its window and model. */
+  context?: { tokens: number; window: number; model: string };
 }
 
 export interface ToolResult {

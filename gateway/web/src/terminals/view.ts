@@ -22,6 +22,7 @@ import { StickyModifiers } from './modifiers';
 import { SHORTCUTS_HELP, TerminalPane, type PaneHost, type Shortcut } from './pane';
 import { describeFeed, describeState } from './status';
 import { conversationsForDirectory } from '../conversations/view';
+import { ContextGauge } from '../usage/context';
 import { MAX_SESSION_NAME_CHARS } from '../generated/limits';
 
 const VIEW = 'terminals';
@@ -103,6 +104,7 @@ class TerminalsView implements View, PaneHost {
   private readonly toolbarMeta: HTMLElement;
   /** A claude session's link to its folder's conversations (kept on phones). */
   private readonly conversationsSlot: HTMLElement;
+  private readonly contextGauge = new ContextGauge();
   private readonly actions: HTMLElement;
   private readonly searchBar: HTMLElement;
   private readonly searchInput: HTMLInputElement;
@@ -210,6 +212,7 @@ class TerminalsView implements View, PaneHost {
       drawerButton,
       h('div', { class: 'toolbar-info' }, this.toolbarTitle, this.toolbarMeta),
       this.conversationsSlot,
+      this.contextGauge.element,
       this.actions,
     );
 
@@ -380,6 +383,7 @@ class TerminalsView implements View, PaneHost {
     for (const pane of this.panes.values()) pane.dispose();
     this.panes.clear();
     this.order = [];
+    this.contextGauge.stop();
     sessionStorage.removeItem(OPEN_KEY);
     this.feed.dispose();
     this.egress.dispose();
@@ -812,6 +816,7 @@ class TerminalsView implements View, PaneHost {
       this.toolbarTitle.textContent = 'Terminals';
       this.toolbarMeta.textContent = '';
       this.conversationsSlot.replaceChildren();
+      this.contextGauge.watch(null);
       document.title = 'dispatch';
       return;
     }
@@ -826,6 +831,7 @@ class TerminalsView implements View, PaneHost {
     }
     this.toolbarMeta.textContent = meta.join(' · ');
     const href = session?.mode === 'claude' && session.cwd ? conversationsForDirectory(session.cwd) : null;
+    this.contextGauge.watch(session?.mode === 'claude' ? (session.cwd ?? null) : null);
     if (this.conversationsSlot.querySelector('a')?.getAttribute('href') !== href) {
       this.conversationsSlot.replaceChildren();
     }

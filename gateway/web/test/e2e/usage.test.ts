@@ -4,7 +4,7 @@
 // chart must be drawn, and the totals must equal the sums written here.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -53,6 +53,30 @@ function writeHome(root: string): Written {
     written.conversations.push(id);
   }
   return written;
+}
+
+const LIVE = '00000000-0000-4000-8000-00000000c0de';
+
+/** An assistant line of the live conversation (written 30 days ago, outside the 7-day period). */
+function liveResponse(folder: string, n: number, context: { input: number; write: number; read: number }): string {
+  const usage = { input_tokens: context.input, output_tokens: 10, cache_creation_input_tokens: context.write, cache_read_input_tokens: context.read };
+  const at = new Date(Date.now() - 30 * 24 * HOUR + n * 1000).toISOString();
+  const message = { model: 'claude-opus-4-6', id: `msg_live_${n}`, role: 'assistant', content: [{ type: 'text', text: 'ok' }], usage };
+  return JSON.stringify({ type: 'assistant', cwd: folder, sessionId: LIVE, uuid: `live${n}`, timestamp: at, message }) + '\n';
+}
+
+/** A conversation in a real folder, for a claude session started there; and a stand-in `claude` that waits. */
+function writeLive(root: string): { folder: string; transcript: string } {
+  const folder = join(root, 'work', 'live-project');
+  mkdirSync(folder, { recursive: true });
+  const dir = join(root, 'projects', folder.replace(/[/.]/g, '-'));
+  mkdirSync(dir, { recursive: true });
+  const transcript = join(dir, `${LIVE}.jsonl`);
+  writeFileSync(transcript, liveResponse(folder, 1, { input: 5, write: 2000, read: 40_000 }));
+  mkdirSync(join(root, 'bin'), { recursive: true });
+  writeFileSync(join(root, 'bin', 'claude'), '#!/bin/sh\nexec sleep 1000\n');
+  chmodSync(join(root, 'bin', 'claude'), 0o755);
+  return { folder, transcript };
 }
 
 interface Row {
@@ -151,13 +175,15 @@ describe('usage view', () => {
   let written: Written;
   let gateway: Gateway;
   let browser: Browser;
+  let live: { folder: string; transcript: string };
 
   before(async () => {
     home = mkdtempSync(join(tmpdir(), 'dispatch-usage-home-'));
     written = writeHome(home);
+    live = writeLive(home);
     const prices = join(home, 'prices.json');
     writeFileSync(prices, JSON.stringify({ version: 'e2e-1', models: { 'claude-opus-4-6': { input: 4, output: 20, cacheWrite5m: 5, cacheWrite1h: 8, cacheRead: 0.4 } } }));
-    gateway = await startGateway({ env: { CLAUDE_HOME: home, PRICES_FILE: prices } });
+    gateway = await startGateway({ env: { CLAUDE_HOME: home, PRICES_FILE: prices, PATH: `${join(home, 'bin')}:${process.env.PATH}` } });
     browser = await launchBrowser();
   });
 
@@ -190,6 +216,32 @@ describe('usage view', () => {
     await login(page, gateway.url);
     await page.goto(`${gateway.url}/#/usage`);
     await checkView(page, written, 'usage-phone.png');
+    await context.close();
+  });
+
+  test("a claude session's toolbar shows its folder's context use, updated as the transcript grows", TEST, async () => {
+    const context = await newContext(browser);
+    const page = await context.newPage();
+    await login(page, gateway.url);
+    const id = await page.evaluate(async (cwd) => {
+      const response = await fetch('/api/sessions', {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ mode: 'claude', name: 'context', cwd }),
+      });
+      return ((await response.json()) as { id: string }).id;
+    }, live.folder);
+    await page.goto(`${gateway.url}/#/terminals/${encodeURIComponent(id)}`);
+    const gauge = page.getByTestId('session-context');
+    await gauge.waitFor();
+    await page.waitForFunction(() => document.querySelector<HTMLElement>('[data-testid="session-context"]')?.dataset.tokens === '42005');
+    assert.equal(await gauge.getAttribute('data-window'), '200000');
+    assert.match((await gauge.textContent()) ?? '', /^21% of 200K$/);
+    appendFileSync(live.transcript, liveResponse(live.folder, 2, { input: 7, write: 3000, read: 150_000 }));
+    await page.waitForFunction(() => document.querySelector<HTMLElement>('[data-testid="session-context"]')?.dataset.tokens === '153007', undefined, { timeout: 10_000 });
+    assert.match((await gauge.textContent()) ?? '', /^77% of 200K$/);
+    await page.screenshot({ path: join(ensureArtifacts(), 'usage-session-context.png') });
     await context.close();
   });
 });
