@@ -10,7 +10,7 @@ use dispatch_proto::v1 as pb;
 use jiff::civil::Date;
 use jiff::tz::{Offset, TimeZone};
 
-use super::pricing::PriceTable;
+use super::pricing::{Price, PriceTable};
 use super::stats::TranscriptStats;
 use super::usage_log::{Bucket, NO_MODEL, TokenCounts};
 
@@ -122,6 +122,8 @@ pub struct UsageSum<'p> {
     conversation: Vec<(u32, TokenCounts)>,
     /// Interned names of the current transcript's models, by index.
     model_ids: Vec<u32>,
+    /// Prices by interned name, looked up once.
+    price_cache: Vec<Option<Option<Price>>>,
 }
 
 impl<'p> UsageSum<'p> {
@@ -135,6 +137,7 @@ impl<'p> UsageSum<'p> {
             top: Vec::new(),
             conversation: Vec::new(),
             model_ids: Vec::new(),
+            price_cache: Vec::new(),
         }
     }
 
@@ -193,7 +196,7 @@ impl<'p> UsageSum<'p> {
         if self.conversation.is_empty() || self.query.top == 0 {
             return;
         }
-        let priced = priced_cost(self.prices, &self.names, &self.conversation);
+        let priced = self.priced_cost();
         let full = self.top.len() >= self.query.top;
         if full && self.top.last().is_some_and(|last| last.cost >= priced.cost) {
             return;
@@ -215,6 +218,32 @@ impl<'p> UsageSum<'p> {
             },
         );
         self.top.truncate(self.query.top);
+    }
+
+    /// The price of interned model `model` (looked up once per query).
+    fn model_price(&mut self, model: u32) -> Option<Price> {
+        let at = model as usize;
+        if self.price_cache.len() <= at {
+            self.price_cache.resize(at + 1, None);
+        }
+        *self.price_cache[at]
+            .get_or_insert_with(|| self.prices.price(&self.names.names[at]).copied())
+    }
+
+    /// The current conversation's cost within the period.
+    fn priced_cost(&mut self) -> Priced {
+        let mut priced = Priced {
+            cost: 0.0,
+            unpriced: false,
+        };
+        for at in 0..self.conversation.len() {
+            let (model, tokens) = self.conversation[at];
+            match self.model_price(model) {
+                Some(price) => priced.cost += price.cost(&tokens),
+                None => priced.unpriced |= tokens.total() > 0,
+            }
+        }
+        priced
     }
 
     /// The report.
@@ -287,20 +316,6 @@ fn add_model(models: &mut Vec<(u32, TokenCounts)>, model: u32, tokens: &TokenCou
 struct Priced {
     cost: f64,
     unpriced: bool,
-}
-
-fn priced_cost(prices: &PriceTable, names: &Names, models: &[(u32, TokenCounts)]) -> Priced {
-    let mut priced = Priced {
-        cost: 0.0,
-        unpriced: false,
-    };
-    for (model, tokens) in models {
-        match prices.price(&names.names[*model as usize]) {
-            Some(price) => priced.cost += price.cost(tokens),
-            None => priced.unpriced |= tokens.total() > 0,
-        }
-    }
-    priced
 }
 
 fn usage_group(
