@@ -221,6 +221,7 @@ impl Gateway {
             .env("TERMINAL_KEY", KEY)
             .env("PTY_ROOT", &sessions)
             .env("HOME", &home)
+            .env("STATE_DIR", dir.path().join("state"))
             .env("CLAUDE_HOME", home.join(".claude"))
             .env("SHELL", "/bin/sh")
             .env("RUST_LOG", "error")

@@ -43,7 +43,7 @@ impl StateDir {
         let dir = Self {
             path: path.to_path_buf(),
         };
-        let probe = dir.path.join(".writable");
+        let probe = dir.temp_path("writable");
         dir.write_new(&probe, b"")
             .and_then(|()| fs::remove_file(&probe))
             .with_context(|| {

@@ -136,6 +136,8 @@ async fn start() -> Stack {
         &format!("http://{broker_addr}"),
         "--broker-token",
         BROKER_TOKEN,
+        "--state-dir",
+        root.path().join("gateway-state").to_str().unwrap(),
     ])
     .unwrap();
     let gateway = Gateway::new(cli.config).unwrap();

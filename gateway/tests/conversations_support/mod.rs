@@ -58,6 +58,8 @@ impl Stack {
             KEY,
             "--broker-url",
             &format!("http://{broker_addr}"),
+            "--state-dir",
+            home.path().join("gateway-state").to_str().unwrap(),
         ])
         .unwrap();
         let gateway = Gateway::new(cli.config).unwrap();
