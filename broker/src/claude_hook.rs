@@ -2,7 +2,8 @@
 //! starts `claude` with `--settings <file>`, a settings file of its own
 //! (in `PTY_ROOT/.dispatch/`, never the user's `~/.claude`) holding a
 //! `Notification` hook. The hook writes an OSC 777 desktop notification to
-//! the session's terminal, where the output scanner (see
+//! the session's terminal (found through its ancestors: hooks run without a
+//! controlling terminal), where the output scanner (see
 //! [`crate::session::attention`]) finds it like any other; the body is the
 //! notification's type (`permission_prompt`, `idle_prompt`, ...), so the
 //! attention's reason follows it.
@@ -28,7 +29,18 @@ kind=$(printf '%s' "$input" | sed -n 's/.*"notification_type" *: *"\([A-Za-z_]*\
 if [ -z "$kind" ]; then
   kind=$(printf '%s' "$input" | sed -n 's/.*"message" *: *"\([A-Za-z0-9 ,.:_-]*\)".*/\1/p')
 fi
-printf '\033]777;notify;Claude Code;%s\007' "${kind:-notification}" > /dev/tty 2>/dev/null
+# Hooks run in a session of their own, without a controlling terminal:
+# the terminal is the first ancestor's (claude's) standard input.
+terminal=/dev/tty
+pid=$$
+while [ "${pid:-1}" -gt 1 ]; do
+  link=$(readlink "/proc/$pid/fd/0" 2>/dev/null)
+  case "$link" in
+    /dev/pts/*) terminal=$link; break ;;
+  esac
+  pid=$(sed -n 's/^PPid:[[:space:]]*//p' "/proc/$pid/status" 2>/dev/null)
+done
+printf '\033]777;notify;Claude Code;%s\007' "${kind:-notification}" > "$terminal" 2>/dev/null
 exit 0
 "#;
 
