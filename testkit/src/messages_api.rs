@@ -49,9 +49,7 @@ impl MessagesApi {
 
     /// Whether a request carried a `tool_result` (the tool ran, or was refused).
     pub fn tool_result(&self) -> Option<Value> {
-        self.requests()
-            .iter()
-            .find_map(|body| find_tool_result(body))
+        self.requests().iter().find_map(find_tool_result)
     }
 
     async fn serve(&self, mut stream: TcpStream) {
