@@ -21,6 +21,8 @@ export interface Session {
   exitSignal?: string | null;
   viewers?: number;
   cwd?: string;
+  /** Set while the session needs its user (see docs/protocol.md). */
+  attention?: { reason: string; title: string; at: number } | null;
 }
 
 export type SessionMode = 'shell' | 'claude';

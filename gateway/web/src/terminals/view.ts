@@ -4,6 +4,7 @@
 //! (sessionStorage) and reattach, the gateway replaying their screens.
 
 import { sessionsApi, type Session, type SessionMode, ApiError } from '../app/api';
+import { AttentionWatch, attentionBadge, notificationToggle } from '../app/attention';
 import { auth } from '../app/auth';
 import { guardShortcutClose } from '../app/close-guard';
 import { confirmDialog, promptDialog } from '../app/dialog';
@@ -115,9 +116,15 @@ class TerminalsView implements View, PaneHost {
   /** The active session's network access (hosts reached and refused). */
   private readonly egress = new EgressPanel(() => this.activePane()?.focus());
 
+  /** The title's count and notifications of sessions that need their user. */
+  private readonly attention = new AttentionWatch((id) => navigate(VIEW, [id]));
+
   constructor(private readonly shell: Shell) {
     this.feed = new SessionFeed({
-      onChange: () => this.renderList(),
+      onChange: () => {
+        this.renderList();
+        this.attention.update(this.feed.list);
+      },
       onState: (state) => this.feedState(state),
     });
 
@@ -168,7 +175,7 @@ class TerminalsView implements View, PaneHost {
     this.sidebar = h(
       'aside',
       { class: 'sidebar', attrs: { 'aria-label': 'Sessions' } },
-      h('div', { class: 'sidebar-head' }, h('h2', { text: 'Sessions' }), newButton),
+      h('div', { class: 'sidebar-head' }, h('h2', { text: 'Sessions' }), notificationToggle(), newButton),
       this.form,
       this.list,
       this.listEmpty,
@@ -801,6 +808,7 @@ class TerminalsView implements View, PaneHost {
         },
         h('span', { class: 'tab-dot', attrs: { 'aria-hidden': 'true' } }),
         h('span', { class: 'tab-title', text: sessionTitle(pane?.session ?? this.feed.get(id), id) }),
+        attentionBadge(this.feed.get(id)),
         close,
       );
       return tab;
@@ -920,7 +928,7 @@ class TerminalsView implements View, PaneHost {
       h(
         'span',
         { class: 'session-main' },
-        h('span', { class: 'session-name', text: sessionTitle(session, session.id) }),
+        h('span', { class: 'session-name', text: sessionTitle(session, session.id) }, attentionBadge(session)),
         h('span', { class: 'session-meta', text: meta.join(' · ') }),
       ),
       h('span', { class: 'session-times' }, created, active),
