@@ -1,6 +1,7 @@
 //! dispatch benchmarks. Each subcommand prints its figures beside a baseline
 //! measured in the same run, so ratios stay meaningful on a loaded machine.
 
+mod attention;
 mod broker;
 mod conversations;
 mod egress;
@@ -19,6 +20,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The broker's attention scanner (bell and notification sequences)
+    /// over bulk output, beside a copy and a bare memchr pass.
+    AttentionScan(attention::Args),
     /// The PTY broker over gRPC beside a raw PTY: output throughput,
     /// keystroke echo, session creation, memory per idle session, and 1,000
     /// sessions created and ended (descriptors, processes, memory).
@@ -48,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
     let command = Cli::parse().command;
     tokio::spawn(async move {
         match command {
+            Command::AttentionScan(args) => attention::run(args),
             Command::Broker(options) => broker::run(options).await,
             Command::Conversations(args) => conversations::run(args).await,
             Command::Egress(args) => egress::run(args).await,
