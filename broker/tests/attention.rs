@@ -183,3 +183,31 @@ async fn a_bell_storm_sets_attention_once() {
     assert_eq!(watched.times_set(), 1);
     end_session(&mut client, id).await;
 }
+
+#[tokio::test]
+async fn terminal_reports_do_not_clear_attention() {
+    let broker = uncoalesced().await;
+    let mut client = broker.client().await;
+    let session = create_shell(&mut client, 80, 24).await;
+    let id = &session.id;
+    let mut viewer = Viewer::attach(&mut client, id, 80, 24, false).await;
+    attention_after(&mut client, &mut viewer, id, r"printf '\a'", "Bell").await;
+    // What a terminal emulator sends by itself: focus lost, a cursor report.
+    viewer.input("\x1b[O\x1b[5;1R").await;
+    viewer.drain(std::time::Duration::from_millis(300)).await;
+    assert!(attention(&mut client, id).await.is_some());
+    viewer.input(" ").await;
+    eventually_cleared(&mut client, id).await;
+    end_session(&mut client, id).await;
+}
+
+async fn eventually_cleared(client: &mut Client, id: &str) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while attention(client, id).await.is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "attention not cleared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

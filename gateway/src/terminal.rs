@@ -235,7 +235,9 @@ impl Bridge {
         let text = match message {
             Message::Close(_) => return Step::Close(close::NORMAL, "client closed"),
             Message::Binary(input) => {
-                self.state.typing.record(&self.request.session_id);
+                if dispatch_proto::input::is_typing(&input) {
+                    self.state.typing.record(&self.request.session_id);
+                }
                 match link {
                     Some(link) => {
                         let _ = link.tx.send(input_request(input)).await;

@@ -3,11 +3,13 @@
 //! through gRPC server reflection, and the HTTP/2 settings with which clients
 //! open their channel to the broker. [`egress`] holds the egress proxy
 //! credentials that both ends derive from the broker token; [`limits`] the
-//! sizes both ends (and the web UI) agree on.
+//! sizes both ends (and the web UI) agree on; [`input`] what counts as a
+//! user typing.
 
 #![allow(clippy::all, missing_docs)]
 
 pub mod egress;
+pub mod input;
 pub mod time;
 pub mod limits;
 

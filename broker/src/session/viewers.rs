@@ -140,7 +140,7 @@ impl Session {
                 }
             }
             state.touch(now_ms());
-            if state.attention.clear() {
+            if dispatch_proto::input::is_typing(data) && state.attention.clear() {
                 self.announce(&mut state, pb::session_event::Kind::Updated);
             }
         }
