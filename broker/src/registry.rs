@@ -383,11 +383,6 @@ pub fn validate_name(name: &str) -> Result<(), SessionError> {
             "name longer than {MAX_NAME_CHARS} characters"
         )));
     }
-    Ok(())
-}
-
-/// Creates `PTY_ROOT` (mode 0700) if it is missing.
-pub fn prepare_pty_root(root: &Path) -> std::io::Result<()> {
     if let Some(c) = name.chars().find(|&c| is_hidden_char(c)) {
         let kind = if c.is_control() {
             "a control character"
@@ -399,9 +394,9 @@ pub fn prepare_pty_root(root: &Path) -> std::io::Result<()> {
             u32::from(c)
         )));
     }
-    if !root.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
+    Ok(())
+}
+
 /// Characters that never belong in a name shown to people: control
 /// characters (C0, DEL, C1: escape sequences, line breaks), bidirectional
 /// embeddings, overrides, isolates and marks (which reorder the text around
@@ -421,6 +416,11 @@ pub fn is_hidden_char(c: char) -> bool {
         )
 }
 
+/// Creates `PTY_ROOT` (mode 0700) if it is missing.
+pub fn prepare_pty_root(root: &Path) -> std::io::Result<()> {
+    if !root.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
             .mode(0o700)
             .create(root)?;
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))?;
