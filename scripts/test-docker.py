@@ -617,7 +617,7 @@ def example_nginx_config(tls_port, http_port, cert, key):
 
 async def check_nginx_example():
     """The TLS reverse proxy of compose/nginx.conf in front of the stack, started with
-    TRUST_PROXY=true as it says: login, a Secure cookie and a terminal
+    TRUST_PROXY=true and PUBLIC_HOSTS=<its name> as it says: login, a Secure cookie and a terminal
     WebSocket over wss://, and the redirect from plain HTTP."""
     work = os.environ["NGINX_DIR"]
     cert, key = f"{work}/cert.pem", f"{work}/key.pem"
@@ -637,7 +637,7 @@ async def check_nginx_example():
                 + "".join(f"  {kind}_temp_path {work}/{kind};\n"
                           for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
                 + example_nginx_config(tls_port, http_port, cert, key) + "}\n")
-    env = dict(os.environ, TRUST_PROXY="true")
+    env = dict(os.environ, TRUST_PROXY="true", PUBLIC_HOSTS=host)
     up = compose("up", "-d", "--no-build", "gateway", env=env)
     if not check("nginx: the gateway is recreated with TRUST_PROXY=true", up.returncode == 0, up.stderr[-500:]):
         return
