@@ -233,8 +233,8 @@ pub struct Config {
     #[arg(long, env = "BROKER_IDLE_EXIT_SECS", default_value_t = 0)]
     pub idle_exit_secs: u64,
 
-    /// Least seconds between two signals (a bell, a desktop notification)
-    /// that set a session's attention: a storm of bells sets it once.
+    /// Least seconds between two bells that set a session's attention: a
+    /// storm of bells sets it once (notification sequences always do).
     #[arg(long, env = "NOTIFY_MIN_INTERVAL_SECS", default_value_t = 30)]
     pub notify_min_interval_secs: u64,
 }

@@ -15,9 +15,12 @@
 //! terminator, not a bell. The scanner looks only at ESC and BEL bytes
 //! (found with `memchr`), so bulk output passes at memory speed.
 //!
-//! Coalescing: a signal sets `attention` only when none is set and the
-//! last one set is at least the minimum interval old, so a bell storm
-//! yields one. Input from a viewer clears it.
+//! Coalescing: a signal sets `attention` only when none is set. A bell
+//! also needs the last attention to be at least the minimum interval old,
+//! so a bell storm yields one; a notification sequence (a program saying in
+//! words that it needs its user, such as a second permission prompt right
+//! after the first was answered) is never held back. Input from a viewer
+//! clears it.
 
 use std::time::{Duration, Instant};
 
@@ -265,10 +268,12 @@ pub struct Attention {
 }
 
 impl Attention {
-    /// Sets the attention for `signal` unless one is set or the last was
-    /// set less than `min_interval` ago; returns whether it was set.
+    /// Sets the attention for `signal` unless one is set or, for a bell,
+    /// the last was set less than `min_interval` ago; returns whether it
+    /// was set.
     pub fn signal(&mut self, signal: &Signal, min_interval: Duration, now_ms: i64) -> bool {
-        let recent = self.last_set.is_some_and(|at| at.elapsed() < min_interval);
+        let recent = matches!(signal, Signal::Bell)
+            && self.last_set.is_some_and(|at| at.elapsed() < min_interval);
         if self.current.is_some() || recent {
             return false;
         }
@@ -379,5 +384,22 @@ mod tests {
         );
         assert!(attention.signal(&Signal::Bell, Duration::ZERO, 4));
         assert_eq!(attention.current().unwrap().at_ms, 4);
+    }
+
+    #[test]
+    fn a_notification_after_an_answer_is_never_held_back() {
+        let mut attention = Attention::default();
+        let long = Duration::from_secs(30);
+        let prompt = Signal::Notification {
+            title: "Claude Code".to_owned(),
+            body: "permission_prompt".to_owned(),
+        };
+        assert!(attention.signal(&prompt, long, 1));
+        assert!(!attention.signal(&prompt, long, 2), "one is set");
+        assert!(attention.clear());
+        assert!(attention.signal(&prompt, long, 3), "the next prompt");
+        assert_eq!(attention.current().unwrap().reason, "permission");
+        assert!(attention.clear());
+        assert!(!attention.signal(&Signal::Bell, long, 4), "bells coalesce");
     }
 }
