@@ -87,10 +87,13 @@ impl Gateway {
         };
         let state = Arc::new(AppState::new(config, auth, broker, shutdown));
         if let Some(proxy) = &mut egress {
-            proxy.use_broker_token(local_broker.as_ref().map_or(
-                state.config.broker_token.as_deref(),
-                |local| Some(local.token.as_str()),
-            ))?;
+            proxy.use_broker_token(
+                local_broker
+                    .as_ref()
+                    .map_or(state.config.broker_token.as_deref(), |local| {
+                        Some(local.token.as_str())
+                    }),
+            )?;
         }
         Ok(Self {
             state,
@@ -101,7 +104,9 @@ impl Gateway {
 
     /// The egress proxy's address, when `EGRESS_LISTEN` is set.
     pub fn egress_addr(&self) -> Option<std::net::SocketAddr> {
-        self.egress.as_ref().and_then(|proxy| proxy.local_addr().ok())
+        self.egress
+            .as_ref()
+            .and_then(|proxy| proxy.local_addr().ok())
     }
 
     /// The shared state (for hooks and tests).
@@ -155,16 +160,13 @@ impl Gateway {
     /// Serves `listener` until shutdown; starts the tunnel when enabled.
     pub async fn serve(self, listener: TcpListener) -> anyhow::Result<()> {
         let local_addr = listener.local_addr()?;
-        let server = server::ConnectionServer::new(
-            router::filter(self.state.clone()),
-            &self.state.config,
-        );
+        let server =
+            server::ConnectionServer::new(router::filter(self.state.clone()), &self.state.config);
         let tunnel = match self.state.config.enable_tunnel {
             true => Some(self.start_tunnel(&server)?),
             false => None,
         };
-        let egress = (self.egress)
-            .map(|proxy| tokio::spawn(proxy.serve(self.state.clone())));
+        let egress = (self.egress).map(|proxy| tokio::spawn(proxy.serve(self.state.clone())));
         if let Some(url) = self.state.config.notify_webhook_url.clone() {
             tokio::spawn(notify::run(self.state.clone(), url));
         }

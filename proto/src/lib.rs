@@ -10,8 +10,8 @@
 
 pub mod egress;
 pub mod input;
-pub mod time;
 pub mod limits;
+pub mod time;
 
 /// Package `dispatch.v1`.
 pub mod v1 {
