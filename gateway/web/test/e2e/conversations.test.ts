@@ -238,7 +238,8 @@ describe('conversations view', { timeout: 600_000 }, () => {
     }
     const [cwd, args] = readFileSync(marker, 'utf8').split('\n');
     assert.equal(cwd, project);
-    assert.equal(args, `--resume ${LONG}`);
+    // The resume, then the broker's own settings file (its Notification hook).
+    assert.match(args, new RegExp(`^--resume ${LONG} --settings \\S+/\\.dispatch/claude-settings\\.json$`));
     // The session's toolbar links to its folder's conversations: a label
     // beside the toolbar details on wide screens, an icon on a small phone
     // (where the details are hidden).
