@@ -193,9 +193,12 @@ async fn an_orphaned_broker_stops_when_idle_or_unreachable() {
     gateway.child.kill().await.unwrap();
     let killed = Instant::now();
     wait_gone(broker, "the idle orphan stops").await;
+    // The idle time counts from the last health check, up to one second
+    // before the kill.
     assert!(
-        killed.elapsed() >= Duration::from_millis(2900),
-        "not before the idle time"
+        killed.elapsed() >= Duration::from_millis(1900),
+        "not before the idle time: {:?}",
+        killed.elapsed()
     );
 
     // With a session, it stays until its socket is removed.
