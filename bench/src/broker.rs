@@ -276,6 +276,7 @@ impl Attached {
                 cols: 80,
                 rows: 24,
                 flow_control: true,
+                ..Default::default()
             })),
         })
         .await?;

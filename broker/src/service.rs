@@ -104,15 +104,17 @@ impl Sessions for SessionsService {
             }
         };
         let session = self.registry.get(&start.session_id)?;
-        let size = (start.cols != 0 || start.rows != 0).then(|| {
+        let size = (!start.read_only && (start.cols != 0 || start.rows != 0)).then(|| {
             let (cols, rows) = (session.stats().cols, session.stats().rows);
             (
                 clamp_dimension(start.cols, cols),
                 clamp_dimension(start.rows, rows),
             )
         });
-        let (viewer, wake) = session.attach(start.flow_control, size);
-        tracing::debug!(session = %session.id(), ?viewer, flow_control = start.flow_control, "viewer attached");
+        // A read-only viewer neither paces the PTY nor drives its size.
+        let flow_control = start.flow_control && !start.read_only;
+        let (viewer, wake) = session.attach(flow_control, size, !start.read_only);
+        tracing::debug!(session = %session.id(), ?viewer, flow_control, read_only = start.read_only, "viewer attached");
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let detached = Arc::new(Notify::new());
         tokio::spawn(send_to_viewer(
@@ -122,7 +124,12 @@ impl Sessions for SessionsService {
             tx.clone(),
             Arc::clone(&detached),
         ));
-        tokio::spawn(receive_from_viewer(session, viewer, inbound, tx, detached));
+        let viewer = Attached {
+            session,
+            viewer,
+            read_only: start.read_only,
+        };
+        tokio::spawn(receive_from_viewer(viewer, inbound, tx, detached));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -169,15 +176,38 @@ async fn send_to_viewer(
     tracing::debug!(session = %session.id(), ?viewer, "viewer detached");
 }
 
-/// Applies a viewer's input, resizes and acknowledgements.
-async fn receive_from_viewer(
+/// One attach stream's viewer of a session.
+struct Attached {
     session: Arc<Session>,
     viewer: ViewerId,
+    /// `AttachStart.read_only`: input and resizes end the stream.
+    read_only: bool,
+}
+
+/// Why a read-only viewer's message is refused, if it is.
+fn read_only_refusal(read_only: bool, kind: Option<&pb::attach_request::Kind>) -> Option<Status> {
+    use pb::attach_request::Kind;
+    let what = match kind {
+        Some(Kind::Input(_)) => "input",
+        Some(Kind::Resize(_)) => "resize",
+        _ => return None,
+    };
+    read_only.then(|| Status::permission_denied(format!("read-only attachment: {what} refused")))
+}
+
+/// Applies a viewer's input, resizes and acknowledgements.
+async fn receive_from_viewer(
+    attached: Attached,
     mut inbound: Streaming<pb::AttachRequest>,
     tx: mpsc::Sender<Result<pb::AttachResponse, Status>>,
     detached: Arc<Notify>,
 ) {
     use pb::attach_request::Kind;
+    let Attached {
+        session,
+        viewer,
+        read_only,
+    } = attached;
     loop {
         let message = match inbound.message().await {
             Ok(Some(message)) => message,
@@ -191,6 +221,11 @@ async fn receive_from_viewer(
                 break;
             }
         };
+        if let Some(status) = read_only_refusal(read_only, message.kind.as_ref()) {
+            tracing::info!(session = %session.id(), ?viewer, %status, "read-only viewer refused");
+            let _ = tokio::time::timeout(Duration::from_secs(1), tx.send(Err(status))).await;
+            break;
+        }
         match message.kind {
             Some(Kind::Input(data)) => {
                 if let Err(SessionError::Io(e)) = session.input(viewer, &data).await {

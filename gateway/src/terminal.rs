@@ -202,6 +202,7 @@ impl Bridge {
             cols: self.cols,
             rows: self.rows,
             flow_control: true,
+            read_only: false,
         };
         tx.send(AttachRequest {
             kind: Some(attach_request::Kind::Start(start)),

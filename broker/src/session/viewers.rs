@@ -12,21 +12,26 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use dispatch_proto::time::now_ms;
 use dispatch_proto::v1 as pb;
 use tokio::sync::Notify;
 
 use super::id::ViewerId;
-use super::outbox::{Outgoing, Viewer};
+use super::outbox::{Outgoing, Viewer, split_replay};
 use super::screen::StateGuard;
 use super::{Session, exit_proto};
 use crate::error::SessionError;
 
 impl Session {
-    /// Adds a viewer; its first message will be a replay.
-    pub fn attach(&self, flow_control: bool, size: Option<(u16, u16)>) -> (ViewerId, Arc<Notify>) {
+    /// Adds a viewer; its first message will be a replay. A viewer that may
+    /// not `drive` (a read-only one) never takes the PTY's size.
+    pub fn attach(
+        &self,
+        flow_control: bool,
+        size: Option<(u16, u16)>,
+        drive: bool,
+    ) -> (ViewerId, Arc<Notify>) {
         let mut state = self.locks.state();
         let id = state.next_viewer;
         state.next_viewer = id.next();
@@ -36,7 +41,7 @@ impl Session {
             viewer.close_with(exit_proto(exit));
         }
         state.viewers.push(viewer);
-        if state.driver.is_none() {
+        if drive && state.driver.is_none() {
             state.driver = Some(id);
             if let Some((cols, rows)) = size {
                 self.apply_size(&mut state, cols, rows);
@@ -73,12 +78,13 @@ impl Session {
         }
         let snapshot = state.caught_up_screen().snapshot();
         let (offset, cols, rows) = (state.offset, state.cols, state.rows);
+        let (scrollback, screen, rest) = split_replay(snapshot.scrollback, snapshot.screen);
         if let Some(v) = state.viewer(viewer) {
-            v.restart_at(offset);
+            v.restart_at(offset, rest);
         }
         Outgoing::Message(pb::attach_response::Kind::Replay(pb::Replay {
-            scrollback: snapshot.scrollback,
-            screen: snapshot.screen,
+            scrollback,
+            screen,
             offset,
             cols: u32::from(cols),
             rows: u32::from(rows),
@@ -90,8 +96,7 @@ impl Session {
         let mut state = self.locks.state();
         let current = state.offset;
         if let Some(v) = state.viewer(viewer) {
-            v.acked = v.acked.max(offset.min(current));
-            v.last_ack = Instant::now();
+            v.acknowledge(offset, current);
         }
         drop(state);
         self.wake_reader();
@@ -148,7 +153,7 @@ impl Session {
         self.pty.write_all(data).await?;
         self.bytes_in
             .fetch_add(data.len() as u64, Ordering::Relaxed);
-        crate::metrics::BYTES_IN.inc_by(data.len() as u64);
+        self.metrics.pty_input(data.len());
         Ok(())
     }
 

@@ -139,14 +139,22 @@ impl Viewer {
         rows: u32,
         flow_control: bool,
     ) -> Self {
+        let start = pb::AttachStart {
+            session_id: id.into(),
+            cols,
+            rows,
+            flow_control,
+            ..Default::default()
+        };
+        Self::attach_with(client, start).await
+    }
+
+    /// Attaches with this `start` message and waits for the first replay.
+    pub async fn attach_with(client: &mut Client, start: pb::AttachStart) -> Self {
+        let (cols, rows, flow_control) = (start.cols, start.rows, start.flow_control);
         let (tx, requests) = mpsc::channel(64);
         tx.send(pb::AttachRequest {
-            kind: Some(pb::attach_request::Kind::Start(pb::AttachStart {
-                session_id: id.into(),
-                cols,
-                rows,
-                flow_control,
-            })),
+            kind: Some(pb::attach_request::Kind::Start(start)),
         })
         .await
         .unwrap();
