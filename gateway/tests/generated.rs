@@ -4,7 +4,9 @@
 //!
 //! - the web UI's limits (`web/src/generated/limits.ts`) from
 //!   `dispatch_proto::limits`;
-//! - docs/protocol.md's route table from `dispatch_gateway::routes::ROUTES`.
+//! - docs/protocol.md's route table from `dispatch_gateway::routes::ROUTES`;
+//! - the web UI's wire types (`web/src/generated/protocol.ts`) from
+//!   `dispatch_gateway::protocol`.
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +23,17 @@ fn web_limits_match_the_shared_definition() {
     let wanted = dispatch_proto::limits::typescript();
     if std::env::var_os(UPDATE).is_some() {
         std::fs::write(&path, &wanted).expect("writing limits.ts");
+    }
+    let found = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(found == wanted, "{} is stale; {REGENERATE}", path.display());
+}
+
+#[test]
+fn web_protocol_types_match_the_rust_types() {
+    let path = repo_file("gateway/web/src/generated/protocol.ts");
+    let wanted = dispatch_gateway::protocol::typescript();
+    if std::env::var_os(UPDATE).is_some() {
+        std::fs::write(&path, &wanted).expect("writing protocol.ts");
     }
     let found = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(found == wanted, "{} is stale; {REGENERATE}", path.display());

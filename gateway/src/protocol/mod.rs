@@ -1,0 +1,60 @@
+//! The browser protocol's wire shapes: every JSON body and WebSocket text
+//! message the gateway sends to or takes from the browser is a type here,
+//! one file per area. Serde gives the JSON; `ts_rs` gives the TypeScript in
+//! `web/src/generated/protocol.ts`, rendered by [`typescript`] from
+//! [`DECLARATIONS`] and kept current by `tests/generated.rs`.
+//!
+//! A new wire shape goes in its area's file (or a new one) with
+//! `#[derive(Serialize, Deserialize, TS)]`, and one line in [`DECLARATIONS`].
+
+use ts_rs::{Config, TS};
+
+pub mod errors;
+pub mod events;
+pub mod sessions;
+pub mod terminal;
+
+/// One exported declaration: renders its type's TypeScript.
+pub type Declaration = fn(&Config) -> String;
+
+/// Every type of the generated file, in its order.
+pub const DECLARATIONS: &[Declaration] = &[
+    // errors
+    declare::<errors::ErrorBody>,
+    // sessions
+    declare::<sessions::SessionMode>,
+    declare::<sessions::SessionStatus>,
+    declare::<sessions::Attention>,
+    declare::<sessions::Session>,
+    declare::<sessions::SessionList>,
+    // terminal
+    declare::<terminal::ServerMessage>,
+    declare::<terminal::ClientMessage>,
+    // events
+    declare::<events::EventMessage>,
+    declare::<events::EventClientMessage>,
+];
+
+const HEADER: &str = "\
+// Generated from gateway/src/protocol/ (the Rust types are the definition); do not edit.
+// Regenerate with DISPATCH_UPDATE_GENERATED=1 cargo nextest run -p dispatch-gateway --test generated
+";
+
+/// The whole `web/src/generated/protocol.ts`.
+pub fn typescript() -> String {
+    // Timestamps and byte counts are far below 2^53: plain numbers in the browser.
+    let config = Config::new().with_large_int("number");
+    let mut out = String::from(HEADER);
+    for declaration in DECLARATIONS {
+        out.push('\n');
+        out.push_str(&declaration(&config));
+        out.push('\n');
+    }
+    out
+}
+
+/// `T`'s doc comment and `export type T = ...;`.
+fn declare<T: TS>(config: &Config) -> String {
+    let docs = T::docs().unwrap_or_default();
+    format!("{docs}export {}", T::decl(config))
+}
