@@ -6,6 +6,8 @@
 import { ApiError, request } from '../app/api';
 import { h } from '../app/dom';
 import { absoluteTime, relativeTime } from '../app/format';
+import type { TerminalsExtensionHost } from './extension';
+import { toolbarButton } from './toolbar';
 import './egress.css';
 
 /** How often an open panel asks again. */
@@ -182,4 +184,20 @@ export class EgressPanel {
         : String(error);
     this.body.replaceChildren(h('p', { class: 'egress-empty', text: `Network access is not available: ${text}` }));
   }
+}
+
+/** The panel in the terminals view, opened by the toolbar's globe, following the active session. */
+export function egressExtension(host: TerminalsExtensionHost): { dispose(): void } {
+  const panel = new EgressPanel(() => host.active()?.pane.focus());
+  host.toolbar.addAction(
+    toolbarButton('globe', 'Network: hosts reached and refused', 'egress-toggle', () => panel.toggle(host.active()?.sessionId ?? null)),
+  );
+  host.addPanel(panel.element);
+  const unsubscribe = host.onActiveChange((active) => panel.show(active?.sessionId ?? null));
+  return {
+    dispose: () => {
+      unsubscribe();
+      panel.dispose();
+    },
+  };
 }

@@ -1,0 +1,8 @@
+//! The features hooked into the terminals view (see extension.ts), in the
+//! order their toolbar buttons and panels appear. A new feature adds one
+//! line here.
+
+import { egressExtension } from './egress';
+import type { TerminalsExtensionFactory } from './extension';
+
+export const TERMINALS_EXTENSIONS: TerminalsExtensionFactory[] = [egressExtension];
