@@ -30,6 +30,7 @@ pub mod registry;
 pub mod server;
 pub mod service;
 pub mod session;
+pub mod state;
 pub mod sync;
 
 pub use auth::BearerAuth;

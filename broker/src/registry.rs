@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, DefaultMode};
 use crate::error::SessionError;
+use crate::metrics::Metrics;
 use crate::session::pty::{self, Program};
 use crate::session::terminal::clamp_dimension;
-use crate::session::{Limits, Session, SessionId, SessionInfo};
+use crate::session::{Limits, Observers, Session, SessionId, SessionInfo};
 
 /// Longest session name accepted (one definition for broker, gateway and web UI).
 pub const MAX_NAME_CHARS: usize = dispatch_proto::limits::MAX_SESSION_NAME_CHARS;
@@ -46,6 +47,7 @@ struct Inner {
     config: Arc<Config>,
     sessions: Mutex<HashMap<SessionId, Arc<Session>>>,
     events: broadcast::Sender<pb::SessionEvent>,
+    metrics: Metrics,
     shutdown: CancellationToken,
     shell: PathBuf,
     /// Set by the Admin service's drain: no new sessions.
@@ -54,13 +56,15 @@ struct Inner {
 
 impl SessionRegistry {
     /// Creates the registry and its background tasks (child reaper,
-    /// retention sweeper), which stop with `shutdown`.
-    pub fn new(config: Arc<Config>, shutdown: CancellationToken) -> Self {
+    /// retention sweeper), which stop with `shutdown`. Its sessions count
+    /// into `metrics`.
+    pub fn new(config: Arc<Config>, metrics: Metrics, shutdown: CancellationToken) -> Self {
         let registry = Self {
             inner: Arc::new(Inner {
                 config,
                 sessions: Mutex::new(HashMap::new()),
                 events: broadcast::channel(256).0,
+                metrics,
                 shutdown,
                 shell: pty::login_shell(),
                 draining: AtomicBool::new(false),
@@ -212,12 +216,15 @@ impl SessionRegistry {
             &program,
             (cols, rows),
             limits,
-            self.inner.events.clone(),
+            Observers {
+                events: self.inner.events.clone(),
+                metrics: self.inner.metrics.clone(),
+            },
             banner,
         )?;
         tracing::info!(session = %id, mode = ?mode, pid = session.stats().pid, "session created");
         self.sessions().insert(id, Arc::clone(&session));
-        crate::metrics::SESSIONS_CREATED.inc();
+        self.inner.metrics.session_created();
         let _ = self.inner.events.send(pb::SessionEvent {
             kind: pb::session_event::Kind::Created as i32,
             sessions: vec![session.to_proto()],

@@ -15,12 +15,14 @@ use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::admin::{AdminAuth, AdminService, BrokerState, EitherAuth};
+use crate::admin::{AdminAuth, AdminService, EitherAuth};
 use crate::auth::BearerAuth;
 use crate::config::{Config, ListenAddr};
 use crate::conversations::{ConversationIndex, ConversationsService, IndexConfig, PriceTable};
+use crate::metrics::Metrics;
 use crate::registry::{SessionRegistry, prepare_pty_root};
 use crate::service::SessionsService;
+use crate::state::BrokerState;
 
 /// A bound listener the broker serves on.
 #[derive(Debug)]
@@ -124,8 +126,9 @@ impl Broker {
         prepare_pty_root(&config.pty_root)?;
         let config = Arc::new(config);
         let shutdown = CancellationToken::new();
-        let registry = SessionRegistry::new(Arc::clone(&config), shutdown.clone());
-        let state = BrokerState::new(registry.clone());
+        let metrics = Metrics::default();
+        let registry =
+            SessionRegistry::new(Arc::clone(&config), metrics.clone(), shutdown.clone());
         let claude_home = config
             .claude_home
             .clone()
@@ -135,7 +138,7 @@ impl Broker {
             index_config.prices = Arc::new(PriceTable::load(path).map_err(anyhow::Error::msg)?);
         }
         let conversations = ConversationIndex::start(index_config, shutdown.clone());
-        state.set_conversations(Arc::clone(&conversations));
+        let state = BrokerState::new(registry.clone(), Arc::clone(&conversations), metrics);
         Ok(Self {
             config,
             registry,
@@ -154,9 +157,8 @@ impl Broker {
         &self.registry
     }
 
-    /// What the Admin service and the metrics observe (uptime, counts, and
-    /// the conversation index once [`BrokerState::set_conversations`] is
-    /// called).
+    /// What the Admin service and the metrics observe (uptime, counts,
+    /// counters and the conversation index).
     pub fn state(&self) -> &BrokerState {
         &self.state
     }
@@ -199,7 +201,7 @@ impl Broker {
                 touched.touch();
                 request_span(request)
             })
-            .layer(crate::metrics::GrpcMetricsLayer)
+            .layer(self.state.metrics().grpc_layer())
             .add_routes(routes);
         let socket_path = match &listener {
             Listener::Unix(_, path) => Some(path.clone()),
@@ -299,7 +301,7 @@ pub fn grpc_routes(
         broker.shutdown.clone(),
     ))
     .max_decoding_message_size(max_message);
-    let admin_auth = AdminAuth::new(&broker.config.admin_token.0);
+    let admin_auth = AdminAuth::new(&broker.config.admin_token.0, broker.state.metrics());
     let reflection_builder = || {
         crate::admin::reflected_services(admin_auth.is_some())
             .into_iter()

@@ -9,10 +9,10 @@ use dispatch_proto::v1 as pb;
 use dispatch_proto::v1::admin_server::{Admin, AdminServer};
 use tonic::{Request, Response, Status};
 
-use super::BrokerState;
 use crate::error::SessionError;
 use crate::procfs::{ProcessTotals, session_totals};
 use crate::session::Session;
+use crate::state::BrokerState;
 use crate::sync::lock;
 
 /// Grace period between SIGHUP and SIGKILL when none is given.
@@ -229,10 +229,10 @@ impl Admin for AdminService {
             draining: self.state.registry.is_draining(),
             sessions_running: counts.running as u32,
             sessions_ended: counts.ended as u32,
-            sessions_created_total: crate::metrics::SESSIONS_CREATED.get(),
+            sessions_created_total: self.state.metrics().sessions_created(),
             viewers: counts.viewers as u32,
             max_sessions: self.state.registry.config().max_sessions as u32,
-            conversations: self.state.conversations().map(|index| index.status()),
+            conversations: Some(self.state.conversations().status()),
         }))
     }
 }

@@ -117,7 +117,7 @@ impl Session {
         self.pty.kill_all();
         let mut state = self.locks.state();
         tracing::info!(session = %self.info.id, ?exit, "session ended");
-        crate::metrics::SESSIONS_ENDED.inc();
+        self.metrics.session_ended();
         state.exit = Some(exit.clone());
         state.ended_at_ms = now_ms();
         state.caught_up_screen().freeze();

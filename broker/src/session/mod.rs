@@ -44,6 +44,7 @@ use dispatch_proto::v1 as pb;
 use tokio::sync::{Mutex as AsyncMutex, broadcast, watch};
 
 use crate::error::SessionError;
+use crate::metrics::Metrics;
 pub use id::{SessionId, ViewerId};
 pub use lifecycle::exit_proto;
 pub use outbox::{MAX_OUTPUT_CHUNK, Outgoing};
@@ -102,6 +103,14 @@ pub struct SessionStats {
 /// Where session changes are announced (the registry's event stream).
 pub type EventSender = broadcast::Sender<pb::SessionEvent>;
 
+/// Who hears of a session from outside: the registry's event stream and the
+/// broker's counters.
+#[derive(Clone, Debug)]
+pub struct Observers {
+    pub events: EventSender,
+    pub metrics: Metrics,
+}
+
 /// A running or ended session.
 pub struct Session {
     info: SessionInfo,
@@ -118,6 +127,7 @@ pub struct Session {
     bytes_out: AtomicU64,
     ended: watch::Sender<bool>,
     events: EventSender,
+    metrics: Metrics,
     /// Finds bells and notifications in the output (used by the reader).
     scanner: std::sync::Mutex<attention::Scanner>,
 }
@@ -139,7 +149,7 @@ impl Session {
         program: &pty::Program,
         (cols, rows): (u16, u16),
         limits: Limits,
-        events: EventSender,
+        Observers { events, metrics }: Observers,
         banner: Option<String>,
     ) -> Result<Arc<Self>, SessionError> {
         let pty = Pty::spawn(program, cols, rows)?;
@@ -158,6 +168,7 @@ impl Session {
             bytes_out: AtomicU64::new(0),
             ended: watch::channel(false).0,
             events,
+            metrics,
             scanner: Default::default(),
         });
         if let Some(banner) = banner {

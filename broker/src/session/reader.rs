@@ -62,7 +62,7 @@ impl Session {
         drop(state);
         self.bytes_out
             .fetch_add(data.len() as u64, Ordering::Relaxed);
-        crate::metrics::BYTES_OUT.inc_by(data.len() as u64);
+        self.metrics.pty_output(data.len());
     }
 
     /// How long the reader must wait before reading more, if at all.
