@@ -1,17 +1,59 @@
-//! The `dispatch-broker` binary's body (`main.rs` only calls [`main`]):
-//! makes the process non-dumpable, parses the command line
-//! ([`crate::Cli`]), sets up logging, refuses the token given as a flag, and
+//! The `dispatch-broker` binary's body (`main.rs` only calls [`main`]): its
+//! command line ([`Cli`]); makes the process non-dumpable, parses the command
+//! line, sets up logging, refuses the token given as a flag, and
 //! runs the broker, its health check or an admin call. The configuration is
 //! checked once, by [`Broker::new`].
 
 use std::process::ExitCode;
 
 use clap::parser::ValueSource;
-use clap::{CommandFactory, FromArgMatches};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Cli, Command, Config, ListenAddr, LogFormat};
+use crate::config::{Config, ListenAddr};
 use crate::{Broker, Listener, admin, client};
+
+/// The broker's command line.
+#[derive(Parser, Debug)]
+#[command(
+    name = "dispatch-broker",
+    version,
+    about = "Owns dispatch's PTYs and serves them over gRPC"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    /// Log format on stderr: `text` (human-readable) or `json` (one object
+    /// per line).
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands; without one the broker serves.
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Exits 0 when the broker at BROKER_LISTEN answers SERVING to a
+    /// `grpc.health.v1` check (for container health checks).
+    Healthcheck,
+    /// Operator calls on a running broker (`dispatch.v1.Admin`); the secret
+    /// comes from BROKER_ADMIN_TOKEN, never from the command line.
+    Admin(admin::cli::AdminArgs),
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// Runs the binary.
 pub fn main() -> ExitCode {

@@ -1,7 +1,7 @@
-//! Command line and environment configuration of `dispatch-broker`.
-//!
-//! Every flag can also be set through the environment variable named beside
-//! it; the token is never printed (`Debug` redacts it).
+//! What the broker needs to run ([`Config`]): every setting a flag that can
+//! also be set through the environment variable named beside it, and the
+//! checks clap cannot make. The token is never printed (`Debug` redacts it).
+//! The command line around it is [`crate::binary::Cli`].
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -9,49 +9,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-
-/// The broker's command line.
-#[derive(Parser, Debug)]
-#[command(
-    name = "dispatch-broker",
-    version,
-    about = "Owns dispatch's PTYs and serves them over gRPC"
-)]
-pub struct Cli {
-    #[command(flatten)]
-    pub config: Config,
-    /// Log format on stderr: `text` (human-readable) or `json` (one object
-    /// per line).
-    #[arg(
-        long,
-        env = "LOG_FORMAT",
-        value_enum,
-        default_value = "text",
-        global = true
-    )]
-    pub log_format: LogFormat,
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-/// Subcommands; without one the broker serves.
-#[derive(Subcommand, Debug, Clone)]
-pub enum Command {
-    /// Exits 0 when the broker at BROKER_LISTEN answers SERVING to a
-    /// `grpc.health.v1` check (for container health checks).
-    Healthcheck,
-    /// Operator calls on a running broker (`dispatch.v1.Admin`); the secret
-    /// comes from BROKER_ADMIN_TOKEN, never from the command line.
-    Admin(crate::admin::cli::AdminArgs),
-}
-
-/// How log lines are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+use clap::Args;
 
 /// Where the broker listens: `host:port` or `unix:/path/to.sock`.
 #[derive(Clone, Debug, PartialEq, Eq)]

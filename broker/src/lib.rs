@@ -34,7 +34,8 @@ pub mod state;
 pub mod sync;
 
 pub use auth::BearerAuth;
-pub use config::{Cli, Command, Config, ListenAddr};
+pub use binary::{Cli, Command};
+pub use config::{Config, ListenAddr};
 pub use error::SessionError;
 pub use registry::SessionRegistry;
 pub use server::{Broker, Listener, ShutdownHandle, grpc_routes};
