@@ -144,6 +144,12 @@ pub struct Config {
     #[arg(long, env = "BROKER_FLOW_WINDOW_BYTES", default_value_t = 1 << 20)]
     pub flow_window_bytes: usize,
 
+    /// Milliseconds of a viewer's measured delivery rate it may have in
+    /// flight (its window, at most BROKER_FLOW_WINDOW_BYTES); 0 gives every
+    /// viewer the fixed BROKER_FLOW_WINDOW_BYTES window.
+    #[arg(long, env = "BROKER_FLOW_WINDOW_MS", default_value_t = 100)]
+    pub flow_window_ms: u64,
+
     /// Milliseconds after which a viewer that stopped acknowledging no longer
     /// paces the PTY.
     #[arg(long, env = "BROKER_FLOW_STALL_MS", default_value_t = 3000)]
@@ -210,6 +216,7 @@ impl Config {
             max_message_bytes: dispatch_proto::limits::MAX_MESSAGE_BYTES,
             scrollback_bytes: 2 << 20,
             flow_window_bytes: 512 << 10,
+            flow_window_ms: 100,
             flow_stall_ms: 3000,
             retention_secs: 3600,
             admin_token: Secret::default(),
@@ -220,6 +227,10 @@ impl Config {
             idle_exit_secs: 0,
             notify_min_interval_secs: 30,
         }
+    }
+
+    pub fn flow_window_time(&self) -> Duration {
+        Duration::from_millis(self.flow_window_ms)
     }
 
     pub fn flow_stall(&self) -> Duration {

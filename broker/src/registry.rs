@@ -206,6 +206,7 @@ impl SessionRegistry {
         let program = Program { argv, cwd, env };
         let limits = Limits {
             window: config.flow_window_bytes as u64,
+            window_time: config.flow_window_time(),
             stall: config.flow_stall(),
             scrollback_bytes: config.scrollback_bytes,
             notify_min_interval: std::time::Duration::from_secs(config.notify_min_interval_secs),

@@ -7,7 +7,10 @@
 //! dropped and the viewer is resynchronised with a fresh replay from the
 //! screen state. Viewers with flow control acknowledge the offsets they have
 //! consumed; the reader stops reading the PTY while every acknowledging viewer
-//! is a full window behind.
+//! is a full window behind. A viewer's window follows its delivery rate
+//! (what it consumes in `window_time`; see `outbox`), so a slow link holds
+//! little in flight and an interrupt shows promptly; with a zero
+//! `window_time` every window is the fixed `window`.
 //!
 //! Where each part lives:
 //! - `id`: session and viewer ids;
@@ -58,7 +61,10 @@ use terminal::Terminal;
 /// Flow-control and memory limits of a session.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
+    /// The largest window (the fixed one when `window_time` is zero).
     pub window: u64,
+    /// How much of its delivery rate a viewer may have in flight.
+    pub window_time: Duration,
     pub stall: Duration,
     pub scrollback_bytes: usize,
     /// Least time between two signals that set the session's attention.

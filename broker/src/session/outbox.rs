@@ -2,10 +2,20 @@
 //! events between it, bounded so that a viewer too far behind is
 //! resynchronised with a replay rather than queued without end, and
 //! coalesced into [`Outgoing`] messages for its stream.
+//!
+//! Every message is at most [`MAX_OUTPUT_CHUNK`] bytes of output: a replay
+//! goes out as a `Replay` with its first piece and then `Output` messages
+//! for the rest (all ending at the replay's offset). The stream's encoding
+//! and decoding buffers on both sides keep the capacity of the largest
+//! message they carried, so small messages keep an idle viewer small.
+//!
+//! The viewer's window (how far output may run ahead of its
+//! acknowledgements) follows its measured delivery rate: what it consumes in
+//! `window_time`, plus [`MIN_WINDOW`], at most the configured window.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dispatch_proto::v1 as pb;
@@ -13,8 +23,13 @@ use tokio::sync::Notify;
 
 use super::id::ViewerId;
 
-/// Largest `Output` message sent to a viewer.
-pub const MAX_OUTPUT_CHUNK: usize = 256 * 1024;
+/// Largest `Output` message (and replay piece) sent to a viewer.
+pub const MAX_OUTPUT_CHUNK: usize = 32 * 1024;
+/// Least window of a viewer paced by its delivery rate: what it may have in
+/// flight before it acknowledged anything.
+pub const MIN_WINDOW: u64 = 32 * 1024;
+/// Shortest interval over which a delivery rate is measured.
+const RATE_INTERVAL: Duration = Duration::from_millis(50);
 /// Pending metadata/notice events kept per viewer.
 const MAX_VIEWER_EVENTS: usize = 64;
 
@@ -37,6 +52,9 @@ pub(super) struct Viewer {
     pub(super) size: Option<(u16, u16)>,
     pub(super) acked: u64,
     pub(super) last_ack: Instant,
+    rate: DeliveryRate,
+    /// The rest of the last replay, sent before any output that follows it.
+    replay_rest: VecDeque<Bytes>,
     pending: VecDeque<Bytes>,
     pending_bytes: usize,
     /// Stream offset just after the pending output.
@@ -66,6 +84,8 @@ impl Viewer {
             size,
             acked: offset,
             last_ack: Instant::now(),
+            rate: DeliveryRate::new(offset),
+            replay_rest: VecDeque::new(),
             pending: VecDeque::new(),
             pending_bytes: 0,
             pending_end: offset,
@@ -111,19 +131,51 @@ impl Viewer {
         self.wake.notify_one();
     }
 
-    /// Empties the outbox after a replay of the screen at `offset`.
-    pub(super) fn restart_at(&mut self, offset: u64) {
+    /// Empties the outbox after a replay of the screen at `offset`; `rest`
+    /// is what of the replay did not fit its first message.
+    pub(super) fn restart_at(&mut self, offset: u64, rest: VecDeque<Bytes>) {
         self.resync = false;
-        self.pending.clear();
+        self.pending = VecDeque::new();
         self.pending_bytes = 0;
         self.pending_end = offset;
         self.acked = offset;
         self.last_ack = Instant::now();
+        self.rate = DeliveryRate::new(offset);
+        self.replay_rest = rest;
+    }
+
+    /// Records an acknowledgement of output up to `offset` (at most `current`).
+    pub(super) fn acknowledge(&mut self, offset: u64, current: u64) {
+        let now = Instant::now();
+        self.acked = self.acked.max(offset.min(current));
+        self.last_ack = now;
+        self.rate.record(self.acked, now);
+    }
+
+    /// How far output may run ahead of this viewer's acknowledgements: what
+    /// it consumes in `window_time` plus [`MIN_WINDOW`], at most `max`; `max`
+    /// itself when `window_time` is zero (a fixed window).
+    pub(super) fn window(&self, window_time: Duration, max: u64) -> u64 {
+        if window_time.is_zero() {
+            return max;
+        }
+        let in_time = self.rate.bytes_per_sec * window_time.as_secs_f64();
+        (in_time as u64).saturating_add(MIN_WINDOW).min(max)
     }
 
     /// The next output or event message, in stream order; `Closed` once
     /// an exited session's outbox is empty.
     pub(super) fn next_message(&mut self) -> Outgoing {
+        if let Some(piece) = self.replay_rest.pop_front() {
+            let output = pb::Output {
+                data: piece,
+                end_offset: self.pending_end - self.pending_bytes as u64,
+            };
+            if self.replay_rest.is_empty() {
+                self.replay_rest = VecDeque::new();
+            }
+            return Outgoing::Message(pb::attach_response::Kind::Output(output));
+        }
         let next_event_at = self.events.front().map(|(at, _)| *at);
         let output_start = self.pending_end - self.pending_bytes as u64;
         if next_event_at.is_none_or(|at| at > output_start)
@@ -169,11 +221,73 @@ impl Viewer {
             first
         };
         self.pending_bytes -= data.len();
+        if self.pending.is_empty() {
+            // A flood's backlog leaves no capacity behind on an idle viewer.
+            self.pending = VecDeque::new();
+        }
         let end_offset = self.pending_end - self.pending_bytes as u64;
         Some(pb::Output {
             data: std::mem::take(&mut data),
             end_offset,
         })
+    }
+}
+
+/// Splits a replay into its first message's scrollback and screen (at most
+/// [`MAX_OUTPUT_CHUNK`] bytes together; a replay that fits is whole) and the
+/// rest, in pieces of at most that size. The pieces share the replay's
+/// buffers.
+pub(super) fn split_replay(scrollback: Bytes, screen: Bytes) -> (Bytes, Bytes, VecDeque<Bytes>) {
+    if scrollback.len() + screen.len() <= MAX_OUTPUT_CHUNK {
+        return (scrollback, screen, VecDeque::new());
+    }
+    let pieces = |part: &Bytes| {
+        (0..part.len())
+            .step_by(MAX_OUTPUT_CHUNK)
+            .map(|at| part.slice(at..(at + MAX_OUTPUT_CHUNK).min(part.len())))
+            .collect::<VecDeque<_>>()
+    };
+    let mut rest = pieces(&scrollback);
+    rest.extend(pieces(&screen));
+    let first = rest.pop_front().unwrap_or_default();
+    if scrollback.is_empty() {
+        (Bytes::new(), first, rest)
+    } else {
+        (first, Bytes::new(), rest)
+    }
+}
+
+/// A viewer's delivery rate, measured from its acknowledgements: rises at
+/// once to a faster measurement, falls smoothly.
+struct DeliveryRate {
+    since: Instant,
+    acked_since: u64,
+    bytes_per_sec: f64,
+}
+
+impl DeliveryRate {
+    fn new(acked: u64) -> Self {
+        Self {
+            since: Instant::now(),
+            acked_since: acked,
+            bytes_per_sec: 0.0,
+        }
+    }
+
+    /// Takes in an acknowledgement up to `acked` at `now`.
+    fn record(&mut self, acked: u64, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.since);
+        if elapsed < RATE_INTERVAL {
+            return;
+        }
+        let measured = acked.saturating_sub(self.acked_since) as f64 / elapsed.as_secs_f64();
+        self.bytes_per_sec = if measured >= self.bytes_per_sec {
+            measured
+        } else {
+            (self.bytes_per_sec * 3.0 + measured) / 4.0
+        };
+        self.since = now;
+        self.acked_since = acked;
     }
 }
 
@@ -184,7 +298,7 @@ mod tests {
 
     fn viewer() -> Viewer {
         let mut viewer = Viewer::new(ViewerId::first(), true, None, 0, Arc::new(Notify::new()));
-        viewer.restart_at(0);
+        viewer.restart_at(0, VecDeque::new());
         viewer
     }
 
@@ -205,7 +319,7 @@ mod tests {
         let mut viewer = Viewer::new(ViewerId::first(), true, None, 7, Arc::new(Notify::new()));
         assert!(viewer.resync);
         push(&mut viewer, b"ignored", 14);
-        viewer.restart_at(14);
+        viewer.restart_at(14, VecDeque::new());
         assert!(matches!(viewer.next_message(), Outgoing::Idle));
     }
 
@@ -234,7 +348,7 @@ mod tests {
         assert!(!viewer.resync);
         viewer.push_output(&Bytes::from_static(b"6789"), 9, 8);
         assert!(viewer.resync);
-        viewer.restart_at(9);
+        viewer.restart_at(9, VecDeque::new());
         assert!(matches!(viewer.next_message(), Outgoing::Idle));
     }
 
@@ -251,5 +365,47 @@ mod tests {
         let exit = viewer.next_message();
         assert!(matches!(exit, Outgoing::Message(Kind::Exit(_))));
         assert!(matches!(viewer.next_message(), Outgoing::Closed));
+    }
+
+    #[test]
+    fn a_replay_goes_out_in_pieces_before_later_output() {
+        let scrollback = Bytes::from(vec![b's'; MAX_OUTPUT_CHUNK + 10]);
+        let (first, screen, rest) = split_replay(scrollback, Bytes::from_static(b"screen"));
+        assert_eq!((first.len(), screen.len()), (MAX_OUTPUT_CHUNK, 0));
+        let mut viewer = Viewer::new(ViewerId::first(), true, None, 5, Arc::new(Notify::new()));
+        viewer.restart_at(5, rest);
+        push(&mut viewer, b"later", 10);
+        let pieces: Vec<pb::Output> = (0..3).map(|_| output(viewer.next_message())).collect();
+        assert_eq!((pieces[0].data.len(), pieces[0].end_offset), (10, 5));
+        assert_eq!(
+            (&pieces[1].data[..], pieces[1].end_offset),
+            (&b"screen"[..], 5)
+        );
+        assert_eq!(
+            (&pieces[2].data[..], pieces[2].end_offset),
+            (&b"later"[..], 10)
+        );
+        assert!(matches!(viewer.next_message(), Outgoing::Idle));
+    }
+
+    #[test]
+    fn the_window_follows_the_delivery_rate() {
+        let mut viewer = viewer();
+        let time = Duration::from_millis(100);
+        assert_eq!(viewer.window(time, 1 << 20), MIN_WINDOW);
+        assert_eq!(viewer.window(Duration::ZERO, 1 << 20), 1 << 20);
+        let start = Instant::now();
+        viewer.rate = DeliveryRate {
+            since: start,
+            acked_since: 0,
+            bytes_per_sec: 0.0,
+        };
+        // 500 KB in a second: 50 KB in 100 ms, plus the least window.
+        viewer.rate.record(500_000, start + Duration::from_secs(1));
+        assert_eq!(viewer.window(time, 1 << 20), 50_000 + MIN_WINDOW);
+        assert_eq!(viewer.window(time, 40_000), 40_000);
+        // A slower second brings it down gradually.
+        viewer.rate.record(500_000, start + Duration::from_secs(2));
+        assert_eq!(viewer.window(time, 1 << 20), 37_500 + MIN_WINDOW);
     }
 }

@@ -8,7 +8,8 @@
 //! viewer's outbox.
 //!
 //! Pacing: the reader stops reading the PTY while every acknowledging
-//! viewer is a full window behind, so the child blocks on its writes. A
+//! viewer is a full window behind (each viewer's own window, which follows
+//! its delivery rate), so the child blocks on its writes. A
 //! viewer that has not acknowledged for `flow_stall` stops pacing, and a
 //! session without viewers never blocks.
 
@@ -74,7 +75,8 @@ impl Session {
             if !viewer.flow_control || viewer.resync || viewer.closed {
                 continue;
             }
-            if state.offset.saturating_sub(viewer.acked) < self.limits.window {
+            let window = viewer.window(self.limits.window_time, self.limits.window);
+            if state.offset.saturating_sub(viewer.acked) < window {
                 return None;
             }
             let quiet = now.saturating_duration_since(viewer.last_ack);
@@ -88,6 +90,25 @@ impl Session {
             }
         }
         wait
+    }
+
+    /// The most output any pacing viewer can still take before its window
+    /// is full (unbounded without pacing viewers): bulk output kept together
+    /// is published once it reaches this, so a window is not overshot by a
+    /// whole read.
+    fn window_room(&self) -> usize {
+        let state = self.locks.state();
+        let pacing = state
+            .viewers
+            .iter()
+            .filter(|v| v.flow_control && !v.resync && !v.closed);
+        pacing
+            .map(|v| {
+                let window = v.window(self.limits.window_time, self.limits.window);
+                window.saturating_sub(state.offset.saturating_sub(v.acked)) as usize
+            })
+            .max()
+            .unwrap_or(usize::MAX)
     }
 
     /// Starts the session's reader thread.
@@ -167,6 +188,7 @@ impl Session {
             match output.read_from(&self.pty) {
                 Ok(0) => break,
                 Ok(read) if read < BULK_READ || output.is_full() => output.publish_to(&self),
+                Ok(_) if output.filled >= self.window_room() => output.publish_to(&self),
                 // More is probably on its way: published together.
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}

@@ -370,8 +370,9 @@ impl Terminal {
         let screen = self.parser.screen();
         let (rows, cols) = screen.size();
         let (rows, cols) = (rows.get(), cols.get());
-        let mut scrollback = Vec::new();
         let history = &self.scrollback().text;
+        // Sized once: a replay's copy of the history never doubles.
+        let mut scrollback = Vec::with_capacity(history.len() + 64 + usize::from(rows));
         if !history.is_empty() {
             scrollback.extend_from_slice(b"\x1b[m");
             let (front, back) = history.as_slices();
