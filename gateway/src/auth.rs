@@ -48,6 +48,9 @@ pub enum Credential {
     Bearer,
     /// A login cookie.
     Session { nonce: Nonce, expires: u64 },
+    /// A share link's cookie: that one share's read-only view
+    /// ([`crate::shares`]), until `expires` (Unix seconds) or its revocation.
+    Share { share: String, expires: u64 },
 }
 
 /// What a request's credentials came to.
@@ -216,10 +219,12 @@ impl Auth {
         }
     }
 
-    /// Whether a credential accepted earlier still holds (not expired, not revoked).
+    /// Whether a credential accepted earlier still holds (not expired, not
+    /// revoked; a share's revocation is [`crate::shares::Shares::revoked`]).
     pub fn still_valid(&self, credential: &Credential) -> bool {
         match credential {
             Credential::Bearer => true,
+            Credential::Share { expires, .. } => *expires > now_secs(),
             Credential::Session { nonce, expires } => {
                 *expires > now_secs() && !self.revoked.lock().unwrap().contains(nonce)
             }
@@ -278,10 +283,23 @@ impl Auth {
     pub fn expires_in(&self, credential: &Credential) -> Option<Duration> {
         match credential {
             Credential::Bearer => None,
-            Credential::Session { expires, .. } => {
+            Credential::Session { expires, .. } | Credential::Share { expires, .. } => {
                 Some(Duration::from_secs(expires.saturating_sub(now_secs())))
             }
         }
+    }
+
+    /// HMAC-SHA256 of `data` for `purpose` under the key-derived secret: a
+    /// value that dies when the key changes (share links' verifiers and
+    /// cookies, [`crate::shares`]). Distinct purposes never collide with
+    /// each other or with login tokens.
+    pub fn mac(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        let mut mac = HmacSha256::new_from_slice(&self.secret).expect("any key length");
+        mac.update(b"dispatch mac\0");
+        mac.update(purpose.as_bytes());
+        mac.update(b"\0");
+        mac.update(data);
+        mac.finalize().into_bytes().into()
     }
 
     fn sign(&self, payload: &[u8]) -> [u8; 32] {

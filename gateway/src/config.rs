@@ -192,6 +192,10 @@ pub struct Config {
     /// No webhook POST for a session a viewer typed in within this many seconds.
     #[arg(long, env = "NOTIFY_QUIET_AFTER_INPUT_SECS", default_value_t = 5)]
     pub notify_quiet_after_input_secs: u64,
+
+    /// Read-only share links' limits (`MAX_SHARES_PER_SESSION`, `SHARE_MAX_TTL_SECS`).
+    #[command(flatten)]
+    pub shares: crate::shares::ShareConfig,
 }
 
 /// Which peers may set `X-Forwarded-*` headers.

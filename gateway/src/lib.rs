@@ -29,6 +29,7 @@ pub mod revocations;
 pub mod router;
 pub mod routes;
 pub mod server;
+pub mod shares;
 pub mod state;
 pub mod state_dir;
 pub mod terminal;

@@ -314,6 +314,12 @@ pub async fn dispatch(state: &Arc<AppState>, mut request: ApiRequest) -> Respons
             Err(error) => return refuse_credential(error, &request),
         }
     }
+    if audience == Audience::ShareViewer {
+        match crate::shares::http::authenticate(state, &request) {
+            Ok(credential) => request.credential = Some(credential),
+            Err(error) => return error.into_response(),
+        }
+    }
     match found {
         Found::Route(route, params) => {
             request.params = params;

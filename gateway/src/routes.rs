@@ -28,9 +28,10 @@ pub enum Audience {
     /// A holder of the key or of a login cookie (docs/protocol.md,
     /// Authentication); a wrong credential spends the failure budget.
     Authenticated,
-    // A narrower audience (say, the viewer of one shared session, holding
-    // that share's token) is one more variant here and one more arm in the
-    // dispatcher's credential check; its routes then name it.
+    /// The holder of one share link's cookie, for that share's routes only
+    /// (`/api/shares/{share}...`, [`crate::shares::http::authenticate`]); a
+    /// forged cookie spends the failure budget. It opens no other route.
+    ShareViewer,
 }
 
 impl Audience {
@@ -39,6 +40,7 @@ impl Audience {
         match self {
             Audience::Public => "public",
             Audience::Authenticated => "authenticated",
+            Audience::ShareViewer => "share viewer (that share's cookie)",
         }
     }
 }
@@ -128,7 +130,7 @@ const fn websocket(path: &'static str, audience: Audience, handler: Handler) -> 
     }
 }
 
-use Audience::{Authenticated, Public};
+use Audience::{Authenticated, Public, ShareViewer};
 
 /// Every route of the gateway. The first match wins, so a literal segment
 /// comes before a `{name}` in the same place. A WebSocket route is a `GET`
@@ -146,6 +148,12 @@ pub static ROUTES: &[Route] = &[
     http("PATCH",  "/api/sessions/{id}",                Authenticated, handler!(|s, r| api::rename(s, r).await)),
     http("DELETE", "/api/sessions/{id}",                Authenticated, handler!(|s, r| api::end(s, r).await)),
     http("GET",    "/api/sessions/{id}/egress",         Authenticated, handler!(|s, r| egress_ledger(s, r).await)),
+    http("GET",    "/api/sessions/{id}/shares",         Authenticated, handler!(|s, r| crate::shares::http::list(s, r).await)),
+    http("POST",   "/api/sessions/{id}/shares",         Authenticated, handler!(|s, r| crate::shares::http::create(s, r).await)),
+    http("DELETE", "/api/sessions/{id}/shares/{share}", Authenticated, handler!(|s, r| crate::shares::http::revoke(s, r).await)),
+    http("POST",   "/api/shares/{share}/open",          Public,        handler!(|s, r| crate::shares::http::open(s, r).await)),
+    http("GET",    "/api/shares/{share}",               ShareViewer,   handler!(|s, r| crate::shares::http::page(s, r).await)),
+    websocket(     "/api/shares/{share}/terminal",      ShareViewer,   handler!(|s, r| crate::shares::http::upgrade_terminal(s, r).await)),
     websocket(     "/ws/sessions/{id}",                 Authenticated, handler!(|s, r| api::upgrade_terminal(s, r))),
     websocket(     "/ws/events",                        Authenticated, handler!(|s, r| api::upgrade_events(s, r))),
     http("GET",    "/metrics",                          Authenticated, handler!(|s, _r| metrics::serve(s).await)),

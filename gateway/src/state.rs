@@ -31,12 +31,16 @@ pub struct AppState {
     pub sockets: TaskTracker,
     /// When viewers last typed in each session (no webhook for those).
     pub typing: crate::notify::Typing,
+    /// Read-only share links.
+    pub shares: std::sync::Arc<crate::shares::Shares>,
 }
 
 impl AppState {
     pub fn new(config: Config, auth: Auth, broker: Broker, shutdown: CancellationToken) -> Self {
+        let shares = std::sync::Arc::new(crate::shares::Shares::open(&config, &auth));
         Self {
             auth,
+            shares,
             limiter: FailureLimiter::new(
                 config.login_burst,
                 Duration::from_secs(config.login_refill_secs),

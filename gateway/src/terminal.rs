@@ -50,6 +50,15 @@ pub struct TerminalRequest {
     pub request_id: RequestId,
 }
 
+impl TerminalRequest {
+    /// Whether this is a share link's viewer: it watches only. Its input,
+    /// resizes and `end` are refused here, and the broker attach is
+    /// `read_only`, which the broker enforces again.
+    pub fn read_only(&self) -> bool {
+        matches!(self.credential, Credential::Share { .. })
+    }
+}
+
 /// Client-to-gateway control messages.
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -136,7 +145,7 @@ impl Bridge {
             Err(status) => return close_for(&status),
         };
         self.outbox
-            .json(&json!({"type": "attached", "session": model::session(&session)}));
+            .json(&json!({"type": "attached", "session": self.shown(&session)}));
         let mut link = match self.attach().await {
             Ok(link) => Some(link),
             Err(status) => return close_for(&status),
@@ -154,6 +163,7 @@ impl Bridge {
                     else { Step::Close(close::REVOKED, "credentials revoked") }
                 }
                 _ = &mut expired, if expiry.is_some() => Step::Close(close::REVOKED, "credentials expired"),
+                reason = crate::shares::revoked(&self.state.shares, &self.request.credential) => Step::Close(close::REVOKED, reason),
                 _ = self.outbox.closed() => return (close::NORMAL, "client gone"),
                 message = crate::ws::next_message(stream) => {
                     self.client_message(message, &mut link, &mut pending_input).await
@@ -184,6 +194,44 @@ impl Bridge {
         }
     }
 
+    /// A session as this socket's viewer may see it: a share viewer learns
+    /// its name, status and size, not its directory, process or metadata.
+    fn shown(&self, session: &dispatch_proto::v1::Session) -> serde_json::Value {
+        if !self.request.read_only() {
+            return model::session(session);
+        }
+        model::session(&dispatch_proto::v1::Session {
+            id: session.id.clone(),
+            name: session.name.clone(),
+            mode: session.mode,
+            requested_mode: session.mode,
+            status: session.status,
+            cols: session.cols,
+            rows: session.rows,
+            created_at_ms: session.created_at_ms,
+            last_active_ms: session.last_active_ms,
+            ended_at_ms: session.ended_at_ms,
+            exit: session.exit.clone(),
+            ..Default::default()
+        })
+    }
+
+    /// Why a share viewer's message is refused, if it is one.
+    fn refusal(&self, message: &Message) -> Option<&'static str> {
+        if !self.request.read_only() {
+            return None;
+        }
+        match message {
+            Message::Binary(_) => Some("read-only share: input refused"),
+            Message::Text(text) => match serde_json::from_str::<ClientMessage>(text.as_str()) {
+                Ok(ClientMessage::Resize { .. }) => Some("read-only share: resize refused"),
+                Ok(ClientMessage::End) => Some("read-only share: ending the session refused"),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     async fn get_session(&self) -> Result<dispatch_proto::v1::Session, Status> {
         let broker = &self.state.broker;
         let request = broker.request(
@@ -202,7 +250,7 @@ impl Bridge {
             cols: self.cols,
             rows: self.rows,
             flow_control: true,
-            read_only: false,
+            read_only: self.request.read_only(),
         };
         tx.send(AttachRequest {
             kind: Some(attach_request::Kind::Start(start)),
@@ -233,6 +281,11 @@ impl Bridge {
             }
             Some(Ok(message)) => message,
         };
+        if let Some(refusal) = self.refusal(&message) {
+            self.outbox
+                .json(&json!({"type": "error", "message": refusal}));
+            return Step::Continue;
+        }
         let text = match message {
             Message::Close(_) => return Step::Close(close::NORMAL, "client closed"),
             Message::Binary(input) => {
@@ -385,7 +438,7 @@ impl Bridge {
                 .json(&json!({"type": "notice", "text": notice.text})),
             attach_response::Kind::Session(session) => self
                 .outbox
-                .json(&json!({"type": "session", "session": model::session(&session)})),
+                .json(&json!({"type": "session", "session": self.shown(&session)})),
         };
         if !delivered {
             // The client stopped reading: drop the stream, reattach once it has caught up.
