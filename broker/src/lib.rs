@@ -23,6 +23,7 @@ pub mod config;
 pub mod conversations;
 pub mod egress;
 pub mod error;
+pub mod files;
 pub mod idle;
 pub mod metrics;
 pub mod procfs;

@@ -325,9 +325,13 @@ pub fn grpc_routes(
     let conversations = ConversationsService::new(Arc::clone(&broker.conversations))
         .into_server()
         .max_decoding_message_size(max_message);
+    let files = crate::files::FilesService::new(broker.registry.clone())
+        .into_server()
+        .max_decoding_message_size(max_message);
     let mut routes = Routes::new(health_service)
         .add_service(InterceptedService::new(sessions, auth.clone()))
-        .add_service(InterceptedService::new(conversations, auth))
+        .add_service(InterceptedService::new(conversations, auth.clone()))
+        .add_service(InterceptedService::new(files, auth))
         .add_service(InterceptedService::new(reflection, reflection_auth.clone()))
         .add_service(InterceptedService::new(reflection_v1alpha, reflection_auth));
     if let Some(admin_auth) = admin_auth {
