@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use crate::auth::Credential;
 use crate::broker::RequestId;
+use crate::metrics::SocketKind;
 use crate::model;
 use crate::state::AppState;
 use crate::ws::{Message, Outbox, WebSocket, close};
@@ -21,9 +22,9 @@ use crate::ws::{Message, Outbox, WebSocket, close};
 pub async fn run(socket: WebSocket, state: Arc<AppState>, credential: Credential, id: RequestId) {
     let span = tracing::info_span!("events", request_id = %id);
     async move {
-        let _open = crate::metrics::OpenSocket::new(crate::metrics::SocketKind::Events);
+        let _open = state.metrics.open_socket(SocketKind::Events);
         let (sink, mut stream) = socket.split();
-        let outbox = Outbox::start(sink);
+        let outbox = Outbox::start(sink, &state.metrics);
         let (code, reason) = serve(&state, &outbox, &mut stream, &credential, &id).await;
         tracing::debug!(code, reason, "event socket closed");
         outbox.close(code, reason).await;

@@ -162,8 +162,11 @@ impl Gateway {
     /// Serves `listener` until shutdown; starts the tunnel when enabled.
     pub async fn serve(self, listener: TcpListener) -> anyhow::Result<()> {
         let local_addr = listener.local_addr()?;
-        let server =
-            server::ConnectionServer::new(router::filter(self.state.clone()), &self.state.config);
+        let server = server::ConnectionServer::new(
+            router::filter(self.state.clone()),
+            &self.state.config,
+            &self.state.metrics,
+        );
         let tunnel = match self.state.config.enable_tunnel {
             true => Some(self.start_tunnel(&server)?),
             false => None,

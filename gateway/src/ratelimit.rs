@@ -19,6 +19,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 
 /// Most addresses tracked at once; beyond that, the fullest buckets are dropped.
 const MAX_TRACKED: usize = 100_000;
@@ -28,6 +29,8 @@ pub struct FailureLimiter {
     burst: f64,
     refill: Duration,
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    /// Where failures are counted.
+    metrics: Metrics,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -37,11 +40,14 @@ struct Bucket {
 }
 
 impl FailureLimiter {
-    pub fn new(burst: u32, refill: Duration) -> Self {
+    /// A budget of `burst` failures, one more every `refill`; failures are
+    /// counted in `metrics`.
+    pub fn new(burst: u32, refill: Duration, metrics: &Metrics) -> Self {
         Self {
             burst: f64::from(burst.max(1)),
             refill: refill.max(Duration::from_millis(1)),
             buckets: Mutex::new(HashMap::new()),
+            metrics: metrics.clone(),
         }
     }
 
@@ -72,7 +78,7 @@ impl FailureLimiter {
     pub fn exhausted(&self, ip: IpAddr) -> Option<ApiError> {
         let retry_after = self.check(ip).err()?;
         tracing::warn!(client = %ip, "credential refused: too many failures");
-        crate::metrics::LOGIN_FAILURES.inc();
+        self.metrics.login_failed();
         let mut error = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too many failed credentials; retry later",
@@ -86,7 +92,7 @@ impl FailureLimiter {
     pub fn record_failure(&self, ip: IpAddr, what: &str, path: &str) {
         self.fail(ip);
         tracing::warn!(client = %ip, credential = what, path, "wrong credential");
-        crate::metrics::LOGIN_FAILURES.inc();
+        self.metrics.login_failed();
     }
 
     /// Records a failed attempt from `ip`.
@@ -130,7 +136,7 @@ mod tests {
 
     #[test]
     fn burst_then_refused_then_refilled() {
-        let limiter = FailureLimiter::new(3, Duration::from_millis(50));
+        let limiter = FailureLimiter::new(3, Duration::from_millis(50), &Metrics::default());
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..3 {
             assert!(limiter.check(ip).is_ok());

@@ -206,7 +206,7 @@ async fn respond(
         Err(err) => err.into_response(),
     };
     let status = response.status();
-    crate::metrics::observe_response(status, started.elapsed());
+    state.metrics.observe_response(status, started.elapsed());
     let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

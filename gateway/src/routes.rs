@@ -18,7 +18,7 @@ use warp::reply::Response;
 use crate::error::{ApiError, json_response};
 use crate::router::ApiRequest;
 use crate::state::AppState;
-use crate::{api, conversations, egress, metrics, usage};
+use crate::{api, conversations, egress, usage};
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,7 +156,7 @@ pub static ROUTES: &[Route] = &[
     websocket(     "/api/shares/{share}/terminal",      ShareViewer,   handler!(|s, r| crate::shares::http::upgrade_terminal(s, r).await)),
     websocket(     "/ws/sessions/{id}",                 Authenticated, handler!(|s, r| api::upgrade_terminal(s, r))),
     websocket(     "/ws/events",                        Authenticated, handler!(|s, r| api::upgrade_events(s, r))),
-    http("GET",    "/metrics",                          Authenticated, handler!(|s, _r| metrics::serve(s).await)),
+    http("GET",    "/metrics",                          Authenticated, handler!(|s, _r| s.metrics.serve(&s.broker).await)),
     http("GET",    "/api/conversations",                Authenticated, handler!(|s, r| conversations::list(s, r).await)),
     http("GET",    "/api/conversations/events",         Authenticated, handler!(|s, r| conversations::feed(s, r).await)),
     http("GET",    "/api/conversations/{id}",           Authenticated, handler!(|s, r| conversations::get(s, r).await)),

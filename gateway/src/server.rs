@@ -33,6 +33,7 @@ use warp::hyper::body::{Body, Incoming};
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::router::PeerAddr;
 use activity::{Activity, Deadline, InFlight, Tracked};
 pub use limits::ConnectionLimits;
@@ -47,6 +48,7 @@ pub struct ConnectionServer<F> {
     filter: F,
     limits: Arc<ConnectionLimits>,
     slots: Arc<Slots>,
+    metrics: Metrics,
     connections: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -67,11 +69,14 @@ where
         + Sync
         + 'static,
 {
-    pub fn new(filter: F, config: &Config) -> Self {
+    /// A server for `filter` under `config`'s limits, counting its
+    /// connections in `metrics`.
+    pub fn new(filter: F, config: &Config, metrics: &Metrics) -> Self {
         let limits = ConnectionLimits::from_config(config);
         Self {
             filter,
-            slots: Slots::new(&limits),
+            slots: Slots::new(&limits, metrics),
+            metrics: metrics.clone(),
             limits: Arc::new(limits),
             connections: TaskTracker::new(),
             shutdown: CancellationToken::new(),
@@ -84,7 +89,7 @@ where
         match self.slots.admit(None) {
             Ok(admission) => self.serve_stream(stream, peer, admission).await,
             Err(refusal) => {
-                refusal.record(peer.ip(), self.limits.max_connections);
+                refusal.record(peer.ip(), self.limits.max_connections, &self.metrics);
                 limits::refuse(stream, refusal).await;
             }
         }
@@ -131,7 +136,7 @@ where
                     limits::Refusal::ServerFull => self.limits.max_connections,
                     limits::Refusal::ClientFull => self.limits.max_per_client,
                 };
-                refusal.record(ip, limit);
+                refusal.record(ip, limit, &self.metrics);
                 tokio::spawn(limits::refuse(stream, refusal));
             }
         }
@@ -141,6 +146,10 @@ where
     /// or shutdown closes it.
     async fn serve_stream(&self, stream: TcpStream, peer: SocketAddr, admission: Admission) {
         let _ = stream.set_nodelay(true);
+        if self.limits.tcp_notsent_lowat > 0 {
+            let lowat = self.limits.tcp_notsent_lowat;
+            let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(lowat);
+        }
         let activity = Activity::new(self.limits.max_requests);
         let mut builder = Builder::new(TokioExecutor::new());
         builder
@@ -157,13 +166,13 @@ where
         tokio::pin!(connection);
         let closing = tokio::select! {
             ended = connection.as_mut() => {
-                connection_ended(ended, peer);
+                connection_ended(ended, peer, &self.metrics);
                 return;
             }
             closing = activity.until_close(self.limits.idle_timeout) => closing,
             _ = self.shutdown.cancelled() => Closing::Shutdown,
         };
-        closing.record(peer.ip());
+        closing.record(peer.ip(), &self.metrics);
         connection.as_mut().graceful_shutdown();
         if closing == Closing::IdleTimeout {
             let _ = tokio::time::timeout(CLOSE_GRACE, connection).await;
@@ -196,9 +205,11 @@ where
     > {
         let warp_service = warp::service(self.filter.clone());
         let limits = self.limits.clone();
+        let metrics = self.metrics.clone();
         let service = tower::service_fn(move |mut request: Request<Incoming>| {
             let mut warp_service = warp_service.clone();
             let limits = limits.clone();
+            let metrics = metrics.clone();
             let (in_flight, last) = activity.begin();
             async move {
                 request.extensions_mut().insert(PeerAddr(peer));
@@ -209,7 +220,7 @@ where
                     request.map(|body| Deadline::new(body, limits.body_timeout, expired.clone()));
                 let response = warp_service.call(request).await?;
                 let response = if expired.load(Ordering::Acquire) {
-                    Closing::BodyTimeout.record(peer.ip());
+                    Closing::BodyTimeout.record(peer.ip(), &metrics);
                     body_timeout_response(limits.body_timeout)
                 } else {
                     response
@@ -254,14 +265,19 @@ fn finish(
     warp::http::Response::from_parts(parts, Tracked::new(body, in_flight))
 }
 
-/// Logs how a connection ended on its own (the header timeout is hyper's).
-fn connection_ended(ended: Result<(), Box<dyn std::error::Error + Send + Sync>>, peer: SocketAddr) {
+/// Logs how a connection ended on its own (the header timeout is hyper's,
+/// counted in `metrics`).
+fn connection_ended(
+    ended: Result<(), Box<dyn std::error::Error + Send + Sync>>,
+    peer: SocketAddr,
+    metrics: &Metrics,
+) {
     let Err(err) = ended else { return };
     let timed_out = err
         .downcast_ref::<warp::hyper::Error>()
         .is_some_and(warp::hyper::Error::is_timeout);
     if timed_out {
-        Closing::HeaderTimeout.record(peer.ip());
+        Closing::HeaderTimeout.record(peer.ip(), metrics);
     } else {
         tracing::debug!("connection ended: {err}");
     }

@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Auth;
 use crate::broker::Broker;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::origin::{HostPolicy, OriginPolicy};
 use crate::public_url::PublicUrl;
 use crate::ratelimit::FailureLimiter;
@@ -19,6 +20,8 @@ pub struct AppState {
     pub config: Config,
     pub auth: Auth,
     pub limiter: FailureLimiter,
+    /// The Prometheus counters, bumped where things happen.
+    pub metrics: Metrics,
     pub origins: OriginPolicy,
     pub hosts: HostPolicy,
     pub broker: Broker,
@@ -38,13 +41,16 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: Config, auth: Auth, broker: Broker, shutdown: CancellationToken) -> Self {
         let shares = std::sync::Arc::new(crate::shares::Shares::open(&config, &auth));
+        let metrics = Metrics::default();
         Self {
             auth,
             shares,
             limiter: FailureLimiter::new(
                 config.login_burst,
                 Duration::from_secs(config.login_refill_secs),
+                &metrics,
             ),
+            metrics,
             origins: OriginPolicy::new(&config.allowed_origins),
             hosts: HostPolicy::new(&config.public_hosts, &config.allowed_origins),
             broker,

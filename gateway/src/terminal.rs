@@ -30,6 +30,7 @@ use tracing::Instrument;
 
 use crate::auth::Credential;
 use crate::broker::RequestId;
+use crate::metrics::SocketKind;
 use crate::model;
 use crate::state::AppState;
 use crate::ws::{Message, Outbox, WebSocket, close};
@@ -83,12 +84,26 @@ enum ClientMessage {
 
 /// Runs one terminal socket until it closes.
 pub async fn run(socket: WebSocket, state: Arc<AppState>, request: TerminalRequest) {
+    run_with(socket, state, request, false).await
+}
+
+/// Runs one terminal socket until it closes; with `deflate`, output frames
+/// are compressed (the client negotiated `ws::DEFLATE_PROTOCOL`).
+pub async fn run_with(
+    socket: WebSocket,
+    state: Arc<AppState>,
+    request: TerminalRequest,
+    deflate: bool,
+) {
     let span = tracing::info_span!("terminal", session = %request.session_id, request_id = %request.request_id);
     async move {
         tracing::info!("terminal attached");
-        let _open = crate::metrics::OpenSocket::new(crate::metrics::SocketKind::Terminal);
+        let _open = state.metrics.open_socket(SocketKind::Terminal);
         let (sink, mut stream) = socket.split();
-        let outbox = Outbox::start(sink);
+        let outbox = Outbox::start(sink, &state.metrics);
+        if deflate {
+            outbox.deflate();
+        }
         let mut bridge = Bridge {
             state,
             outbox,
@@ -174,7 +189,7 @@ impl Bridge {
                         Ok(new_link) => {
                             if !pending_input.is_empty() {
                                 let input = std::mem::take(&mut pending_input);
-                                let _ = new_link.tx.send(input_request(input)).await;
+                                let _ = new_link.tx.send(self.input_request(input)).await;
                             }
                             link = Some(new_link);
                             Step::Continue
@@ -294,7 +309,7 @@ impl Bridge {
                 }
                 match link {
                     Some(link) => {
-                        let _ = link.tx.send(input_request(input)).await;
+                        let _ = link.tx.send(self.input_request(input)).await;
                     }
                     None if pending_input.len() + input.len() <= MAX_PENDING_INPUT => {
                         pending_input.extend_from_slice(&input)
@@ -453,11 +468,14 @@ impl Bridge {
     }
 }
 
-fn input_request(input: impl Into<bytes::Bytes>) -> AttachRequest {
-    let input: bytes::Bytes = input.into();
-    crate::metrics::BYTES_FROM_CLIENTS.inc_by(input.len() as u64);
-    AttachRequest {
-        kind: Some(attach_request::Kind::Input(input)),
+impl Bridge {
+    /// The request carrying `input` to the broker (counted as received).
+    fn input_request(&self, input: impl Into<bytes::Bytes>) -> AttachRequest {
+        let input: bytes::Bytes = input.into();
+        self.state.metrics.terminal_bytes_received(input.len());
+        AttachRequest {
+            kind: Some(attach_request::Kind::Input(input)),
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! What the egress proxy decided and why: the refusals with their HTTP
 //! status and one-line reason, one structured log line per connection
-//! (target `dispatch::egress`) and the Prometheus counters.
+//! (target `dispatch::egress`) and the Prometheus counters
+//! ([`EgressMetrics`], part of the gateway's [`crate::metrics::Metrics`]).
 
-use std::sync::LazyLock;
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -173,48 +174,6 @@ pub struct Record<'a> {
     pub duration: Duration,
 }
 
-/// Logs `record` as one line and counts it.
-pub fn record(record: &Record<'_>) {
-    let decision = match record.refused {
-        None => "allowed",
-        Some(_) => "refused",
-    };
-    let reason = record.refused.map_or("", |r| r.why.reason());
-    let detail = record
-        .refused
-        .and_then(|r| r.detail.as_deref())
-        .unwrap_or("");
-    tracing::info!(
-        target: "dispatch::egress",
-        session = record.session,
-        host = record.host,
-        port = record.port,
-        decision,
-        reason,
-        detail,
-        end = record.end.map_or("", End::label),
-        bytes_up = record.bytes_up,
-        bytes_down = record.bytes_down,
-        duration_ms = record.duration.as_millis() as u64,
-        "egress"
-    );
-    let metrics = &*METRICS;
-    metrics
-        .tunnels
-        .get_or_create(&DecisionLabel { decision })
-        .inc();
-    if let Some(refused) = record.refused {
-        metrics
-            .refusals
-            .get_or_create(&ReasonLabel {
-                reason: refused.why.label(),
-            })
-            .inc();
-    }
-    bytes(Direction::Up).inc_by(record.bytes_up);
-    bytes(Direction::Down).inc_by(record.bytes_down);
-}
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabel {
     decision: &'static str,
@@ -236,83 +195,135 @@ struct DirectionLabel {
     direction: &'static str,
 }
 
-fn bytes(direction: Direction) -> Counter {
-    let direction = match direction {
-        Direction::Up => "up",
-        Direction::Down => "down",
-    };
-    METRICS
-        .bytes
-        .get_or_create(&DirectionLabel { direction })
-        .clone()
-}
+/// The egress proxy's counters, shared by every clone.
+#[derive(Clone, Debug, Default)]
+pub struct EgressMetrics(Arc<Counters>);
 
-struct Metrics {
+#[derive(Debug)]
+struct Counters {
     tunnels: Family<DecisionLabel, Counter>,
     refusals: Family<ReasonLabel, Counter>,
     bytes: Family<DirectionLabel, Counter>,
     open: Gauge,
 }
 
-static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
-    let metrics = Metrics {
-        tunnels: Family::default(),
-        refusals: Family::default(),
-        bytes: Family::default(),
-        open: Gauge::default(),
-    };
-    for decision in ["allowed", "refused"] {
-        drop(metrics.tunnels.get_or_create(&DecisionLabel { decision }));
+impl Counters {
+    fn bytes(&self, direction: Direction) -> Counter {
+        let direction = match direction {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        };
+        self.bytes
+            .get_or_create(&DirectionLabel { direction })
+            .clone()
     }
-    for why in Refusal::ALL {
-        drop(metrics.refusals.get_or_create(&ReasonLabel {
-            reason: why.label(),
-        }));
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        let metrics = Self {
+            tunnels: Family::default(),
+            refusals: Family::default(),
+            bytes: Family::default(),
+            open: Gauge::default(),
+        };
+        for decision in ["allowed", "refused"] {
+            drop(metrics.tunnels.get_or_create(&DecisionLabel { decision }));
+        }
+        for why in Refusal::ALL {
+            drop(metrics.refusals.get_or_create(&ReasonLabel {
+                reason: why.label(),
+            }));
+        }
+        for direction in ["up", "down"] {
+            drop(metrics.bytes.get_or_create(&DirectionLabel { direction }));
+        }
+        metrics
     }
-    for direction in ["up", "down"] {
-        drop(metrics.bytes.get_or_create(&DirectionLabel { direction }));
-    }
-    metrics
-});
+}
 
 /// Counts one open tunnel for as long as it lives.
 #[derive(Debug)]
-pub struct OpenTunnel(());
+pub struct OpenTunnel(EgressMetrics);
 
 impl OpenTunnel {
-    pub fn new() -> Self {
-        METRICS.open.inc();
-        Self(())
+    pub fn new(metrics: &EgressMetrics) -> Self {
+        metrics.0.open.inc();
+        Self(metrics.clone())
     }
 }
 
 impl Drop for OpenTunnel {
     fn drop(&mut self) {
-        METRICS.open.dec();
+        self.0.0.open.dec();
     }
 }
 
-/// Adds the egress metrics to the gateway's registry.
-pub fn register(registry: &mut Registry) {
-    let metrics = &*METRICS;
-    registry.register(
-        "dispatch_egress_tunnels",
-        "Egress proxy connections, by decision",
-        metrics.tunnels.clone(),
-    );
-    registry.register(
-        "dispatch_egress_refusals",
-        "Egress proxy connections refused, by reason",
-        metrics.refusals.clone(),
-    );
-    registry.register(
-        "dispatch_egress_bytes",
-        "Bytes relayed by egress tunnels, by direction (up: from the session)",
-        metrics.bytes.clone(),
-    );
-    registry.register(
-        "dispatch_egress_tunnels_open",
-        "Egress tunnels open",
-        metrics.open.clone(),
-    );
+impl EgressMetrics {
+    /// Logs `record` as one line and counts it.
+    pub fn record(&self, record: &Record<'_>) {
+        let decision = match record.refused {
+            None => "allowed",
+            Some(_) => "refused",
+        };
+        let reason = record.refused.map_or("", |r| r.why.reason());
+        let detail = record
+            .refused
+            .and_then(|r| r.detail.as_deref())
+            .unwrap_or("");
+        tracing::info!(
+            target: "dispatch::egress",
+            session = record.session,
+            host = record.host,
+            port = record.port,
+            decision,
+            reason,
+            detail,
+            end = record.end.map_or("", End::label),
+            bytes_up = record.bytes_up,
+            bytes_down = record.bytes_down,
+            duration_ms = record.duration.as_millis() as u64,
+            "egress"
+        );
+        let metrics = &*self.0;
+        metrics
+            .tunnels
+            .get_or_create(&DecisionLabel { decision })
+            .inc();
+        if let Some(refused) = record.refused {
+            metrics
+                .refusals
+                .get_or_create(&ReasonLabel {
+                    reason: refused.why.label(),
+                })
+                .inc();
+        }
+        metrics.bytes(Direction::Up).inc_by(record.bytes_up);
+        metrics.bytes(Direction::Down).inc_by(record.bytes_down);
+    }
+
+    /// Adds the egress metrics to the gateway's registry.
+    pub fn register(&self, registry: &mut Registry) {
+        let metrics = &*self.0;
+        registry.register(
+            "dispatch_egress_tunnels",
+            "Egress proxy connections, by decision",
+            metrics.tunnels.clone(),
+        );
+        registry.register(
+            "dispatch_egress_refusals",
+            "Egress proxy connections refused, by reason",
+            metrics.refusals.clone(),
+        );
+        registry.register(
+            "dispatch_egress_bytes",
+            "Bytes relayed by egress tunnels, by direction (up: from the session)",
+            metrics.bytes.clone(),
+        );
+        registry.register(
+            "dispatch_egress_tunnels_open",
+            "Egress tunnels open",
+            metrics.open.clone(),
+        );
+    }
 }

@@ -31,7 +31,7 @@ use serde_json::json;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-pub use audit::register as register_metrics;
+pub use audit::EgressMetrics;
 pub use ledger::{HostView, Ledger};
 
 use crate::error::{ApiError, json_response};

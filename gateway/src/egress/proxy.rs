@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use super::Settings;
 use super::address::{self, ResolveError};
 use super::allowlist::{Match, Target};
-use super::audit::{self, End, OpenTunnel, Record, Refusal, Refused};
+use super::audit::{End, OpenTunnel, Record, Refusal, Refused};
 use super::credentials;
 use super::limits::SessionPermit;
 use super::relay::{self, Traffic};
@@ -212,7 +212,7 @@ async fn refuse(
             .egress
             .refused(session, host, port, refused.why.reason());
     }
-    audit::record(&Record {
+    shared.state.metrics.egress().record(&Record {
         session,
         host,
         port,
@@ -240,7 +240,7 @@ async fn tunnel(
     ledger.opened(session, host, port, &traffic);
     let end = match request::established(&mut client).await {
         Ok(()) => {
-            let _open = OpenTunnel::new();
+            let _open = OpenTunnel::new(shared.state.metrics.egress());
             relay::relay(
                 &mut client,
                 &mut admitted.upstream,
@@ -256,7 +256,7 @@ async fn tunnel(
     ledger.closed(session, host, port, &traffic);
     let up = traffic.up.load(Ordering::Relaxed);
     let down = traffic.down.load(Ordering::Relaxed);
-    audit::record(&Record {
+    shared.state.metrics.egress().record(&Record {
         session,
         host,
         port,

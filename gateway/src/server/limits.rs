@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Config, TrustProxy};
+use crate::metrics::{Metrics, OpenConnection};
 
 /// The limits every HTTP connection is served under.
 #[derive(Clone, Debug)]
@@ -26,6 +27,8 @@ pub struct ConnectionLimits {
     pub max_requests: u64,
     /// Largest WebSocket message a client may send.
     pub max_ws_message: usize,
+    /// TCP_NOTSENT_LOWAT of accepted sockets (0: the kernel's default).
+    pub tcp_notsent_lowat: u32,
     /// Peers exempt from the per-client cap (they speak for many clients).
     pub trust_proxy: TrustProxy,
 }
@@ -42,6 +45,7 @@ impl ConnectionLimits {
             max_ws_message: dispatch_proto::limits::max_input_bytes(
                 config.broker_max_message_bytes,
             ),
+            tcp_notsent_lowat: config.tcp_notsent_lowat_bytes,
             trust_proxy: config.trust_proxy.clone(),
         }
     }
@@ -72,9 +76,9 @@ impl Refusal {
         }
     }
 
-    /// Counts the refusal and logs it (throttled).
-    pub fn record(self, peer: IpAddr, limit: usize) {
-        crate::metrics::connection_refused(self.reason());
+    /// Counts the refusal in `metrics` and logs it (throttled).
+    pub fn record(self, peer: IpAddr, limit: usize, metrics: &Metrics) {
+        metrics.connection_refused(self.reason());
         if let Some(suppressed) = throttle(self.reason()) {
             tracing::warn!(
                 %peer,
@@ -134,8 +138,9 @@ pub enum Closing {
 }
 
 impl Closing {
-    /// Counts the close (one of `metrics::CONNECTION_CLOSES`) and logs it (throttled).
-    pub fn record(self, peer: IpAddr) {
+    /// Counts the close in `metrics` (one of `metrics::CONNECTION_CLOSES`)
+    /// and logs it (throttled).
+    pub fn record(self, peer: IpAddr, metrics: &Metrics) {
         let reason = match self {
             Self::HeaderTimeout => "header_timeout",
             Self::IdleTimeout => "idle_timeout",
@@ -143,7 +148,7 @@ impl Closing {
             Self::KeepAliveLimit => "keep_alive_limit",
             Self::Shutdown => return,
         };
-        crate::metrics::connection_closed(reason);
+        metrics.connection_closed(reason);
         if self == Self::KeepAliveLimit {
             return;
         }
@@ -159,21 +164,24 @@ pub struct Slots {
     total: Arc<Semaphore>,
     per_client: Mutex<HashMap<IpAddr, usize>>,
     max_per_client: usize,
+    metrics: Metrics,
 }
 
 /// A connection's slots, given back on drop.
 #[derive(Debug)]
 pub struct Admission {
     _total: OwnedSemaphorePermit,
+    _open: OpenConnection,
     client: Option<(Arc<Slots>, IpAddr)>,
 }
 
 impl Slots {
-    pub fn new(limits: &ConnectionLimits) -> Arc<Self> {
+    pub fn new(limits: &ConnectionLimits, metrics: &Metrics) -> Arc<Self> {
         Arc::new(Self {
             total: Arc::new(Semaphore::new(limits.max_connections)),
             per_client: Mutex::new(HashMap::new()),
             max_per_client: limits.max_per_client,
+            metrics: metrics.clone(),
         })
     }
 
@@ -198,9 +206,9 @@ impl Slots {
                 Some((self.clone(), key))
             }
         };
-        crate::metrics::HTTP_CONNECTIONS_OPEN.inc();
         Ok(Admission {
             _total: total,
+            _open: self.metrics.open_connection(),
             client,
         })
     }
@@ -218,7 +226,6 @@ impl Slots {
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        crate::metrics::HTTP_CONNECTIONS_OPEN.dec();
         if let Some((slots, key)) = self.client.take() {
             slots.release(key);
         }
@@ -279,9 +286,10 @@ mod tests {
             body_timeout: Duration::from_secs(1),
             max_requests: 1,
             max_ws_message: 1,
+            tcp_notsent_lowat: 0,
             trust_proxy: TrustProxy::None,
         };
-        let slots = Slots::new(&limits);
+        let slots = Slots::new(&limits, &Metrics::default());
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let a = slots.admit(Some(ip)).unwrap();
         let _b = slots.admit(Some(ip)).unwrap();
