@@ -250,14 +250,20 @@ impl SessionRegistry {
             }
             return Ok(path.to_path_buf());
         }
-        let dir = self.inner.config.pty_root.join(id.to_string());
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| {
-                SessionError::Spawn(format!("cannot create the session directory: {e}"))
-            })?;
-        Ok(dir)
+        // Named by the id's first 8 characters (as the web UI names a
+        // session), so that a prompt showing the directory fits a phone;
+        // the whole id if another session took that name.
+        let id = id.to_string();
+        let short = self.inner.config.pty_root.join(&id[..8]);
+        let create = |dir: &Path| std::fs::DirBuilder::new().mode(0o700).create(dir);
+        let dir = match create(&short) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let full = self.inner.config.pty_root.join(&id);
+                create(&full).map(|()| full)
+            }
+            created => created.map(|()| short),
+        };
+        dir.map_err(|e| SessionError::Spawn(format!("cannot create the session directory: {e}")))
     }
 
     /// Ends a session (killing its process tree) and waits until it is
