@@ -84,26 +84,12 @@ enum ClientMessage {
 
 /// Runs one terminal socket until it closes.
 pub async fn run(socket: WebSocket, state: Arc<AppState>, request: TerminalRequest) {
-    run_with(socket, state, request, false).await
-}
-
-/// Runs one terminal socket until it closes; with `deflate`, output frames
-/// are compressed (the client negotiated `ws::DEFLATE_PROTOCOL`).
-pub async fn run_with(
-    socket: WebSocket,
-    state: Arc<AppState>,
-    request: TerminalRequest,
-    deflate: bool,
-) {
     let span = tracing::info_span!("terminal", session = %request.session_id, request_id = %request.request_id);
     async move {
         tracing::info!("terminal attached");
         let _open = state.metrics.open_socket(SocketKind::Terminal);
         let (sink, mut stream) = socket.split();
         let outbox = Outbox::start(sink, &state.metrics);
-        if deflate {
-            outbox.deflate();
-        }
         let mut bridge = Bridge {
             state,
             outbox,
