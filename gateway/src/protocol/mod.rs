@@ -12,6 +12,7 @@ use ts_rs::{Config, TS};
 pub mod errors;
 pub mod events;
 pub mod sessions;
+pub mod shares;
 pub mod terminal;
 
 /// One exported declaration: renders its type's TypeScript.
@@ -33,6 +34,13 @@ pub const DECLARATIONS: &[Declaration] = &[
     // events
     declare::<events::EventMessage>,
     declare::<events::EventClientMessage>,
+    // shares
+    declare::<shares::CreateShare>,
+    declare::<shares::ShareInfo>,
+    declare::<shares::CreatedShare>,
+    declare::<shares::ShareList>,
+    declare::<shares::OpenShare>,
+    declare::<shares::SharedView>,
 ];
 
 const HEADER: &str = "\

@@ -14,11 +14,11 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
 use super::secret;
-use super::wire::{CreateShare, CreatedShare, OpenShare, ShareList, SharedView};
 use super::{Link, MIN_TTL_SECS};
 use crate::api::session_id;
 use crate::auth::Credential;
 use crate::error::{ApiError, empty_response, json_response};
+use crate::protocol::shares::{CreateShare, CreatedShare, OpenShare, ShareList, SharedView};
 use crate::router::ApiRequest;
 use crate::state::AppState;
 use crate::terminal::TerminalRequest;
@@ -203,7 +203,7 @@ fn view(link: &Link, session: &Session) -> SharedView {
         session_name: session.name.clone(),
         host: host_name(),
         read_only: true,
-        expires_at_ms: link.expires_at_ms,
+        expires_at: link.expires_at_ms,
         socket: format!("{}/terminal", secret::share_path(&link.id)),
     }
 }

@@ -18,7 +18,6 @@
 pub mod http;
 pub mod secret;
 pub mod store;
-pub mod wire;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,8 +29,8 @@ use warp::http::StatusCode;
 
 use crate::auth::{Auth, Credential};
 use crate::error::ApiError;
+use crate::protocol::shares::ShareInfo;
 use crate::state_dir::StateDir;
-use wire::ShareInfo;
 
 /// The share links' limits.
 #[derive(clap::Args, Clone, Debug)]
@@ -46,7 +45,7 @@ pub struct ShareConfig {
 }
 
 /// Shortest lifetime a link may be given, in seconds.
-pub const MIN_TTL_SECS: u64 = 60;
+pub const MIN_TTL_SECS: u64 = 1;
 
 /// One share link.
 #[derive(Clone, Debug)]
@@ -66,8 +65,8 @@ impl Link {
         ShareInfo {
             id: self.id.clone(),
             session_id: self.session_id.clone(),
-            created_at_ms: self.created_at_ms,
-            expires_at_ms: self.expires_at_ms,
+            created_at: self.created_at_ms,
+            expires_at: self.expires_at_ms,
             viewers: self.viewers,
         }
     }
@@ -194,7 +193,7 @@ impl Shares {
             .filter(|l| l.session_id == session_id)
             .map(Link::info)
             .collect();
-        list.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         list
     }
 

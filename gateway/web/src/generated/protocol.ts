@@ -94,3 +94,75 @@ export type EventMessage = { "type": "sessions", sessions: Array<Session>, } | {
  * A message the browser sends on the session-list socket; anything else is ignored.
  */
 export type EventClientMessage = { "type": "ping" };
+
+/**
+ * `POST /api/sessions/{id}/shares` body.
+ */
+export type CreateShare = { 
+/**
+ * Seconds until the link expires; at most `SHARE_MAX_TTL_SECS`, which
+ * is also the default.
+ */
+expiresInSecs?: number, };
+
+/**
+ * One share link as its owner sees it.
+ */
+export type ShareInfo = { id: string, sessionId: string, 
+/**
+ * Unix epoch milliseconds.
+ */
+createdAt: number, 
+/**
+ * Unix epoch milliseconds.
+ */
+expiresAt: number, 
+/**
+ * Share viewers connected now.
+ */
+viewers: number, };
+
+/**
+ * `POST /api/sessions/{id}/shares` answer: the link, shown once.
+ */
+export type CreatedShare = { share: ShareInfo, 
+/**
+ * The link relative to the gateway's origin: `/share#<id>.<secret>`.
+ * The secret is in the fragment, which browsers never send.
+ */
+path: string, };
+
+/**
+ * `GET /api/sessions/{id}/shares` answer.
+ */
+export type ShareList = { shares: Array<ShareInfo>, };
+
+/**
+ * `POST /api/shares/{share}/open` body: the secret from the link's fragment.
+ */
+export type OpenShare = { secret: string, };
+
+/**
+ * What a share viewer's page shows: `POST .../open` and `GET /api/shares/{share}`.
+ */
+export type SharedView = { shareId: string, 
+/**
+ * The shared session's name (may be empty).
+ */
+sessionName: string, 
+/**
+ * The machine the session runs on (the gateway's host name).
+ */
+host: string, 
+/**
+ * Always true: a share viewer never types into the session.
+ */
+readOnly: boolean, 
+/**
+ * Unix epoch milliseconds.
+ */
+expiresAt: number, 
+/**
+ * The terminal WebSocket's path.
+ */
+socket: string, };
