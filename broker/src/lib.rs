@@ -32,7 +32,9 @@ pub mod server;
 pub mod service;
 pub mod session;
 pub mod state;
-pub mod sync;
+
+/// The one way to take a standard lock (shared with the gateway).
+use dispatch_proto::sync;
 
 pub use auth::BearerAuth;
 pub use binary::{Cli, Command};

@@ -13,11 +13,12 @@
 //! opened with a token ends when it does ([`Auth::ended`]).
 
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use dispatch_proto::time::now_secs;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
@@ -226,7 +227,7 @@ impl Auth {
             Credential::Bearer => true,
             Credential::Share { expires, .. } => *expires > now_secs(),
             Credential::Session { nonce, expires } => {
-                *expires > now_secs() && !self.revoked.lock().unwrap().contains(nonce)
+                *expires > now_secs() && !crate::sync::lock(&self.revoked).contains(nonce)
             }
         }
     }
@@ -235,11 +236,7 @@ impl Auth {
     /// have expired) and wakes every stream to recheck its credential.
     pub fn revoke(&self, credential: &Credential) {
         if let Credential::Session { nonce, expires } = credential {
-            let saved = self
-                .revoked
-                .lock()
-                .unwrap()
-                .insert(*nonce, *expires, now_secs());
+            let saved = crate::sync::lock(&self.revoked).insert(*nonce, *expires, now_secs());
             if let Err(err) = saved {
                 tracing::error!(%err, "saving a revocation failed: it holds until restart only");
             }
@@ -391,13 +388,6 @@ pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 fn digest(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     Sha256::digest(bytes).into()
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
 }
 
 /// A random login key: 24 URL-safe characters (144 bits).

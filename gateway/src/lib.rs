@@ -39,6 +39,8 @@ pub mod ws;
 
 use std::sync::Arc;
 
+/// The one way to take a standard lock (shared with the broker).
+use dispatch_proto::sync;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

@@ -28,7 +28,7 @@ pub struct Typing(Mutex<HashMap<String, Instant>>);
 impl Typing {
     /// Records input just sent to `session`.
     pub fn record(&self, session: &str) {
-        let mut typed = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut typed = crate::sync::lock(&self.0);
         if typed.len() > 4096 {
             typed.retain(|_, at| at.elapsed() < Duration::from_secs(3600));
         }
@@ -37,7 +37,7 @@ impl Typing {
 
     /// Whether a viewer typed in `session` within `quiet`.
     pub fn recent(&self, session: &str, quiet: Duration) -> bool {
-        let typed = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let typed = crate::sync::lock(&self.0);
         typed.get(session).is_some_and(|at| at.elapsed() < quiet)
     }
 }

@@ -54,7 +54,7 @@ impl FailureLimiter {
     /// `Err(retry_after_secs)` when `ip` has no attempt left right now.
     pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
         let now = Instant::now();
-        let buckets = self.buckets.lock().unwrap();
+        let buckets = crate::sync::lock(&self.buckets);
         match buckets.get(&ip) {
             Some(bucket) => {
                 let tokens = self.refilled(bucket, now);
@@ -98,7 +98,7 @@ impl FailureLimiter {
     /// Records a failed attempt from `ip`.
     pub fn fail(&self, ip: IpAddr) {
         let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap();
+        let mut buckets = crate::sync::lock(&self.buckets);
         if buckets.len() >= MAX_TRACKED {
             let (burst, refill) = (self.burst, self.refill);
             buckets.retain(|_, b| refilled(burst, refill, b, now) < burst);
@@ -117,7 +117,7 @@ impl FailureLimiter {
 
     /// Forgets `ip`'s failures after a successful login.
     pub fn succeed(&self, ip: IpAddr) {
-        self.buckets.lock().unwrap().remove(&ip);
+        crate::sync::lock(&self.buckets).remove(&ip);
     }
 
     fn refilled(&self, bucket: &Bucket, now: Instant) -> f64 {

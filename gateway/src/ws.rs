@@ -128,7 +128,7 @@ impl WsUpgrade {
         }
         let key = headers.get(header::SEC_WEBSOCKET_KEY)?;
         let pending = pending?;
-        let on_upgrade = pending.on_upgrade.lock().ok()?.take()?;
+        let on_upgrade = crate::sync::lock(&pending.on_upgrade).take()?;
         Some(Self {
             on_upgrade,
             accept: derive_accept_key(key.as_bytes()),

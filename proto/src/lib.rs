@@ -4,13 +4,15 @@
 //! open their channel to the broker. [`egress`] holds the egress proxy
 //! credentials that both ends derive from the broker token; [`limits`] the
 //! sizes both ends (and the web UI) agree on; [`input`] what counts as a
-//! user typing.
+//! user typing; [`time`] the wall clock both ends read; [`sync`] the way
+//! both take a standard lock.
 
 #![allow(clippy::all, missing_docs)]
 
 pub mod egress;
 pub mod input;
 pub mod limits;
+pub mod sync;
 pub mod time;
 
 /// Package `dispatch.v1`.

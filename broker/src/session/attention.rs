@@ -300,7 +300,7 @@ impl Attention {
 impl Session {
     /// Scans output about to be published (before the state is locked).
     pub(super) fn scan_for_signal(&self, data: &[u8]) -> Option<Signal> {
-        let mut scanner = self.scanner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut scanner = crate::sync::lock(&self.scanner);
         scanner.scan(data)
     }
 

@@ -113,7 +113,7 @@ impl Ledger {
 
     /// A session's hosts, the most recent first.
     pub fn view(&self, session: &str) -> Vec<HostView> {
-        let inner = self.inner.lock().expect("ledger lock");
+        let inner = crate::sync::lock(&self.inner);
         let Some(hosts) = inner.sessions.get(session) else {
             return Vec::new();
         };
@@ -140,11 +140,7 @@ impl Ledger {
 
     /// Drops a session (the broker no longer knows it).
     pub fn forget(&self, session: &str) {
-        self.inner
-            .lock()
-            .expect("ledger lock")
-            .sessions
-            .remove(session);
+        crate::sync::lock(&self.inner).sessions.remove(session);
     }
 
     fn with_entry(
@@ -155,7 +151,7 @@ impl Ledger {
         allowed: bool,
         update: impl FnOnce(&mut Entry),
     ) {
-        let mut inner = self.inner.lock().expect("ledger lock");
+        let mut inner = crate::sync::lock(&self.inner);
         inner.clock += 1;
         let clock = inner.clock;
         if !inner.sessions.contains_key(session) && inner.sessions.len() >= MAX_SESSIONS {

@@ -46,7 +46,7 @@ impl Limits {
 
     /// A place for one more tunnel of `session`, unless it has its limit open.
     pub fn session(&self, session: &str) -> Option<SessionPermit> {
-        let mut sessions = self.sessions.lock().expect("limits lock");
+        let mut sessions = crate::sync::lock(&self.sessions);
         let open = sessions.entry(session.to_owned()).or_default();
         if *open >= self.per_session {
             return None;
@@ -61,7 +61,7 @@ impl Limits {
 
 impl Drop for SessionPermit {
     fn drop(&mut self) {
-        let mut sessions = self.sessions.lock().expect("limits lock");
+        let mut sessions = crate::sync::lock(&self.sessions);
         if let Some(open) = sessions.get_mut(&self.session) {
             *open -= 1;
             if *open == 0 {

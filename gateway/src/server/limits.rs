@@ -194,7 +194,7 @@ impl Slots {
             None => None,
             Some(ip) => {
                 let key = client_key(ip);
-                let mut counts = self.per_client.lock().unwrap_or_else(|e| e.into_inner());
+                let mut counts = crate::sync::lock(&self.per_client);
                 let count = counts.entry(key).or_default();
                 if *count >= self.max_per_client {
                     return Err(Refusal::ClientFull);
@@ -211,7 +211,7 @@ impl Slots {
     }
 
     fn release(&self, key: IpAddr) {
-        let mut counts = self.per_client.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = crate::sync::lock(&self.per_client);
         if let Some(count) = counts.get_mut(&key) {
             *count -= 1;
             if *count == 0 {
@@ -248,7 +248,7 @@ fn throttle(reason: &'static str) -> Option<u64> {
     static LAST: LazyLock<Mutex<HashMap<&'static str, (u64, u64)>>> =
         LazyLock::new(Default::default);
     let now = START.elapsed().as_secs() + 1;
-    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let mut last = crate::sync::lock(&LAST);
     let (at, suppressed) = last.entry(reason).or_insert((0, 0));
     if *at == now {
         *suppressed += 1;
