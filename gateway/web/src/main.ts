@@ -14,6 +14,7 @@ import { loginScreen } from './login/view';
 import { terminalsView } from './terminals/view';
 import { conversationsView } from './conversations/view';
 import { usageView } from './usage/view';
+import { SHARE_PATH, showSharePage } from './shares/page';
 
 /** The app's views, in navigation order. The first is the default route. */
 function views(shell: Shell): ViewDefinition[] {
@@ -94,4 +95,6 @@ auth.onChange((state) => {
   else if (state === 'in') showApp();
 });
 followVisualViewport();
-void start();
+// A share link's page is the shared terminal alone, with no login.
+if (location.pathname === SHARE_PATH) showSharePage(root);
+else void start();

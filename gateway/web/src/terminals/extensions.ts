@@ -4,5 +4,6 @@
 
 import { egressExtension } from './egress';
 import type { TerminalsExtensionFactory } from './extension';
+import { sharesExtension } from '../shares/extension';
 
-export const TERMINALS_EXTENSIONS: TerminalsExtensionFactory[] = [egressExtension];
+export const TERMINALS_EXTENSIONS: TerminalsExtensionFactory[] = [egressExtension, sharesExtension];
