@@ -80,11 +80,12 @@ impl Link {
         u64::try_from(self.expires_at_ms - now_ms()).unwrap_or(0) / 1000
     }
 
-    /// The credential of a viewer of this link.
+    /// The credential of a viewer of this link; it expires no earlier than
+    /// the link (whole seconds, rounded up).
     pub fn credential(&self) -> Credential {
         Credential::Share {
             share: self.id.clone(),
-            expires: u64::try_from(self.expires_at_ms / 1000).unwrap_or(0),
+            expires: u64::try_from(self.expires_at_ms.saturating_add(999) / 1000).unwrap_or(0),
         }
     }
 }
