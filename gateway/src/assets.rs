@@ -200,8 +200,15 @@ fn file_response(path: &str, request: &HeaderMap) -> Response {
         "no-cache"
     };
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if path == SERVICE_WORKER {
+        headers.insert("service-worker-allowed", HeaderValue::from_static("/"));
+    }
     response
 }
+
+/// The web UI's service worker (Web Push notifications), whose scope is the
+/// whole site.
+pub const SERVICE_WORKER: &str = "sw.js";
 
 /// Adds the headers of an HTML page to `response`.
 fn html_response(mut response: Response) -> Response {

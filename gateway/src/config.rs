@@ -193,6 +193,10 @@ pub struct Config {
     #[arg(long, env = "NOTIFY_QUIET_AFTER_INPUT_SECS", default_value_t = 5)]
     pub notify_quiet_after_input_secs: u64,
 
+    /// Web Push to subscribed browsers (`PUSH_*`, see the push module).
+    #[command(flatten)]
+    pub push: crate::push::PushConfig,
+
     /// Read-only share links' limits (`MAX_SHARES_PER_SESSION`, `SHARE_MAX_TTL_SECS`).
     #[command(flatten)]
     pub shares: crate::shares::ShareConfig,

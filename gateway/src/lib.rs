@@ -24,6 +24,7 @@ pub mod notify;
 pub mod origin;
 pub mod protocol;
 pub mod public_url;
+pub mod push;
 pub mod ratelimit;
 pub mod revocations;
 pub mod router;
@@ -67,6 +68,7 @@ impl Gateway {
             tunnel_config(&config, tunnel::Destination::dial(config.listen_addr()))?;
         }
         let auth = auth::Auth::from_config(&config)?;
+        let push = push::Push::open(&config.push, &config.required_state_dir()?)?;
         let shutdown = CancellationToken::new();
         let mut egress = egress::EgressProxy::bind(&config.egress)?;
         let egress_url = egress.as_ref().map(egress::EgressProxy::local_url);
@@ -89,7 +91,7 @@ impl Gateway {
                 )
             }
         };
-        let state = Arc::new(AppState::new(config, auth, broker, shutdown));
+        let state = Arc::new(AppState::new(config, auth, broker, push, shutdown));
         if let Some(proxy) = &mut egress {
             proxy.use_broker_token(
                 local_broker
@@ -174,9 +176,7 @@ impl Gateway {
             false => None,
         };
         let egress = (self.egress).map(|proxy| tokio::spawn(proxy.serve(self.state.clone())));
-        if let Some(url) = self.state.config.notify_webhook_url.clone() {
-            tokio::spawn(notify::run(self.state.clone(), url));
-        }
+        tokio::spawn(notify::run(self.state.clone()));
         tracing::info!(%local_addr, ui_built = assets::ui_built(), "serving");
         server.run(listener, self.state.shutdown.clone()).await;
         self.state.sockets.close();

@@ -1,9 +1,10 @@
 //! Telling the user, outside the page, that a session needs them: one JSON
-//! POST to `NOTIFY_WEBHOOK_URL` per attention the broker sets (the broker
-//! already coalesces signals, see `NOTIFY_MIN_INTERVAL_SECS`). The body
+//! POST to `NOTIFY_WEBHOOK_URL` and one Web Push to each subscribed browser
+//! ([`crate::push`]) per attention the broker sets (the broker already
+//! coalesces signals, see `NOTIFY_MIN_INTERVAL_SECS`). The webhook's body
 //! carries only the session's name and the reason, never terminal content:
 //! `{"title", "message", "text", "session", "reason"}` (`text` for chat
-//! webhooks, `title`/`message` for ntfy-style services). No POST goes out for
+//! webhooks, `title`/`message` for ntfy-style services). Neither goes out for
 //! a session a viewer typed in within `NOTIFY_QUIET_AFTER_INPUT_SECS`.
 
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use dispatch_proto::v1::{self as pb, WatchSessionsRequest, session_event::Kind};
 use serde_json::json;
 
 use crate::broker::RequestId;
+use crate::protocol::push::PushMessage;
 use crate::state::AppState;
 
 /// Time allowed for one webhook POST.
@@ -65,6 +67,15 @@ pub fn webhook_body(session: &pb::Session, attention: &pb::Attention) -> serde_j
     })
 }
 
+/// The Web Push payload for a session that needs its user.
+pub fn push_message(session: &pb::Session, attention: &pb::Attention) -> PushMessage {
+    PushMessage {
+        session: session.id.clone(),
+        name: session.name.clone(),
+        reason: attention.reason.clone(),
+    }
+}
+
 /// Where notifications are posted; its text (which may hold a token) is
 /// never shown in logs or debug output.
 #[derive(Clone)]
@@ -98,9 +109,9 @@ fn http_client() -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
-/// Watches the broker's sessions and posts to the webhook until shutdown.
-pub async fn run(state: Arc<AppState>, url: WebhookUrl) {
-    let url = url.0;
+/// Watches the broker's sessions and notifies (webhook, Web Push) until shutdown.
+pub async fn run(state: Arc<AppState>) {
+    let url = state.config.notify_webhook_url.clone().map(|url| url.0);
     let client = match http_client() {
         Ok(client) => client,
         Err(e) => {
@@ -112,7 +123,7 @@ pub async fn run(state: Arc<AppState>, url: WebhookUrl) {
     loop {
         tokio::select! {
             _ = state.shutdown.cancelled() => return,
-            () = watch(&state, &client, &url, &mut seen) => {}
+            () = watch(&state, &client, url.as_ref(), &mut seen) => {}
         }
         tokio::select! {
             _ = state.shutdown.cancelled() => return,
@@ -125,7 +136,7 @@ pub async fn run(state: Arc<AppState>, url: WebhookUrl) {
 async fn watch(
     state: &AppState,
     client: &reqwest::Client,
-    url: &reqwest::Url,
+    url: Option<&reqwest::Url>,
     seen: &mut HashMap<String, i64>,
 ) {
     let request = state
@@ -150,7 +161,10 @@ async fn watch(
             let new = before.is_none_or(|at| at < attention.at_ms);
             let quiet = Duration::from_secs(state.config.notify_quiet_after_input_secs);
             if fresh && new && !state.typing.recent(&session.id, quiet) {
-                post(client, url, webhook_body(session, attention));
+                if let Some(url) = url {
+                    post(client, url, webhook_body(session, attention));
+                }
+                state.push.send(&push_message(session, attention));
             }
         }
     }

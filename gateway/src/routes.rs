@@ -18,7 +18,7 @@ use warp::reply::Response;
 use crate::error::{ApiError, json_response};
 use crate::router::ApiRequest;
 use crate::state::AppState;
-use crate::{api, conversations, egress, usage};
+use crate::{api, conversations, egress, push, usage};
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,6 +165,9 @@ pub static ROUTES: &[Route] = &[
     http("GET",    "/api/search",                       Authenticated, handler!(|s, r| conversations::search(s, r).await)),
     http("GET",    usage::USAGE_PATH,                   Authenticated, handler!(|s, r| usage_report(s, r).await)),
     http("GET",    usage::CSV_PATH,                     Authenticated, handler!(|s, r| usage_report(s, r).await)),
+    http("GET",    "/api/push/key",                     Authenticated, handler!(|s, _r| push::key(s))),
+    http("POST",   "/api/push/subscriptions",           Authenticated, handler!(|s, r| push::subscribe(s, r))),
+    http("DELETE", "/api/push/subscriptions",           Authenticated, handler!(|s, r| push::unsubscribe(s, r))),
 ];
 
 /// Paths under these prefixes that match no route still require a

@@ -34,12 +34,20 @@ pub struct AppState {
     pub sockets: TaskTracker,
     /// When viewers last typed in each session (no webhook for those).
     pub typing: crate::notify::Typing,
+    /// Web Push: the VAPID key and the subscriptions.
+    pub push: std::sync::Arc<crate::push::Push>,
     /// Read-only share links.
     pub shares: std::sync::Arc<crate::shares::Shares>,
 }
 
 impl AppState {
-    pub fn new(config: Config, auth: Auth, broker: Broker, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        config: Config,
+        auth: Auth,
+        broker: Broker,
+        push: crate::push::Push,
+        shutdown: CancellationToken,
+    ) -> Self {
         let shares = std::sync::Arc::new(crate::shares::Shares::open(&config, &auth));
         let metrics = Metrics::default();
         Self {
@@ -59,6 +67,7 @@ impl AppState {
             shutdown,
             sockets: TaskTracker::new(),
             typing: Default::default(),
+            push: std::sync::Arc::new(push),
             config,
         }
     }

@@ -1,5 +1,6 @@
 // Builds the web UI into dist/: index.html plus content-hashed JS and CSS
-// under assets/ (no inline script, nothing from another origin) and the
+// under assets/ (no inline script, nothing from another origin), the
+// service worker at sw.js (a fixed name: its URL is its identity) and the
 // files of public/ (web app manifest, icon), for the gateway to embed.
 // `--unit` and `--e2e` bundle the tests into dist-test/ for node's test
 // runner instead.
@@ -58,6 +59,16 @@ async function buildApp() {
     .replace('<!-- styles -->', `<link rel="stylesheet" href="${style}" />`)
     .replace('<!-- scripts -->', `<script type="module" src="${script}"></script>`);
   await writeFile(join(dist, 'index.html'), html);
+  await build({
+    entryPoints: [join(root, 'src/worker/service-worker.ts')],
+    outfile: join(dist, 'sw.js'),
+    bundle: true,
+    minify: true,
+    format: 'iife',
+    target: ['chrome109', 'firefox115', 'safari16'],
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
   // Files served under their own names: the web app manifest and its icon.
   await cp(join(root, 'public'), dist, { recursive: true });
   const sizes = await Promise.all(

@@ -11,6 +11,7 @@ use ts_rs::{Config, TS};
 
 pub mod errors;
 pub mod events;
+pub mod push;
 pub mod sessions;
 pub mod shares;
 pub mod terminal;
@@ -34,6 +35,13 @@ pub const DECLARATIONS: &[Declaration] = &[
     // events
     declare::<events::EventMessage>,
     declare::<events::EventClientMessage>,
+    // push
+    declare::<push::PushKey>,
+    declare::<push::NewSubscription>,
+    declare::<push::SubscriptionKeys>,
+    declare::<push::Subscribed>,
+    declare::<push::Unsubscription>,
+    declare::<push::PushMessage>,
     // shares
     declare::<shares::CreateShare>,
     declare::<shares::ShareInfo>,

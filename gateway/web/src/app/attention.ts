@@ -2,27 +2,18 @@
 //! count in the page title, the badge's text, and a browser notification
 //! when the page is hidden. Notifications are off until the user turns them
 //! on (the browser asks for permission then, never at load); the choice is
-//! kept in this browser.
+//! kept in this browser. Web Push to this device (app/push.ts) has its own
+//! toggle beside it.
 
 import type { Session } from './api';
+import { listenForOpenRequests, pushToggle } from './push';
+import { attentionText } from './reasons';
+
+export { attentionText };
 
 const ENABLED_KEY = 'dispatch.notifications';
 /** The `(N) ` the page title starts with while sessions need attention. */
 const TITLE_COUNT = /^\(\d+\) /;
-
-/** Words for an attention's reason. */
-export function attentionText(reason: string): string {
-  switch (reason) {
-    case 'permission':
-      return 'needs a permission decision';
-    case 'input':
-      return 'waits for input';
-    case 'bell':
-      return 'rang the bell';
-    default:
-      return 'sent a notification';
-  }
-}
 
 /** Running sessions that need attention. */
 export function needingAttention(sessions: Iterable<Session>): Session[] {
@@ -70,6 +61,8 @@ export class AttentionWatch {
     // Views set the title as they like; the count is put back in front.
     this.titleObserver = new MutationObserver(() => this.applyTitle());
     this.titleObserver.observe(document.head, { subtree: true, childList: true, characterData: true });
+    // A tapped push notification asks an open page to show its session.
+    listenForOpenRequests(open);
   }
 
   /** Takes the current session list. */
@@ -125,8 +118,17 @@ export function attentionBadge(session: Session | undefined): HTMLElement | null
   return badge;
 }
 
+/** The buttons that turn browser notifications and Web Push on and off. */
+export function notificationToggle(): HTMLElement {
+  const group = document.createElement('span');
+  group.className = 'notify-toggles';
+  group.style.cssText = 'display:inline-flex;gap:.35em;align-items:center';
+  group.append(pageNotificationToggle(), pushToggle());
+  return group;
+}
+
 /** The button that turns browser notifications on and off. */
-export function notificationToggle(): HTMLButtonElement {
+function pageNotificationToggle(): HTMLButtonElement {
   const button = document.createElement('button');
   button.type = 'button';
   button.className = 'button small';

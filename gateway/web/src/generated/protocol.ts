@@ -96,6 +96,63 @@ export type EventMessage = { "type": "sessions", sessions: Array<Session>, } | {
 export type EventClientMessage = { "type": "ping" };
 
 /**
+ * `GET /api/push/key`'s answer.
+ */
+export type PushKey = { 
+/**
+ * The VAPID public key (uncompressed P-256, base64url): the
+ * `applicationServerKey` of `PushManager.subscribe`.
+ */
+publicKey: string, };
+
+/**
+ * `POST /api/push/subscriptions`'s body: what `PushSubscription.toJSON()`
+ * gives.
+ */
+export type NewSubscription = { endpoint: string, keys: SubscriptionKeys, 
+/**
+ * Ignored: push services tell an expired subscription by 404 or 410.
+ */
+expirationTime: number | null, };
+
+/**
+ * A subscription's keys (base64url).
+ */
+export type SubscriptionKeys = { p256dh: string, auth: string, };
+
+/**
+ * `POST /api/push/subscriptions`'s answer.
+ */
+export type Subscribed = { 
+/**
+ * How many subscriptions the gateway holds now.
+ */
+subscriptions: number, };
+
+/**
+ * `DELETE /api/push/subscriptions`'s body.
+ */
+export type Unsubscription = { endpoint: string, };
+
+/**
+ * What a push carries (encrypted) to the service worker: the session and
+ * why it needs its user, never anything from its terminal.
+ */
+export type PushMessage = { 
+/**
+ * The session's id.
+ */
+session: string, 
+/**
+ * The session's name (may be empty).
+ */
+name: string, 
+/**
+ * `permission`, `input`, `bell` or `notification`.
+ */
+reason: string, };
+
+/**
  * `POST /api/sessions/{id}/shares` body.
  */
 export type CreateShare = { 
