@@ -4,12 +4,14 @@
 //! checks the VAPID JWT against the key the gateway serves, decrypts the
 //! payload (RFC 8291) and finds the session's name and the reason and no
 //! terminal content. Subscriptions outlive a restart of both processes; one
-//! the push service calls gone (410) is removed; bad bodies get 400 JSON.
+//! the push service calls gone (410) is removed; a loopback endpoint gets
+//! nothing once private endpoints are no longer allowed; bad bodies get 400
+//! JSON.
 
 mod common;
 
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -309,6 +311,24 @@ async fn pushes_are_encrypted_signed_kept_across_restarts_and_dropped_when_gone(
         service.pushes("/gone/one").len(),
         1,
         "no push to a gone subscription"
+    );
+
+    // Without PUSH_ALLOW_PRIVATE_ENDPOINTS, a loopback endpoint stored
+    // earlier gets nothing.
+    gateway.stop().await;
+    let strict: Vec<_> = GATEWAY_ENV
+        .iter()
+        .filter(|(name, _)| *name != "PUSH_ALLOW_PRIVATE_ENDPOINTS")
+        .copied()
+        .collect();
+    let gateway = GatewayProc::start(&broker, &strict).await;
+    let cookie = login(&gateway).await;
+    signalling_session(&gateway, &cookie, "strict").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        service.pushes("/push/alive").len(),
+        2,
+        "no push to loopback"
     );
     assert_eq!(unsubscribe(&gateway, &cookie, &alive.endpoint).await, 204);
     assert_eq!(unsubscribe(&gateway, &cookie, &alive.endpoint).await, 404);

@@ -167,4 +167,15 @@ mod tests {
         assert!(check("http://127.0.0.1:9/x", true).is_ok());
         assert!(check("ftp://127.0.0.1/x", true).is_err());
     }
+
+    #[tokio::test]
+    async fn the_resolver_gives_no_private_address() {
+        use reqwest::dns::Resolve;
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let refused = match PublicOnly.resolve(name).await {
+            Ok(addrs) => panic!("resolved to {:?}", addrs.collect::<Vec<_>>()),
+            Err(e) => e.to_string(),
+        };
+        assert!(refused.contains("no public address"), "{refused}");
+    }
 }
