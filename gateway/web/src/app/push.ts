@@ -3,10 +3,14 @@
 //! hands the subscription to the gateway, which then pushes each time a
 //! session needs its user, even with no dispatch page open (the installed
 //! app on a phone included). Off until the user turns it on; the browser
-//! asks for permission then, never at load.
+//! asks for permission then, never at load. When the login ends (logout or
+//! expiry) the browser drops its subscription: the push service then answers
+//! the gateway 410 and the gateway forgets it, so a logged-out device learns
+//! no more session names.
 
 import type { PushKey } from '../generated/protocol';
 import { request } from './api';
+import { auth } from './auth';
 
 /** The service worker's URL and scope, relative to the page (the root). */
 export const WORKER_URL = 'sw.js';
@@ -85,6 +89,16 @@ function sameKey(a: ArrayBuffer | null, b: Uint8Array): boolean {
   const bytes = new Uint8Array(a);
   return bytes.every((byte, i) => byte === b[i]);
 }
+
+/** Drops this browser's subscription (the cookie is gone, so the gateway cannot be told). */
+async function dropSubscription(): Promise<void> {
+  const subscription = await currentSubscription();
+  await subscription?.unsubscribe();
+}
+
+auth.onChange((state) => {
+  if (state === 'out') dropSubscription().catch(() => undefined);
+});
 
 /** Opens a session when the service worker says a notification was tapped. */
 export function listenForOpenRequests(open: (sessionId: string) => void): void {

@@ -11,8 +11,8 @@
 // a session that needs its user makes the gateway push, and the test
 // decrypts the push (RFC 8291) with the subscription's keys and finds the
 // session's name and the reason. The same payload handed to the service
-// worker (DevTools' deliverPushMessage) shows a notification, and tapping it
-// opens that session in the page.
+// worker (DevTools' deliverPushMessage) shows a notification, tapping it
+// opens that session in the page, and logging out drops the subscription.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createECDH, createDecipheriv, createHmac, randomBytes, type ECDH } from 'node:crypto';
@@ -201,6 +201,7 @@ describe('web push', () => {
             toJSON: () => ({ endpoint, expirationTime: null, keys: { p256dh, auth } }),
             unsubscribe: async () => {
               current = null;
+              (window as unknown as { __unsubscribed: boolean }).__unsubscribed = true;
               return true;
             },
           } as unknown as PushSubscription;
@@ -263,6 +264,10 @@ describe('web push', () => {
       }
     });
     await page.waitForFunction((id) => location.hash === `#/terminals/${id}`, id);
+    // Logging out drops this browser's subscription (its push service then
+    // answers the gateway 410, which forgets it).
+    await page.getByTestId('logout').click();
+    await page.waitForFunction(() => (window as unknown as { __unsubscribed?: boolean }).__unsubscribed === true);
     await context.close();
   });
 });
