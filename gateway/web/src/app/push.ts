@@ -130,7 +130,12 @@ export function pushToggle(): HTMLButtonElement {
     return button;
   }
   show(false);
-  void pushEnabled().then((on) => show(on));
+  // Push on here: hand the subscription to the gateway again (it may have
+  // lost it, or have a new key), with no prompt since permission is granted.
+  pushEnabled()
+    .then((on) => on && setPush(true))
+    .then((on) => show(on))
+    .catch(() => show(false));
   button.addEventListener('click', () => {
     const turnOn = button.getAttribute('aria-pressed') !== 'true';
     button.disabled = true;

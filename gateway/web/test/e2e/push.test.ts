@@ -187,27 +187,33 @@ describe('web push', () => {
     // The browser's push service, stood in for: subscribe() answers the test's subscription.
     await context.addInitScript(
       ({ endpoint, p256dh, auth }) => {
-        let current: PushSubscription | null = null;
+        // Held across reloads, as a browser keeps its subscription.
+        const STORED = 'test.push-subscription-key';
         const keys: string[] = [];
         (window as unknown as { __subscribeKeys: string[] }).__subscribeKeys = keys;
-        PushManager.prototype.subscribe = async function (options?: PushSubscriptionOptionsInit) {
-          const key = new Uint8Array(options!.applicationServerKey as Uint8Array);
-          keys.push(btoa(String.fromCharCode(...key)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''));
-          current = {
+        const make = (key: Uint8Array) =>
+          ({
             endpoint,
             expirationTime: null,
             options: { userVisibleOnly: true, applicationServerKey: key.buffer },
             getKey: () => null,
             toJSON: () => ({ endpoint, expirationTime: null, keys: { p256dh, auth } }),
             unsubscribe: async () => {
-              current = null;
+              localStorage.removeItem(STORED);
               (window as unknown as { __unsubscribed: boolean }).__unsubscribed = true;
               return true;
             },
-          } as unknown as PushSubscription;
-          return current;
+          }) as unknown as PushSubscription;
+        PushManager.prototype.subscribe = async function (options?: PushSubscriptionOptionsInit) {
+          const key = new Uint8Array(options!.applicationServerKey as Uint8Array);
+          keys.push(btoa(String.fromCharCode(...key)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''));
+          localStorage.setItem(STORED, JSON.stringify([...key]));
+          return make(key);
         };
-        PushManager.prototype.getSubscription = async () => current;
+        PushManager.prototype.getSubscription = async () => {
+          const stored = localStorage.getItem(STORED);
+          return stored ? make(Uint8Array.from(JSON.parse(stored) as number[])) : null;
+        };
       },
       { endpoint, p256dh: subscriber.ecdh.getPublicKey().toString('base64url'), auth: subscriber.auth.toString('base64url') },
     );
@@ -218,6 +224,20 @@ describe('web push', () => {
     await page.waitForFunction(() => document.querySelector('[data-testid="push-toggle"]')?.getAttribute('aria-pressed') === 'true');
     const key = await servedKey(page);
     assert.deepEqual(await page.evaluate(() => (window as unknown as { __subscribeKeys: string[] }).__subscribeKeys), [key]);
+
+    // A gateway that lost the subscription gets it again at the next load.
+    const forget = () =>
+      page.evaluate(
+        async (endpoint) => (await fetch('/api/push/subscriptions', { method: 'DELETE', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ endpoint }) })).status,
+        endpoint,
+      );
+    assert.equal(await forget(), 204);
+    assert.equal(await forget(), 404);
+    await page.reload();
+    await page.waitForFunction(() => document.querySelector('[data-testid="push-toggle"]')?.getAttribute('aria-pressed') === 'true');
+    assert.equal(await forget(), 204, 'stored again');
+    await page.reload();
+    await page.waitForFunction(() => document.querySelector('[data-testid="push-toggle"]')?.getAttribute('aria-pressed') === 'true');
 
     const id = await createSession(page, 'pushed-session');
     await run(page, "sleep 2; printf '\\033]777;notify;secret-title;secret-body\\007'");
