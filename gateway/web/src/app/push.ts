@@ -77,10 +77,16 @@ export async function setPush(on: boolean): Promise<boolean> {
   return true;
 }
 
-/** A subscription under `key`, replacing one made with another key. */
+/**
+ * A subscription under `key`, replacing one made with another key (which the
+ * gateway forgets too: pushes signed with its new key would be refused).
+ */
 async function subscribeWith(worker: ServiceWorkerRegistration, key: Uint8Array<ArrayBuffer>): Promise<PushSubscription> {
   const existing = await worker.pushManager.getSubscription();
-  if (existing && !sameKey(existing.options.applicationServerKey, key)) await existing.unsubscribe();
+  if (existing && !sameKey(existing.options.applicationServerKey, key)) {
+    await request('DELETE', '/api/push/subscriptions', { endpoint: existing.endpoint }).catch(() => undefined);
+    await existing.unsubscribe();
+  }
   return worker.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
 }
 
