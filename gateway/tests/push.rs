@@ -240,14 +240,16 @@ async fn unsubscribe(gateway: &GatewayProc, cookie: &str, endpoint: &str) -> u16
 
 /// A session named `name` that signals attention (a notification escape
 /// sequence, with text that must not reach a push) once the quiet time after
-/// typing its command has passed.
+/// typing its command has passed, then rings a storm of bells (which must
+/// not push again).
 async fn signalling_session(gateway: &GatewayProc, cookie: &str, name: &str) {
     let session = create_session(gateway, cookie, json!({"name": name})).await;
     let id = session["id"].as_str().unwrap();
     let mut terminal = Terminal::attach(gateway, cookie, id, (80, 24)).await;
     terminal
         .type_text(
-            "sleep 2; printf '\\033]777;notify;secret-title;secret-body\\007'; echo sig''nalled\r",
+            "sleep 2; printf '\\033]777;notify;secret-title;secret-body\\007'; \
+             yes \"$(printf '\\a')\" | head -c 20000; echo sig''nalled\r",
         )
         .await;
     terminal.wait_for_within("signalled", DEADLINE).await;
@@ -285,6 +287,12 @@ async fn pushes_are_encrypted_signed_kept_across_restarts_and_dropped_when_gone(
     assert_eq!(message["reason"], "notification");
     assert!(message["session"].as_str().is_some_and(|id| !id.is_empty()));
     assert!(!message.to_string().contains("secret"), "{message}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        service.pushes("/push/alive").len(),
+        1,
+        "the bells push nothing more"
+    );
     // The push service said the second subscription is gone: removed.
     service.wait_for("/gone/one", 1).await;
     eventually("the gone subscription is removed", || async {
