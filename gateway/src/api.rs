@@ -1,7 +1,6 @@
 //! The REST handlers and the WebSocket upgrades of docs/protocol.md:
 //! login/logout, sessions (list, create, get, rename, end), readiness.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use dispatch_proto::limits::{MAX_SESSION_NAME_CHARS, MAX_TERMINAL_DIMENSION, clamp_dimension};
@@ -9,14 +8,14 @@ use dispatch_proto::v1::{
     CreateSessionRequest, EndSessionRequest, GetSessionRequest, ListSessionsRequest,
     RenameSessionRequest,
 };
-use serde::Deserialize;
-use serde_json::json;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
 use crate::auth::{clear_cookie, login_cookie};
 use crate::error::{ApiError, empty_response, json_response};
 use crate::model;
+use crate::protocol::auth::{Health, LoginRequest, PublicUrl};
+use crate::protocol::sessions::{self as wire, SessionList};
 use crate::router::ApiRequest;
 use crate::state::AppState;
 use crate::terminal::TerminalRequest;
@@ -24,7 +23,7 @@ use crate::terminal::TerminalRequest;
 /// `GET /readyz`.
 pub async fn ready(state: &AppState) -> Response {
     match state.broker.ready().await {
-        Ok(()) => json_response(StatusCode::OK, &json!({"status": "ready"})),
+        Ok(()) => json_response(StatusCode::OK, &Health::new("ready")),
         Err(reason) => {
             let mut error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, reason);
             error.retry_after = Some(2);
@@ -33,17 +32,12 @@ pub async fn ready(state: &AppState) -> Response {
     }
 }
 
-#[derive(Deserialize)]
-struct LoginBody {
-    key: String,
-}
-
 /// `POST /api/login`.
 pub async fn login(state: &AppState, request: &ApiRequest) -> Response {
     if let Some(refusal) = state.limiter.refusal(request.client_ip) {
         return refusal;
     }
-    let body: LoginBody = match request.json() {
+    let body: LoginRequest = match request.json() {
         Ok(body) => body,
         Err(error) => return error.into_response(),
     };
@@ -66,7 +60,8 @@ pub async fn login(state: &AppState, request: &ApiRequest) -> Response {
 
 /// `GET /public-url`.
 pub fn public_url(state: &AppState) -> Response {
-    json_response(StatusCode::OK, &json!({"url": state.public_url.get()}))
+    let url = state.public_url.get();
+    json_response(StatusCode::OK, &PublicUrl { url })
 }
 
 /// `POST /api/logout`.
@@ -97,27 +92,13 @@ pub async fn list(state: &AppState, request: &ApiRequest) -> Result<Response, Ap
         .list_sessions(call)
         .await
         .map_err(|s| ApiError::from_status(&s))?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"sessions": model::sessions(&response.get_ref().sessions)}),
-    ))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct CreateBody {
-    mode: Option<String>,
-    cols: Option<u32>,
-    rows: Option<u32>,
-    name: Option<String>,
-    metadata: Option<HashMap<String, String>>,
-    claude_args: Option<Vec<String>>,
-    cwd: Option<String>,
+    let sessions = model::sessions(&response.get_ref().sessions);
+    Ok(json_response(StatusCode::OK, &SessionList { sessions }))
 }
 
 /// `POST /api/sessions`.
 pub async fn create(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
-    let body: CreateBody = request.json()?;
+    let body: wire::CreateSessionRequest = request.json()?;
     let mode = match body.mode.as_deref() {
         None => dispatch_proto::v1::SessionMode::Unspecified,
         Some(name) => model::parse_mode(name).ok_or_else(|| {
@@ -132,7 +113,7 @@ pub async fn create(state: &AppState, request: &ApiRequest) -> Result<Response, 
             cols: body.cols.unwrap_or(0).min(MAX_TERMINAL_DIMENSION.into()),
             rows: body.rows.unwrap_or(0).min(MAX_TERMINAL_DIMENSION.into()),
             name,
-            metadata: body.metadata.unwrap_or_default(),
+            metadata: body.metadata.unwrap_or_default().into_iter().collect(),
             claude_args: body.claude_args.unwrap_or_default(),
             cwd: body.cwd.unwrap_or_default(),
         },
@@ -179,15 +160,10 @@ pub async fn get(state: &AppState, request: &ApiRequest) -> Result<Response, Api
     ))
 }
 
-#[derive(Deserialize)]
-struct RenameBody {
-    name: String,
-}
-
 /// `PATCH /api/sessions/{id}`.
 pub async fn rename(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
     let id = session_id(request.param("id"))?;
-    let body: RenameBody = request.json()?;
+    let body: wire::RenameSessionRequest = request.json()?;
     check_name(&body.name)?;
     let call = state.broker.request(
         RenameSessionRequest {

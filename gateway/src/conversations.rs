@@ -17,7 +17,6 @@ use dispatch_proto::v1 as pb;
 use futures::StreamExt;
 use pb::content_block::Kind as Block;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use warp::Reply;
@@ -25,6 +24,11 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
 use crate::error::{ApiError, json_response};
+use crate::protocol::conversations::{
+    self as wire, ActivityStatus, Block as WireBlock, ConversationContext, ConversationPage,
+    FeedEvent, ImageType, MessagePage, Role, SearchResults, Subagent, Tokens,
+};
+use crate::protocol::errors::ErrorBody;
 use crate::router::ApiRequest;
 use crate::state::AppState;
 
@@ -93,18 +97,18 @@ pub async fn list(state: &AppState, request: &ApiRequest) -> Result<Response, Ap
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
     let now = now_ms();
-    let conversations: Vec<Value> = page
+    let conversations = page
         .conversations
         .iter()
-        .map(|c| conversation_json(c, now))
+        .map(|c| conversation(c, now))
         .collect();
     Ok(json_response(
         StatusCode::OK,
-        &json!({
-            "conversations": conversations,
-            "total": page.total,
-            "nextCursor": non_empty(page.next_page_token),
-        }),
+        &ConversationPage {
+            conversations,
+            total: page.total,
+            next_cursor: non_empty(page.next_page_token),
+        },
     ))
 }
 
@@ -132,7 +136,7 @@ pub async fn get(state: &AppState, request: &ApiRequest) -> Result<Response, Api
         .into_inner();
     Ok(json_response(
         StatusCode::OK,
-        &conversation_json(&conversation, now_ms()),
+        &self::conversation(&conversation, now_ms()),
     ))
 }
 
@@ -174,15 +178,14 @@ pub async fn messages(state: &AppState, request: &ApiRequest) -> Result<Response
         .await
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
-    let messages: Vec<Value> = page.messages.iter().map(message_json).collect();
     Ok(json_response(
         StatusCode::OK,
-        &json!({
-            "messages": messages,
-            "total": page.total,
-            "beforeCursor": non_empty(page.before_cursor),
-            "afterCursor": non_empty(page.after_cursor),
-        }),
+        &MessagePage {
+            messages: page.messages.iter().map(message).collect(),
+            total: page.total,
+            before_cursor: non_empty(page.before_cursor),
+            after_cursor: non_empty(page.after_cursor),
+        },
     ))
 }
 
@@ -220,7 +223,7 @@ pub async fn search(state: &Arc<AppState>, request: &ApiRequest) -> Result<Respo
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(hit))) => hits.push(hit_json(&hit)),
+            Ok(Some(Ok(found))) => hits.push(hit(&found)),
             Ok(Some(Err(status))) => return Err(ApiError::from_status(&status)),
             Ok(None) => break,
             Err(_) => {
@@ -231,7 +234,7 @@ pub async fn search(state: &Arc<AppState>, request: &ApiRequest) -> Result<Respo
     }
     Ok(json_response(
         StatusCode::OK,
-        &json!({"hits": hits, "complete": complete}),
+        &SearchResults { hits, complete },
     ))
 }
 
@@ -296,23 +299,23 @@ pub async fn feed(state: &Arc<AppState>, request: &ApiRequest) -> Response {
 fn feed_event(event: &pb::ConversationEvent) -> warp::sse::Event {
     let now = now_ms();
     let body = match pb::conversation_event::Kind::try_from(event.kind) {
-        Ok(pb::conversation_event::Kind::Removed) => json!({"type": "removed", "id": event.id}),
-        _ => json!({
-            "type": "changed",
-            "id": event.id,
-            "conversation": event.conversation.as_ref().map(|c| conversation_json(c, now)),
-        }),
+        Ok(pb::conversation_event::Kind::Removed) => FeedEvent::Removed {
+            id: event.id.clone(),
+        },
+        _ => FeedEvent::Changed {
+            id: event.id.clone(),
+            conversation: (event.conversation.as_ref()).map(|c| Box::new(conversation(c, now))),
+        },
     };
-    let kind = body["type"].as_str().unwrap_or("changed").to_owned();
     warp::sse::Event::default()
-        .event(kind)
-        .data(body.to_string())
+        .event(body.name())
+        .data(serde_json::to_string(&body).unwrap_or_default())
 }
 
 fn error_event(message: &str) -> warp::sse::Event {
     warp::sse::Event::default()
         .event("error")
-        .data(json!({"error": message}).to_string())
+        .data(serde_json::to_string(&ErrorBody::new(message)).unwrap_or_default())
 }
 
 /// `GET /api/conversations/{id}/export.md`: the whole conversation as
@@ -495,134 +498,142 @@ fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-fn tokens_json(t: Option<&pb::TokenTotals>) -> Value {
+fn tokens(t: Option<&pb::TokenTotals>) -> Tokens {
     let t = t.copied().unwrap_or_default();
-    json!({"input": t.input, "output": t.output, "cacheCreation": t.cache_creation, "cacheRead": t.cache_read})
+    Tokens {
+        input: t.input,
+        output: t.output,
+        cache_creation: t.cache_creation,
+        cache_read: t.cache_read,
+    }
 }
 
-fn tools_json(tools: &std::collections::HashMap<String, u32>) -> BTreeMap<&str, u32> {
-    tools.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+fn tool_uses(tools: &std::collections::HashMap<String, u32>) -> BTreeMap<String, u32> {
+    tools.iter().map(|(k, v)| (k.clone(), *v)).collect()
 }
 
 /// `active` (a record in the last two minutes), `recent` (the last hour) or `idle`.
-pub fn activity_status(last_activity_ms: i64, now_ms: i64) -> &'static str {
+pub fn activity_status(last_activity_ms: i64, now_ms: i64) -> ActivityStatus {
     let age = now_ms - last_activity_ms;
     if age < ACTIVE_MS {
-        "active"
+        ActivityStatus::Active
     } else if age < RECENT_MS {
-        "recent"
+        ActivityStatus::Recent
     } else {
-        "idle"
+        ActivityStatus::Idle
     }
 }
 
-/// A conversation's metadata as JSON (no file paths, no message content).
-pub fn conversation_json(c: &pb::Conversation, now: i64) -> Value {
-    let subagents: Vec<Value> = c
-        .subagents
-        .iter()
-        .map(|s| {
-            json!({
-                "agentId": s.agent_id,
-                "messageCount": s.message_count,
-                "tokens": tokens_json(s.tokens.as_ref()),
-                "toolUses": tools_json(&s.tool_uses),
-                "createdAt": s.created_at_ms,
-                "lastActivity": s.last_activity_ms,
-                "sizeBytes": s.size_bytes,
-            })
-        })
-        .collect();
-    json!({
-        "id": c.id,
-        "project": c.project,
-        "title": c.title,
-        "createdAt": c.created_at_ms,
-        "lastActivity": c.last_activity_ms,
-        "status": activity_status(c.last_activity_ms, now),
-        "messageCount": c.message_count,
-        "models": c.models,
-        "tokens": tokens_json(c.tokens.as_ref()),
-        "toolUses": tools_json(&c.tool_uses),
-        "subagents": subagents,
-        "sizeBytes": c.size_bytes,
-        "gitBranch": c.git_branch,
-        "version": c.version,
-        "damagedLines": c.damaged_lines,
-        "costUsd": c.cost_usd,
-        "unpricedModels": c.unpriced_models,
-        "context": {"tokens": c.context_tokens, "window": c.context_window, "model": c.context_model},
-    })
+fn subagent(s: &pb::Subagent) -> Subagent {
+    Subagent {
+        agent_id: s.agent_id.clone(),
+        message_count: s.message_count,
+        tokens: tokens(s.tokens.as_ref()),
+        tool_uses: tool_uses(&s.tool_uses),
+        created_at: s.created_at_ms,
+        last_activity: s.last_activity_ms,
+        size_bytes: s.size_bytes,
+    }
 }
 
-fn role_name(role: i32) -> &'static str {
+/// A conversation's metadata (no file paths, no message content).
+pub fn conversation(c: &pb::Conversation, now: i64) -> wire::Conversation {
+    wire::Conversation {
+        id: c.id.clone(),
+        project: c.project.clone(),
+        title: c.title.clone(),
+        created_at: c.created_at_ms,
+        last_activity: c.last_activity_ms,
+        status: activity_status(c.last_activity_ms, now),
+        message_count: c.message_count,
+        models: c.models.clone(),
+        tokens: tokens(c.tokens.as_ref()),
+        tool_uses: tool_uses(&c.tool_uses),
+        subagents: c.subagents.iter().map(subagent).collect(),
+        size_bytes: c.size_bytes,
+        git_branch: c.git_branch.clone(),
+        version: c.version.clone(),
+        damaged_lines: c.damaged_lines,
+        cost_usd: c.cost_usd,
+        unpriced_models: c.unpriced_models.clone(),
+        context: ConversationContext {
+            tokens: c.context_tokens,
+            window: c.context_window,
+            model: c.context_model.clone(),
+        },
+    }
+}
+
+fn role(role: i32) -> Role {
     match pb::MessageRole::try_from(role) {
-        Ok(pb::MessageRole::User) => "user",
-        Ok(pb::MessageRole::Assistant) => "assistant",
-        _ => "system",
+        Ok(pb::MessageRole::User) => Role::User,
+        Ok(pb::MessageRole::Assistant) => Role::Assistant,
+        _ => Role::System,
     }
 }
 
-fn image_json(i: &pb::Image) -> Value {
-    json!({"type": "image", "mediaType": i.media_type, "data": non_empty(i.data_base64.clone()), "sizeBytes": i.size_bytes})
+fn image(i: &pb::Image) -> wire::Image {
+    wire::Image {
+        kind: ImageType::Image,
+        media_type: i.media_type.clone(),
+        data: non_empty(i.data_base64.clone()),
+        size_bytes: i.size_bytes,
+    }
 }
 
-fn result_json(r: &pb::ToolResult) -> Value {
-    json!({
-        "toolUseId": r.tool_use_id,
-        "text": r.text,
-        "isError": r.is_error,
-        "truncated": r.truncated,
-        "sizeBytes": r.size_bytes,
-        "images": r.images.iter().map(image_json).collect::<Vec<_>>(),
-    })
+fn tool_result(r: &pb::ToolResult) -> wire::ToolResult {
+    wire::ToolResult {
+        tool_use_id: r.tool_use_id.clone(),
+        text: r.text.clone(),
+        is_error: r.is_error,
+        truncated: r.truncated,
+        size_bytes: r.size_bytes,
+        images: r.images.iter().map(image).collect(),
+    }
 }
 
-fn block_json(block: &pb::ContentBlock) -> Option<Value> {
+fn block(block: &pb::ContentBlock) -> Option<WireBlock> {
     Some(match block.kind.as_ref()? {
-        Block::Text(text) => json!({"type": "text", "text": text}),
-        Block::Thinking(text) => json!({"type": "thinking", "thinking": text}),
-        Block::ToolCall(call) => json!({
-            "type": "tool_call",
-            "id": call.id,
-            "name": call.name,
-            "summary": call.summary,
-            "input": call.input_json,
-            "inputTruncated": call.input_truncated,
-            "result": call.result.as_ref().map(result_json),
-        }),
-        Block::Image(image) => image_json(image),
-        Block::ToolResult(result) => {
-            let mut v = result_json(result);
-            v["type"] = json!("tool_result");
-            v
-        }
+        Block::Text(text) => WireBlock::Text { text: text.clone() },
+        Block::Thinking(text) => WireBlock::Thinking {
+            thinking: text.clone(),
+        },
+        Block::ToolCall(call) => WireBlock::ToolCall {
+            id: call.id.clone(),
+            name: call.name.clone(),
+            summary: call.summary.clone(),
+            input: call.input_json.clone(),
+            input_truncated: call.input_truncated,
+            result: call.result.as_ref().map(tool_result),
+        },
+        Block::Image(i) => WireBlock::Image(image(i)),
+        Block::ToolResult(result) => WireBlock::ToolResult(tool_result(result)),
     })
 }
 
-/// A message as JSON.
-pub fn message_json(m: &pb::Message) -> Value {
-    json!({
-        "index": m.index,
-        "uuid": m.uuid,
-        "role": role_name(m.role),
-        "timestamp": m.timestamp_ms,
-        "model": non_empty(m.model.clone()),
-        "isMeta": m.is_meta,
-        "isCompactSummary": m.is_compact_summary,
-        "usage": m.usage.as_ref().map(|u| tokens_json(Some(u))),
-        "blocks": m.blocks.iter().filter_map(block_json).collect::<Vec<_>>(),
-    })
+/// A message of a conversation.
+pub fn message(m: &pb::Message) -> wire::Message {
+    wire::Message {
+        index: m.index,
+        uuid: m.uuid.clone(),
+        role: role(m.role),
+        timestamp: m.timestamp_ms,
+        model: non_empty(m.model.clone()),
+        is_meta: m.is_meta,
+        is_compact_summary: m.is_compact_summary,
+        usage: m.usage.as_ref().map(|u| tokens(Some(u))),
+        blocks: m.blocks.iter().filter_map(block).collect(),
+    }
 }
 
-fn hit_json(h: &pb::SearchHit) -> Value {
-    json!({
-        "conversationId": h.conversation_id,
-        "title": h.title,
-        "project": h.project,
-        "messageIndex": h.message_index,
-        "role": role_name(h.role),
-        "snippet": h.snippet,
-        "timestamp": h.timestamp_ms,
-    })
+fn hit(h: &pb::SearchHit) -> wire::SearchHit {
+    wire::SearchHit {
+        conversation_id: h.conversation_id.clone(),
+        title: h.title.clone(),
+        project: h.project.clone(),
+        message_index: h.message_index,
+        role: role(h.role),
+        snippet: h.snippet.clone(),
+        timestamp: h.timestamp_ms,
+    }
 }

@@ -1,8 +1,11 @@
-//! JSON errors: every failure the gateway answers is `{"error": "..."}` with
-//! a precise HTTP status, and broker statuses map onto HTTP ones here.
+//! JSON errors: every failure the gateway answers is an
+//! [`ErrorBody`] (`{"error": "..."}`) with a precise HTTP status, and broker
+//! statuses map onto HTTP ones here.
 
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
+
+use crate::protocol::errors::ErrorBody;
 
 /// An HTTP error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,8 +85,7 @@ impl ApiError {
 
     /// The JSON response.
     pub fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.message });
-        let mut response = json_response(self.status, &body);
+        let mut response = json_response(self.status, &ErrorBody::new(self.message));
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
@@ -112,7 +114,7 @@ pub fn unreachable_reason(status: &tonic::Status) -> String {
 }
 
 /// A JSON body with a status and `Cache-Control: no-store`.
-pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
     let mut response = Response::new(serde_json::to_vec(body).unwrap_or_default().into());
     *response.status_mut() = status;
     let headers = response.headers_mut();

@@ -1,5 +1,5 @@
 //! The session-list WebSocket (`/ws/events`): the broker's `WatchSessions`
-//! stream as JSON text frames, per docs/protocol.md. A client that stops
+//! stream as [`EventMessage`] text frames, per docs/protocol.md. A client that stops
 //! reading is not buffered: its queue is dropped and, once it catches up, it
 //! gets a fresh full list. The socket closes with 4401 when the login it was
 //! opened with is revoked (logout) or expires.
@@ -15,6 +15,7 @@ use crate::auth::Credential;
 use crate::broker::RequestId;
 use crate::metrics::SocketKind;
 use crate::model;
+use crate::protocol::events::{EventClientMessage, EventMessage};
 use crate::state::AppState;
 use crate::ws::{Message, Outbox, WebSocket, close};
 
@@ -69,7 +70,7 @@ async fn serve(
                 Some(Err(err)) => return crate::ws::close_for_error(&err),
                 Some(Ok(Message::Close(_))) => return (close::NORMAL, "client closed"),
                 Some(Ok(Message::Text(text))) if is_ping(text.as_str()) => {
-                    outbox.json(&serde_json::json!({"type": "pong"}));
+                    outbox.json(&EventMessage::Pong);
                 }
                 Some(Ok(_)) => {}
             },
@@ -92,14 +93,9 @@ async fn serve(
     }
 }
 
-/// Whether a client's text message is `{"type":"ping"}` (the only one this socket answers).
+/// Whether a client's text message is a `ping` (the only one this socket answers).
 fn is_ping(text: &str) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Control<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: std::borrow::Cow<'a, str>,
-    }
-    serde_json::from_str::<Control>(text).is_ok_and(|control| control.kind == "ping")
+    matches!(serde_json::from_str(text), Ok(EventClientMessage::Ping))
 }
 
 async fn next_event(

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dispatch_proto::v1::{self as pb, WatchSessionsRequest, session_event::Kind};
-use serde_json::json;
 
 use crate::broker::RequestId;
+use crate::protocol::notify::WebhookBody;
 use crate::protocol::push::PushMessage;
 use crate::state::AppState;
 
@@ -45,7 +45,7 @@ impl Typing {
 }
 
 /// The webhook's JSON body for a session that needs its user.
-pub fn webhook_body(session: &pb::Session, attention: &pb::Attention) -> serde_json::Value {
+pub fn webhook_body(session: &pb::Session, attention: &pb::Attention) -> WebhookBody {
     let name = if session.name.is_empty() {
         "a session"
     } else {
@@ -58,13 +58,13 @@ pub fn webhook_body(session: &pb::Session, attention: &pb::Attention) -> serde_j
         _ => "sent a notification",
     };
     let message = format!("{name} {what}");
-    json!({
-        "title": "dispatch",
-        "message": message,
-        "text": message,
-        "session": name,
-        "reason": attention.reason,
-    })
+    WebhookBody {
+        title: "dispatch".to_owned(),
+        text: message.clone(),
+        message,
+        session: name.to_owned(),
+        reason: attention.reason.clone(),
+    }
 }
 
 /// The Web Push payload for a session that needs its user.
@@ -171,7 +171,7 @@ async fn watch(
 }
 
 /// Sends one POST in the background (a slow webhook holds up nothing).
-fn post(client: &reqwest::Client, url: &reqwest::Url, body: serde_json::Value) {
+fn post(client: &reqwest::Client, url: &reqwest::Url, body: WebhookBody) {
     let request = client
         .post(url.clone())
         .timeout(POST_TIMEOUT)

@@ -20,8 +20,6 @@ use dispatch_proto::v1::{
     Resize, attach_request, attach_response,
 };
 use futures::StreamExt;
-use serde::Deserialize;
-use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_tungstenite::tungstenite;
@@ -32,6 +30,7 @@ use crate::auth::Credential;
 use crate::broker::RequestId;
 use crate::metrics::SocketKind;
 use crate::model;
+use crate::protocol::terminal::{ClientMessage, ServerMessage};
 use crate::state::AppState;
 use crate::ws::{Message, Outbox, WebSocket, close};
 
@@ -58,28 +57,6 @@ impl TerminalRequest {
     pub fn read_only(&self) -> bool {
         matches!(self.credential, Credential::Share { .. })
     }
-}
-
-/// Client-to-gateway control messages.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum ClientMessage {
-    Resize {
-        cols: u32,
-        rows: u32,
-        /// Drive the PTY's size (the "fit to this screen" button).
-        #[serde(default)]
-        fit: bool,
-    },
-    Ack {
-        bytes: u64,
-    },
-    Detach,
-    End,
-    /// Liveness check: answered with a `pong` at once.
-    Ping,
-    #[serde(other)]
-    Unknown,
 }
 
 /// Runs one terminal socket until it closes.
@@ -145,8 +122,9 @@ impl Bridge {
             Ok(session) => session,
             Err(status) => return close_for(&status),
         };
-        self.outbox
-            .json(&json!({"type": "attached", "session": self.shown(&session)}));
+        self.outbox.json(&ServerMessage::Attached {
+            session: self.shown(&session),
+        });
         let mut link = match self.attach().await {
             Ok(link) => Some(link),
             Err(status) => return close_for(&status),
@@ -197,7 +175,7 @@ impl Bridge {
 
     /// A session as this socket's viewer may see it: a share viewer learns
     /// its name, status and size, not its directory, process or metadata.
-    fn shown(&self, session: &dispatch_proto::v1::Session) -> serde_json::Value {
+    fn shown(&self, session: &dispatch_proto::v1::Session) -> crate::protocol::sessions::Session {
         if !self.request.read_only() {
             return model::session(session);
         }
@@ -283,8 +261,7 @@ impl Bridge {
             Some(Ok(message)) => message,
         };
         if let Some(refusal) = self.refusal(&message) {
-            self.outbox
-                .json(&json!({"type": "error", "message": refusal}));
+            self.outbox.json(&ServerMessage::error(refusal));
             return Step::Continue;
         }
         let text = match message {
@@ -301,9 +278,8 @@ impl Bridge {
                         pending_input.extend_from_slice(&input)
                     }
                     None => {
-                        self.outbox.json(
-                            &json!({"type": "error", "message": "input dropped while resynchronising"}),
-                        );
+                        self.outbox
+                            .json(&ServerMessage::error("input dropped while resynchronising"));
                     }
                 }
                 return Step::Continue;
@@ -321,7 +297,7 @@ impl Bridge {
                 let resize = Resize {
                     cols: self.cols,
                     rows: self.rows,
-                    fit,
+                    fit: fit.unwrap_or(false),
                 };
                 self.send(link, attach_request::Kind::Resize(resize)).await;
             }
@@ -337,11 +313,11 @@ impl Bridge {
             }
             ClientMessage::End => self.end_session().await,
             ClientMessage::Ping => {
-                self.outbox.json(&json!({"type": "pong"}));
+                self.outbox.json(&ServerMessage::Pong);
             }
             ClientMessage::Unknown => {
                 self.outbox
-                    .json(&json!({"type": "error", "message": "unknown message type"}));
+                    .json(&ServerMessage::error("unknown message type"));
             }
         }
         Step::Continue
@@ -363,8 +339,7 @@ impl Bridge {
         );
         if let Err(status) = broker.sessions().end_session(request).await {
             let message = crate::error::ApiError::from_status(&status).message;
-            self.outbox
-                .json(&json!({"type": "error", "message": message}));
+            self.outbox.json(&ServerMessage::Error { message });
         }
     }
 
@@ -409,9 +384,10 @@ impl Bridge {
         let delivered = match kind {
             attach_response::Kind::Replay(replay) => {
                 self.acked_offset = 0;
-                let mut ok = self
-                    .outbox
-                    .json(&json!({"type": "reset", "cols": replay.cols, "rows": replay.rows}));
+                let mut ok = self.outbox.json(&ServerMessage::Reset {
+                    cols: replay.cols,
+                    rows: replay.rows,
+                });
                 let len = replay.scrollback.len() + replay.screen.len();
                 if !replay.scrollback.is_empty() {
                     ok &= self.outbox.binary(replay.scrollback);
@@ -436,10 +412,10 @@ impl Bridge {
             }
             attach_response::Kind::Notice(notice) => self
                 .outbox
-                .json(&json!({"type": "notice", "text": notice.text})),
-            attach_response::Kind::Session(session) => self
-                .outbox
-                .json(&json!({"type": "session", "session": self.shown(&session)})),
+                .json(&ServerMessage::Notice { text: notice.text }),
+            attach_response::Kind::Session(session) => self.outbox.json(&ServerMessage::Session {
+                session: self.shown(&session),
+            }),
         };
         if !delivered {
             // The client stopped reading: drop the stream, reattach once it has caught up.

@@ -9,11 +9,13 @@ use std::fmt::Write as _;
 
 use dispatch_proto::v1 as pb;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
 use crate::error::{ApiError, json_response};
+use crate::protocol::usage::{
+    CostlyConversation, ModelUsage, UsageGroup, UsageReport, UsageTokens,
+};
 use crate::router::ApiRequest;
 use crate::state::AppState;
 
@@ -56,7 +58,7 @@ async fn answer(state: &AppState, request: &ApiRequest, csv: bool) -> Result<Res
     if csv {
         return Ok(csv_response(&report));
     }
-    Ok(json_response(StatusCode::OK, &report_json(&report)))
+    Ok(json_response(StatusCode::OK, &usage_report(&report)))
 }
 
 fn usage_request(request: &ApiRequest) -> Result<pb::UsageRequest, ApiError> {
@@ -81,67 +83,62 @@ fn usage_request(request: &ApiRequest) -> Result<pb::UsageRequest, ApiError> {
     })
 }
 
-fn tokens_json(t: Option<&pb::UsageTokens>) -> Value {
+fn tokens(t: Option<&pb::UsageTokens>) -> UsageTokens {
     let t = t.copied().unwrap_or_default();
-    json!({
-        "input": t.input,
-        "output": t.output,
-        "cacheWrite5m": t.cache_write_5m,
-        "cacheWrite1h": t.cache_write_1h,
-        "cacheRead": t.cache_read,
-        "total": total(&t),
-    })
+    UsageTokens {
+        input: t.input,
+        output: t.output,
+        cache_write5m: t.cache_write_5m,
+        cache_write1h: t.cache_write_1h,
+        cache_read: t.cache_read,
+        total: total(&t),
+    }
 }
 
 fn total(t: &pb::UsageTokens) -> u64 {
     t.input + t.output + t.cache_write_5m + t.cache_write_1h + t.cache_read
 }
 
-fn group_json(g: &pb::UsageGroup) -> Value {
-    let models: Vec<Value> = g
+fn group(g: &pb::UsageGroup) -> UsageGroup {
+    let models = g
         .models
         .iter()
-        .map(|m| {
-            json!({
-                "model": m.model,
-                "tokens": tokens_json(m.tokens.as_ref()),
-                "costUsd": m.priced.then_some(m.cost_usd),
-                "priced": m.priced,
-            })
+        .map(|m| ModelUsage {
+            model: m.model.clone(),
+            tokens: tokens(m.tokens.as_ref()),
+            cost_usd: m.priced.then_some(m.cost_usd),
+            priced: m.priced,
         })
         .collect();
-    json!({
-        "key": g.key,
-        "tokens": tokens_json(g.tokens.as_ref()),
-        "costUsd": g.cost_usd,
-        "models": models,
-    })
+    UsageGroup {
+        key: g.key.clone(),
+        tokens: tokens(g.tokens.as_ref()),
+        cost_usd: g.cost_usd,
+        models,
+    }
 }
 
-/// The report as JSON; a model without a price has `costUsd: null`.
-pub fn report_json(r: &pb::UsageReport) -> Value {
-    let top: Vec<Value> = r
+/// The report in the protocol's shape; a model without a price has `costUsd: null`.
+pub fn usage_report(r: &pb::UsageReport) -> UsageReport {
+    let top_conversations = r
         .top_conversations
         .iter()
-        .map(|c| {
-            json!({
-                "id": c.id,
-                "title": c.title,
-                "project": c.project,
-                "costUsd": c.cost_usd,
-                "tokens": tokens_json(c.tokens.as_ref()),
-                "unpriced": c.unpriced,
-            })
+        .map(|c| CostlyConversation {
+            id: c.id.clone(),
+            title: c.title.clone(),
+            project: c.project.clone(),
+            cost_usd: c.cost_usd,
+            tokens: tokens(c.tokens.as_ref()),
+            unpriced: c.unpriced,
         })
         .collect();
-    let groups: Vec<Value> = r.groups.iter().map(group_json).collect();
-    json!({
-        "groups": groups,
-        "totals": group_json(&r.totals.clone().unwrap_or_default()),
-        "topConversations": top,
-        "priceTableVersion": r.price_table_version,
-        "unpricedModels": r.unpriced_models,
-    })
+    UsageReport {
+        groups: r.groups.iter().map(group).collect(),
+        totals: group(&r.totals.clone().unwrap_or_default()),
+        top_conversations,
+        price_table_version: r.price_table_version.clone(),
+        unpriced_models: r.unpriced_models.clone(),
+    }
 }
 
 /// Header of the CSV export.

@@ -211,8 +211,8 @@ impl Outbox {
     }
 
     /// Queues a JSON text frame; `false` when the client is stalled.
-    pub fn json(&self, value: &serde_json::Value) -> bool {
-        let text = value.to_string();
+    pub fn json(&self, value: &impl serde::Serialize) -> bool {
+        let text = serde_json::to_string(value).unwrap_or_default();
         let cost = text.len() + CONTROL_COST;
         self.push(Message::text(text), cost)
     }

@@ -8,9 +8,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use dispatch_proto::time::now_ms;
-use serde::Serialize;
 
 use super::relay::Traffic;
+use crate::protocol::egress::{EgressDecision, EgressHost};
 
 /// Host entries kept per session.
 pub const MAX_HOSTS: usize = 256;
@@ -23,23 +23,6 @@ struct HostKey {
     host: String,
     port: u16,
     allowed: bool,
-}
-
-/// One host of a session's view (the wire shape of docs/protocol.md).
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct HostView {
-    pub host: String,
-    pub port: u16,
-    /// `allowed` or `refused`.
-    pub decision: &'static str,
-    /// The last refusal's reason; `null` when allowed.
-    pub reason: Option<&'static str>,
-    pub count: u64,
-    pub bytes_up: u64,
-    pub bytes_down: u64,
-    /// Epoch milliseconds of the last connection (or of the last tunnel's end).
-    pub last_at: i64,
 }
 
 #[derive(Debug, Default)]
@@ -112,21 +95,25 @@ impl Ledger {
     }
 
     /// A session's hosts, the most recent first.
-    pub fn view(&self, session: &str) -> Vec<HostView> {
+    pub fn view(&self, session: &str) -> Vec<EgressHost> {
         let inner = crate::sync::lock(&self.inner);
         let Some(hosts) = inner.sessions.get(session) else {
             return Vec::new();
         };
-        let mut view: Vec<HostView> = hosts
+        let mut view: Vec<EgressHost> = hosts
             .hosts
             .iter()
             .map(|(key, entry)| {
                 let (bytes_up, bytes_down) = entry.bytes();
-                HostView {
+                EgressHost {
                     host: key.host.clone(),
                     port: key.port,
-                    decision: if key.allowed { "allowed" } else { "refused" },
-                    reason: entry.reason,
+                    decision: if key.allowed {
+                        EgressDecision::Allowed
+                    } else {
+                        EgressDecision::Refused
+                    },
+                    reason: entry.reason.map(str::to_owned),
                     count: entry.count,
                     bytes_up,
                     bytes_down,
@@ -207,7 +194,10 @@ mod tests {
         second.down.fetch_add(20, Ordering::Relaxed);
         let bytes = |ledger: &Ledger| {
             let view = ledger.view("s");
-            let api = view.iter().find(|h| h.decision == "allowed").unwrap();
+            let api = view
+                .iter()
+                .find(|h| h.decision == EgressDecision::Allowed)
+                .unwrap();
             (api.count, api.bytes_up, api.bytes_down)
         };
         assert_eq!(bytes(&ledger), (2, 10, 20), "open tunnels count as they go");
@@ -221,10 +211,16 @@ mod tests {
         ledger.refused("s", "evil.example", 443, "not in allowlist");
         let view = ledger.view("s");
         assert_eq!(view.len(), 2);
-        let api = view.iter().find(|h| h.decision == "allowed").unwrap();
+        let api = view
+            .iter()
+            .find(|h| h.decision == EgressDecision::Allowed)
+            .unwrap();
         assert_eq!(api.reason, None);
-        let evil = view.iter().find(|h| h.decision == "refused").unwrap();
-        assert_eq!(evil.reason, Some("not in allowlist"));
+        let evil = view
+            .iter()
+            .find(|h| h.decision == EgressDecision::Refused)
+            .unwrap();
+        assert_eq!(evil.reason.as_deref(), Some("not in allowlist"));
         assert!(ledger.view("other").is_empty());
         let json = serde_json::to_value(&view[0]).unwrap();
         assert!(json.get("bytesUp").is_some() && json.get("lastAt").is_some());

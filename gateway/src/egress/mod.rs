@@ -27,14 +27,14 @@ use std::time::Duration;
 
 use dispatch_proto::egress::EgressKey;
 use dispatch_proto::v1::GetSessionRequest;
-use serde_json::json;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 pub use audit::EgressMetrics;
-pub use ledger::{HostView, Ledger};
+pub use ledger::Ledger;
 
 use crate::error::{ApiError, json_response};
+use crate::protocol::egress::EgressReport;
 use crate::router::ApiRequest;
 use crate::state::AppState;
 
@@ -234,11 +234,11 @@ pub async fn serve_ledger(
     let hosts = state.egress.view(&id);
     Ok(json_response(
         StatusCode::OK,
-        &json!({
-            "sessionId": id,
-            "enabled": state.config.egress.egress_listen.is_some(),
-            "hosts": hosts,
-        }),
+        &EgressReport {
+            enabled: state.config.egress.egress_listen.is_some(),
+            session_id: id,
+            hosts,
+        },
     ))
 }
 

@@ -10,3 +10,11 @@ pub struct ErrorBody {
     /// A sentence for people.
     pub error: String,
 }
+
+impl ErrorBody {
+    pub fn new(error: impl Into<String>) -> Self {
+        Self {
+            error: error.into(),
+        }
+    }
+}

@@ -9,12 +9,17 @@
 
 use ts_rs::{Config, TS};
 
+pub mod auth;
+pub mod conversations;
+pub mod egress;
 pub mod errors;
 pub mod events;
+pub mod notify;
 pub mod push;
 pub mod sessions;
 pub mod shares;
 pub mod terminal;
+pub mod usage;
 
 /// One exported declaration: renders its type's TypeScript.
 pub type Declaration = fn(&Config) -> String;
@@ -23,18 +28,51 @@ pub type Declaration = fn(&Config) -> String;
 pub const DECLARATIONS: &[Declaration] = &[
     // errors
     declare::<errors::ErrorBody>,
+    // auth and the public routes
+    declare::<auth::LoginRequest>,
+    declare::<auth::PublicUrl>,
+    declare::<auth::Health>,
     // sessions
     declare::<sessions::SessionMode>,
     declare::<sessions::SessionStatus>,
     declare::<sessions::Attention>,
     declare::<sessions::Session>,
     declare::<sessions::SessionList>,
+    declare::<sessions::CreateSessionRequest>,
+    declare::<sessions::RenameSessionRequest>,
     // terminal
     declare::<terminal::ServerMessage>,
     declare::<terminal::ClientMessage>,
     // events
     declare::<events::EventMessage>,
     declare::<events::EventClientMessage>,
+    // conversations
+    declare::<conversations::Tokens>,
+    declare::<conversations::ActivityStatus>,
+    declare::<conversations::Subagent>,
+    declare::<conversations::ConversationContext>,
+    declare::<conversations::Conversation>,
+    declare::<conversations::ConversationPage>,
+    declare::<conversations::Role>,
+    declare::<conversations::ImageType>,
+    declare::<conversations::Image>,
+    declare::<conversations::ToolResult>,
+    declare::<conversations::Block>,
+    declare::<conversations::Message>,
+    declare::<conversations::MessagePage>,
+    declare::<conversations::SearchHit>,
+    declare::<conversations::SearchResults>,
+    declare::<conversations::FeedEvent>,
+    // usage
+    declare::<usage::UsageTokens>,
+    declare::<usage::ModelUsage>,
+    declare::<usage::UsageGroup>,
+    declare::<usage::CostlyConversation>,
+    declare::<usage::UsageReport>,
+    // egress
+    declare::<egress::EgressDecision>,
+    declare::<egress::EgressHost>,
+    declare::<egress::EgressReport>,
     // push
     declare::<push::PushKey>,
     declare::<push::NewSubscription>,

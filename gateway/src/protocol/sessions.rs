@@ -68,3 +68,29 @@ pub struct Session {
 pub struct SessionList {
     pub sessions: Vec<Session>,
 }
+
+/// `POST /api/sessions`; every field may be left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(optional_fields)]
+pub struct CreateSessionRequest {
+    /// The broker's default when left out. Checked by the handler, which
+    /// names the modes in its refusal.
+    #[ts(as = "Option<SessionMode>")]
+    pub mode: Option<String>,
+    /// Clamped to the largest dimension; the broker's default when left out.
+    pub cols: Option<u32>,
+    pub rows: Option<u32>,
+    pub name: Option<String>,
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Arguments for `claude` (claude mode).
+    pub claude_args: Option<Vec<String>>,
+    /// The working directory; it must exist.
+    pub cwd: Option<String>,
+}
+
+/// `PATCH /api/sessions/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct RenameSessionRequest {
+    pub name: String,
+}

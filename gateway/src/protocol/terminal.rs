@@ -29,11 +29,21 @@ pub enum ServerMessage {
     Pong,
 }
 
+impl ServerMessage {
+    /// An `error` message.
+    pub fn error(message: impl Into<String>) -> Self {
+        Self::Error {
+            message: message.into(),
+        }
+    }
+}
+
 /// A text message the browser sends on a terminal socket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ClientMessage {
-    /// The viewer's size; `fit` also drives the PTY's size.
+    /// The viewer's size; `fit` also drives the PTY's size (the "fit to
+    /// this screen" button).
     Resize {
         cols: u32,
         rows: u32,

@@ -2,30 +2,10 @@
 //! view uses, typed errors, and the session routes. A 401 from any route but
 //! login tells the auth module that the credentials are gone.
 
+import type { CreateSessionRequest, ErrorBody, Session, SessionList } from '../generated/protocol';
 import { auth } from './auth';
 
-/** A session as the gateway describes it (timestamps in epoch milliseconds). */
-export interface Session {
-  id: string;
-  name: string;
-  mode: 'shell' | 'claude' | string;
-  requestedMode?: string | null;
-  fallbackReason?: string | null;
-  status: 'running' | 'exited' | string;
-  cols: number;
-  rows: number;
-  createdAt: number;
-  lastActive: number;
-  endedAt?: number | null;
-  exitCode?: number | null;
-  exitSignal?: string | null;
-  viewers?: number;
-  cwd?: string;
-  /** Set while the session needs its user (see docs/protocol.md). */
-  attention?: { reason: string; title: string; at: number } | null;
-}
-
-export type SessionMode = 'shell' | 'claude';
+export type { Session, SessionMode } from '../generated/protocol';
 
 /** An error answered by the gateway (or the network failing to reach it). */
 export class ApiError extends Error {
@@ -70,7 +50,7 @@ export async function request<T>(method: Method, path: string, body?: unknown): 
 async function errorFrom(response: Response): Promise<ApiError> {
   let message = response.statusText || `HTTP ${response.status}`;
   try {
-    const body = (await response.json()) as { error?: unknown };
+    const body = (await response.json()) as Partial<ErrorBody>;
     if (typeof body.error === 'string' && body.error) message = body.error;
   } catch {
     // Not JSON: keep the status text.
@@ -86,9 +66,9 @@ export function socketUrl(path: string): string {
 }
 
 export const sessionsApi = {
-  list: async (): Promise<Session[]> => (await request<{ sessions: Session[] }>('GET', '/api/sessions')).sessions,
+  list: async (): Promise<Session[]> => (await request<SessionList>('GET', '/api/sessions')).sessions,
   get: (id: string): Promise<Session> => request<Session>('GET', `/api/sessions/${encodeURIComponent(id)}`),
-  create: (options: { mode: SessionMode; name?: string; cols?: number; rows?: number }): Promise<Session> =>
+  create: (options: CreateSessionRequest): Promise<Session> =>
     request<Session>('POST', '/api/sessions', options),
   rename: (id: string, name: string): Promise<Session> =>
     request<Session>('PATCH', `/api/sessions/${encodeURIComponent(id)}`, { name }),

@@ -2,93 +2,26 @@
 //! "Conversations"), and resuming a conversation in a new claude session.
 
 import { ApiError, request, type Session } from '../app/api';
+import type {
+  Conversation,
+  ConversationPage,
+  CreateSessionRequest,
+  MessagePage,
+  SearchHit,
+  SearchResults,
+} from '../generated/protocol';
 
-export interface Tokens {
-  input: number;
-  output: number;
-  cacheCreation: number;
-  cacheRead: number;
-}
-
-export interface Conversation {
-  id: string;
-  project: string;
-  title: string;
-  createdAt: number;
-  lastActivity: number;
-  status: 'active' | 'recent' | 'idle';
-  messageCount: number;
-  models: string[];
-  tokens: Tokens;
-  toolUses: Record<string, number>;
-  subagents: { agentId: string; messageCount: number; tokens: Tokens }[];
-  sizeBytes: number;
-  gitBranch: string;
-  damagedLines: number;
-  /** Estimated cost in USD (subagents included) of the models with a price. */
-  costUsd: number;
-  /** Models used that have no price (left out of `costUsd`). */
-  unpricedModels: string[];
-  /** The last response's input plus cache tokens, its window and model. */
-  context?: { tokens: number; window: number; model: string };
-}
-
-export interface ToolResult {
-  toolUseId: string;
-  text: string;
-  isError: boolean;
-  truncated: boolean;
-  sizeBytes: number;
-  images: ImageBlock[];
-}
-
-export interface ImageBlock {
-  type: 'image';
-  mediaType: string;
-  data: string | null;
-  sizeBytes: number;
-}
-
-export type Block =
-  | { type: 'text'; text: string }
-  | { type: 'thinking'; thinking: string }
-  | { type: 'tool_call'; id: string; name: string; summary: string; input: string; inputTruncated: boolean; result: ToolResult | null }
-  | ImageBlock
-  | ({ type: 'tool_result' } & ToolResult);
-
-export interface Message {
-  index: number;
-  uuid: string;
-  role: 'user' | 'assistant' | 'system';
-  timestamp: number;
-  model: string | null;
-  isMeta: boolean;
-  isCompactSummary: boolean;
-  blocks: Block[];
-}
-
-export interface ConversationPage {
-  conversations: Conversation[];
-  total: number;
-  nextCursor: string | null;
-}
-
-export interface MessagePage {
-  messages: Message[];
-  total: number;
-  beforeCursor: string | null;
-  afterCursor: string | null;
-}
-
-export interface SearchHit {
-  conversationId: string;
-  title: string;
-  project: string;
-  messageIndex: number;
-  role: string;
-  snippet: string;
-  timestamp: number;
-}
+export type {
+  Block,
+  Conversation,
+  ConversationPage,
+  Image as ImageBlock,
+  Message,
+  MessagePage,
+  SearchHit,
+  Tokens,
+  ToolResult,
+} from '../generated/protocol';
 
 function query(params: Record<string, string | number | undefined | null>): string {
   const search = new URLSearchParams();
@@ -112,7 +45,7 @@ export function getMessages(id: string, params: { cursor?: string | null; from?:
 }
 
 export async function search(q: string, conversation?: string, limit?: number): Promise<SearchHit[]> {
-  const answer = await request<{ hits: SearchHit[] }>('GET', `/api/search${query({ q, conversation, limit })}`);
+  const answer = await request<SearchResults>('GET', `/api/search${query({ q, conversation, limit })}`);
   return answer.hits;
 }
 
@@ -125,7 +58,7 @@ export function exportUrl(id: string): string {
  * working directory when it still exists (else the session's own).
  */
 export async function resume(conversation: Conversation): Promise<{ session: Session; folderMissing: boolean }> {
-  const body = { mode: 'claude', name: `resume ${conversation.title}`.slice(0, 120), claudeArgs: ['--resume', conversation.id] };
+  const body: CreateSessionRequest = { mode: 'claude', name: `resume ${conversation.title}`.slice(0, 120), claudeArgs: ['--resume', conversation.id] };
   if (conversation.project) {
     try {
       return { session: await request<Session>('POST', '/api/sessions', { ...body, cwd: conversation.project }), folderMissing: false };

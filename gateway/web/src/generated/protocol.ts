@@ -11,6 +11,29 @@ export type ErrorBody = {
 error: string, };
 
 /**
+ * `POST /api/login`: answered `204` with the login cookie, or `401`.
+ */
+export type LoginRequest = { 
+/**
+ * The access key.
+ */
+key: string, };
+
+/**
+ * `GET /public-url`.
+ */
+export type PublicUrl = { 
+/**
+ * The tunnel's public URL; `null` while there is none.
+ */
+url: string | null, };
+
+/**
+ * `GET /healthz` (`ok`) and `GET /readyz` (`ready`).
+ */
+export type Health = { status: string, };
+
+/**
  * What a session runs.
  */
 export type SessionMode = "shell" | "claude";
@@ -76,6 +99,33 @@ attention: Attention | null, };
 export type SessionList = { sessions: Array<Session>, };
 
 /**
+ * `POST /api/sessions`; every field may be left out.
+ */
+export type CreateSessionRequest = { 
+/**
+ * The broker's default when left out. Checked by the handler, which
+ * names the modes in its refusal.
+ */
+mode?: SessionMode, 
+/**
+ * Clamped to the largest dimension; the broker's default when left out.
+ */
+cols?: number, rows?: number, name?: string, metadata?: { [key in string]: string }, 
+/**
+ * Arguments for `claude` (claude mode).
+ */
+claudeArgs?: Array<string>, 
+/**
+ * The working directory; it must exist.
+ */
+cwd?: string, };
+
+/**
+ * `PATCH /api/sessions/{id}`.
+ */
+export type RenameSessionRequest = { name: string, };
+
+/**
  * A text message the gateway sends on a terminal socket.
  */
 export type ServerMessage = { "type": "attached", session: Session, } | { "type": "reset", cols: number, rows: number, } | { "type": "session", session: Session, } | { "type": "notice", text: string, } | { "type": "exit", code: number | null, signal: string | null, } | { "type": "error", message: string, } | { "type": "pong" };
@@ -94,6 +144,252 @@ export type EventMessage = { "type": "sessions", sessions: Array<Session>, } | {
  * A message the browser sends on the session-list socket; anything else is ignored.
  */
 export type EventClientMessage = { "type": "ping" };
+
+/**
+ * Token counts of a conversation, a subagent or one message.
+ */
+export type Tokens = { input: number, output: number, cacheCreation: number, cacheRead: number, };
+
+/**
+ * How recently a conversation was written to.
+ */
+export type ActivityStatus = "active" | "recent" | "idle";
+
+/**
+ * A subagent's transcript within a conversation.
+ */
+export type Subagent = { agentId: string, messageCount: number, tokens: Tokens, 
+/**
+ * Calls per tool name.
+ */
+toolUses: { [key in string]: number }, createdAt: number, lastActivity: number, sizeBytes: number, };
+
+/**
+ * The context window as of a conversation's last response.
+ */
+export type ConversationContext = { 
+/**
+ * The last response's input plus cache tokens.
+ */
+tokens: number, window: number, model: string, };
+
+/**
+ * A conversation's metadata (timestamps in Unix epoch milliseconds).
+ */
+export type Conversation = { id: string, 
+/**
+ * The working directory it ran in.
+ */
+project: string, title: string, createdAt: number, lastActivity: number, status: ActivityStatus, messageCount: number, models: Array<string>, tokens: Tokens, 
+/**
+ * Calls per tool name.
+ */
+toolUses: { [key in string]: number }, subagents: Array<Subagent>, sizeBytes: number, gitBranch: string, 
+/**
+ * The claude version that wrote it.
+ */
+version: string, 
+/**
+ * Transcript lines that could not be read.
+ */
+damagedLines: number, 
+/**
+ * Estimated cost in USD (subagents included) of the models with a price.
+ */
+costUsd: number, 
+/**
+ * Models used that have no price (left out of `costUsd`).
+ */
+unpricedModels: Array<string>, context: ConversationContext, };
+
+/**
+ * `GET /api/conversations`.
+ */
+export type ConversationPage = { conversations: Array<Conversation>, 
+/**
+ * Matches in all pages.
+ */
+total: number, 
+/**
+ * `cursor` of the next page; `null` on the last.
+ */
+nextCursor: string | null, };
+
+/**
+ * Who wrote a message.
+ */
+export type Role = "user" | "assistant" | "system";
+
+/**
+ * `Image::type`: always `"image"`.
+ */
+export type ImageType = "image";
+
+/**
+ * An image of a message or a tool result.
+ */
+export type Image = { type: ImageType, mediaType: string, 
+/**
+ * Base64; `null` when too large to send.
+ */
+data: string | null, sizeBytes: number, };
+
+/**
+ * What a tool answered.
+ */
+export type ToolResult = { toolUseId: string, text: string, isError: boolean, 
+/**
+ * `text` was cut; `sizeBytes` is the whole.
+ */
+truncated: boolean, sizeBytes: number, images: Array<Image>, };
+
+/**
+ * One block of a message's content.
+ */
+export type Block = { "type": "text", text: string, } | { "type": "thinking", thinking: string, } | { "type": "tool_call", id: string, name: string, summary: string, 
+/**
+ * The input as JSON text.
+ */
+input: string, inputTruncated: boolean, result: ToolResult | null, } | { "type": "tool_result" } & ToolResult | Image;
+
+/**
+ * One message of a conversation.
+ */
+export type Message = { 
+/**
+ * Its position in the conversation.
+ */
+index: number, uuid: string, role: Role, timestamp: number, model: string | null, 
+/**
+ * Context injected by claude rather than typed by the user.
+ */
+isMeta: boolean, isCompactSummary: boolean, usage: Tokens | null, blocks: Array<Block>, };
+
+/**
+ * `GET /api/conversations/{id}/messages`.
+ */
+export type MessagePage = { messages: Array<Message>, 
+/**
+ * Messages in the conversation.
+ */
+total: number, 
+/**
+ * `cursor` of the page before; `null` at the start.
+ */
+beforeCursor: string | null, 
+/**
+ * `cursor` of the page after; `null` at the end.
+ */
+afterCursor: string | null, };
+
+/**
+ * One search match.
+ */
+export type SearchHit = { conversationId: string, title: string, project: string, messageIndex: number, role: Role, snippet: string, timestamp: number, };
+
+/**
+ * `GET /api/search`.
+ */
+export type SearchResults = { hits: Array<SearchHit>, 
+/**
+ * `false` when the search ran out of time and `hits` is partial.
+ */
+complete: boolean, };
+
+/**
+ * The data of a live-feed event (`GET /api/conversations/events`); the
+ * SSE event name is its `type`. The feed opens with a `ready` event
+ * (data `{}`), and an `error` event (data an [`ErrorBody`](super::errors::ErrorBody)) ends it.
+ */
+export type FeedEvent = { "type": "changed", id: string, conversation: Conversation | null, } | { "type": "removed", id: string, };
+
+/**
+ * Token counts by kind.
+ */
+export type UsageTokens = { input: number, output: number, cacheWrite5m: number, cacheWrite1h: number, cacheRead: number, 
+/**
+ * The sum of the others.
+ */
+total: number, };
+
+/**
+ * One model's share of a group.
+ */
+export type ModelUsage = { model: string, tokens: UsageTokens, 
+/**
+ * `null` when the price table has no entry for the model.
+ */
+costUsd: number | null, priced: boolean, };
+
+/**
+ * The figures of one day, model or project (or of the whole period).
+ */
+export type UsageGroup = { 
+/**
+ * The day (`YYYY-MM-DD`), model or project.
+ */
+key: string, tokens: UsageTokens, 
+/**
+ * The priced models' cost.
+ */
+costUsd: number, models: Array<ModelUsage>, };
+
+/**
+ * One of the period's most expensive conversations.
+ */
+export type CostlyConversation = { id: string, title: string, project: string, 
+/**
+ * Within the period.
+ */
+costUsd: number, tokens: UsageTokens, 
+/**
+ * Some of its tokens have no price.
+ */
+unpriced: boolean, };
+
+/**
+ * `GET /api/usage`.
+ */
+export type UsageReport = { groups: Array<UsageGroup>, totals: UsageGroup, 
+/**
+ * Most expensive first.
+ */
+topConversations: Array<CostlyConversation>, priceTableVersion: string, unpricedModels: Array<string>, };
+
+/**
+ * Whether the proxy let a connection through.
+ */
+export type EgressDecision = "allowed" | "refused";
+
+/**
+ * One destination of a session.
+ */
+export type EgressHost = { host: string, port: number, decision: EgressDecision, 
+/**
+ * The last refusal's reason; `null` when allowed.
+ */
+reason: string | null, 
+/**
+ * Connections.
+ */
+count: number, bytesUp: number, bytesDown: number, 
+/**
+ * Unix epoch milliseconds of the last connection (or of the last tunnel's end).
+ */
+lastAt: number, };
+
+/**
+ * `GET /api/sessions/{id}/egress`.
+ */
+export type EgressReport = { sessionId: string, 
+/**
+ * Whether the egress proxy is on (`EGRESS_LISTEN`).
+ */
+enabled: boolean, 
+/**
+ * The most recent first.
+ */
+hosts: Array<EgressHost>, };
 
 /**
  * `GET /api/push/key`'s answer.

@@ -5,27 +5,18 @@
 import type { Session } from '../app/api';
 import { realTimers, type Timers } from '../app/reconnect';
 import { MAX_TERMINAL_DIMENSION } from '../generated/limits';
+import type * as wire from '../generated/protocol';
 
-/** Control messages the gateway sends on a terminal socket. */
-export type ServerMessage =
-  | { type: 'attached'; session: Session }
-  | { type: 'reset'; cols: number; rows: number }
-  | { type: 'session'; session: Session }
-  | { type: 'notice'; text: string }
-  | { type: 'exit'; code: number | null; signal: string | null }
-  | { type: 'error'; message: string };
+export type { ClientMessage } from '../generated/protocol';
 
-/** Control messages the browser sends on a terminal socket. */
-export type ClientMessage =
-  | { type: 'resize'; cols: number; rows: number; fit?: boolean }
-  | { type: 'ack'; bytes: number }
-  | { type: 'detach' }
-  | { type: 'end' };
+/**
+ * Text messages of a terminal socket as decoded here; a `pong` is taken by
+ * the liveness check (`app/reconnect.ts`) before decoding.
+ */
+export type ServerMessage = Exclude<wire.ServerMessage, { type: 'pong' }>;
 
-/** Messages of the session-list socket (`/ws/events`). */
-export type EventMessage =
-  | { type: 'sessions'; sessions: Session[] }
-  | { type: 'created' | 'updated' | 'ended' | 'removed'; session: Session };
+/** Messages of the session-list socket (`/ws/events`), less the `pong`. */
+export type EventMessage = Exclude<wire.EventMessage, { type: 'pong' }>;
 
 /** Close codes and what they mean for the client. */
 export const CloseCode = {
@@ -144,7 +135,7 @@ export function decodeEventMessage(text: string): EventMessage {
 }
 
 /** Encodes a control message, clamping sizes into the accepted range. */
-export function encodeClientMessage(message: ClientMessage): string {
+export function encodeClientMessage(message: wire.ClientMessage): string {
   if (message.type === 'resize') {
     const size = { type: 'resize', cols: clampDimension(message.cols), rows: clampDimension(message.rows) };
     return JSON.stringify(message.fit ? { ...size, fit: true } : size);

@@ -1,47 +1,9 @@
 //! The usage report's REST call and types (docs/protocol.md, "Usage").
 
 import { request } from '../app/api';
+import type { UsageReport } from '../generated/protocol';
 
-export interface UsageTokens {
-  input: number;
-  output: number;
-  cacheWrite5m: number;
-  cacheWrite1h: number;
-  cacheRead: number;
-  total: number;
-}
-
-export interface ModelUsage {
-  model: string;
-  tokens: UsageTokens;
-  /** `null` when the price table has no entry for the model. */
-  costUsd: number | null;
-  priced: boolean;
-}
-
-export interface UsageGroup {
-  key: string;
-  tokens: UsageTokens;
-  costUsd: number;
-  models: ModelUsage[];
-}
-
-export interface CostlyConversation {
-  id: string;
-  title: string;
-  project: string;
-  costUsd: number;
-  tokens: UsageTokens;
-  unpriced: boolean;
-}
-
-export interface UsageReport {
-  groups: UsageGroup[];
-  totals: UsageGroup;
-  topConversations: CostlyConversation[];
-  priceTableVersion: string;
-  unpricedModels: string[];
-}
+export type { CostlyConversation, ModelUsage, UsageGroup, UsageReport, UsageTokens } from '../generated/protocol';
 
 export type GroupBy = 'day' | 'model' | 'project';
 

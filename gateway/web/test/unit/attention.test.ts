@@ -3,8 +3,26 @@ import assert from 'node:assert/strict';
 import { attentionText, needingAttention, titleWithCount } from '../../src/app/attention';
 import type { Session } from '../../src/app/api';
 
-function session(id: string, status: string, attention: Session['attention']): Session {
-  return { id, name: id, mode: 'shell', status, cols: 80, rows: 24, createdAt: 1, lastActive: 1, attention };
+function session(id: string, status: Session['status'], attention: Session['attention']): Session {
+  return {
+    id,
+    name: id,
+    mode: 'shell',
+    requestedMode: 'shell',
+    fallbackReason: null,
+    status,
+    cols: 80,
+    rows: 24,
+    createdAt: 1,
+    lastActive: 1,
+    endedAt: null,
+    exitCode: null,
+    exitSignal: null,
+    viewers: 0,
+    cwd: '/',
+    metadata: {},
+    attention,
+  };
 }
 
 test('the title counts running sessions that need attention, and only once', () => {
