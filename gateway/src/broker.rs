@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use dispatch_proto::v1::conversations_client::ConversationsClient;
+use dispatch_proto::v1::files_client::FilesClient;
 use dispatch_proto::v1::sessions_client::SessionsClient;
 use hyper_util::rt::TokioIo;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
@@ -87,6 +88,13 @@ impl Broker {
     pub fn conversations(&self) -> ConversationsClient<Channel> {
         ConversationsClient::new(self.channel.clone())
             .max_decoding_message_size(32 * 1024 * 1024)
+            .max_encoding_message_size(4 * 1024 * 1024)
+    }
+
+    /// The `Files` client.
+    pub fn files(&self) -> FilesClient<Channel> {
+        FilesClient::new(self.channel.clone())
+            .max_decoding_message_size(4 * 1024 * 1024)
             .max_encoding_message_size(4 * 1024 * 1024)
     }
 

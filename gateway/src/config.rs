@@ -171,9 +171,16 @@ pub struct Config {
     #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub http_idle_timeout_secs: u64,
 
-    /// Seconds a client has to send a whole request body; later is refused with 408.
+    /// Seconds a client has to send a whole request body, and in a larger body (an
+    /// upload) each further 64 KiB; later is refused with 408.
     #[arg(long, env = "HTTP_BODY_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub http_body_timeout_secs: u64,
+
+    /// Largest file upload (`PUT /api/sessions/{id}/files/content`), in bytes: a larger
+    /// `Content-Length` is refused with 413 before the body is read, and a body that
+    /// grows past it is cut off with 413 (nothing is written).
+    #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_upload_bytes: u64,
 
     /// Requests served on one connection before it is closed (`Connection: close`).
     #[arg(long, env = "HTTP_MAX_REQUESTS_PER_CONNECTION", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]

@@ -16,6 +16,7 @@ pub mod conversations;
 pub mod egress;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod healthcheck;
 pub mod local_broker;
 pub mod metrics;

@@ -30,6 +30,9 @@ use crate::state::AppState;
 /// Largest request body accepted (64 KiB); larger gets 413.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// A request body as it arrives, for routes that stream it.
+pub type BodyStream = futures::stream::BoxStream<'static, Result<Bytes, warp::Error>>;
+
 /// The client address that a connection was accepted from (set by the server loop).
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub SocketAddr);
@@ -41,6 +44,10 @@ pub struct ApiRequest {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The unread body of a route that streams it
+    /// ([`crate::routes::Route::streamed_body`]); `body` is then empty. In a
+    /// mutex only so that `&ApiRequest` stays `Send`.
+    pub body_stream: std::sync::Mutex<Option<BodyStream>>,
     /// Present when the request is a WebSocket upgrade.
     pub ws: Option<crate::ws::WsUpgrade>,
     /// The client: the peer, or what a trusted proxy's `X-Forwarded-For` says.
@@ -133,7 +140,7 @@ async fn collect(
     headers: HeaderMap,
     peer: Option<PeerAddr>,
     pending: Option<crate::ws::PendingUpgrade>,
-    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin + Send,
+    body: impl Stream<Item = Result<impl Buf + Send + 'static, warp::Error>> + Unpin + Send + 'static,
 ) -> Response {
     let id = RequestId::generate();
     let ws = crate::ws::WsUpgrade::from_request(&method, &headers, pending);
@@ -172,17 +179,18 @@ async fn respond(
     query: Option<String>,
     headers: HeaderMap,
     ws: Option<crate::ws::WsUpgrade>,
-    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin + Send,
+    body: impl Stream<Item = Result<impl Buf + Send + 'static, warp::Error>> + Unpin + Send + 'static,
     client_ip: IpAddr,
     secure: bool,
     trusted: bool,
     id: RequestId,
 ) -> Response {
     let started = std::time::Instant::now();
-    let body = if ws.is_some() {
-        Ok(Bytes::new())
+    let streamed = ws.is_none() && streams_body(&method, path.as_str());
+    let (body, body_stream) = if ws.is_some() || streamed {
+        (Ok(Bytes::new()), streamed.then(|| stream_body(body)))
     } else {
-        read_body(body).await
+        (read_body(body).await, None)
     };
     let mut request = ApiRequest {
         method,
@@ -190,6 +198,7 @@ async fn respond(
         query,
         headers,
         body: Bytes::new(),
+        body_stream: std::sync::Mutex::new(body_stream),
         ws,
         client_ip,
         secure,
@@ -259,6 +268,18 @@ fn forwarded_address(entry: &str) -> Option<IpAddr> {
         .parse::<IpAddr>()
         .or_else(|_| entry.parse::<SocketAddr>().map(|a| a.ip()))
         .ok()
+}
+
+/// Whether the request's route streams its body.
+fn streams_body(method: &Method, path: &str) -> bool {
+    matches!(crate::routes::find(method, path), Found::Route(route, _) if route.streamed_body)
+}
+
+fn stream_body(
+    body: impl Stream<Item = Result<impl Buf + Send + 'static, warp::Error>> + Unpin + Send + 'static,
+) -> BodyStream {
+    body.map(|chunk| chunk.map(|mut buf| buf.copy_to_bytes(buf.remaining())))
+        .boxed()
 }
 
 async fn read_body(

@@ -59,6 +59,10 @@ pub struct Route {
     pub audience: Audience,
     /// Whether it is a WebSocket upgrade.
     pub websocket: bool,
+    /// Whether its handler reads the request body itself, as it arrives
+    /// ([`ApiRequest::body_stream`]), rather than collected up to
+    /// [`crate::router::MAX_BODY`].
+    pub streamed_body: bool,
     pub handler: Handler,
 }
 
@@ -116,7 +120,21 @@ const fn http(
         path,
         audience,
         websocket: false,
+        streamed_body: false,
         handler,
+    }
+}
+
+/// An HTTP route whose handler streams the request body.
+const fn streamed(
+    method: &'static str,
+    path: &'static str,
+    audience: Audience,
+    handler: Handler,
+) -> Route {
+    Route {
+        streamed_body: true,
+        ..http(method, path, audience, handler)
     }
 }
 
@@ -126,6 +144,7 @@ const fn websocket(path: &'static str, audience: Audience, handler: Handler) -> 
         path,
         audience,
         websocket: true,
+        streamed_body: false,
         handler,
     }
 }
@@ -148,6 +167,9 @@ pub static ROUTES: &[Route] = &[
     http("PATCH",  "/api/sessions/{id}",                Authenticated, handler!(|s, r| api::rename(s, r).await)),
     http("DELETE", "/api/sessions/{id}",                Authenticated, handler!(|s, r| api::end(s, r).await)),
     http("GET",    "/api/sessions/{id}/egress",         Authenticated, handler!(|s, r| egress_ledger(s, r).await)),
+    http("GET",    "/api/sessions/{id}/files",          Authenticated, handler!(|s, r| crate::files::list(s, r).await)),
+    http("GET",    "/api/sessions/{id}/files/content",  Authenticated, handler!(|s, r| crate::files::download(s, r).await)),
+    streamed("PUT","/api/sessions/{id}/files/content",  Authenticated, handler!(|s, r| crate::files::upload(s, r).await)),
     http("GET",    "/api/sessions/{id}/shares",         Authenticated, handler!(|s, r| crate::shares::http::list(s, r).await)),
     http("POST",   "/api/sessions/{id}/shares",         Authenticated, handler!(|s, r| crate::shares::http::create(s, r).await)),
     http("DELETE", "/api/sessions/{id}/shares/{share}", Authenticated, handler!(|s, r| crate::shares::http::revoke(s, r).await)),

@@ -14,6 +14,7 @@ pub mod conversations;
 pub mod egress;
 pub mod errors;
 pub mod events;
+pub mod files;
 pub mod notify;
 pub mod push;
 pub mod sessions;
@@ -87,6 +88,11 @@ pub const DECLARATIONS: &[Declaration] = &[
     declare::<shares::ShareList>,
     declare::<shares::OpenShare>,
     declare::<shares::SharedView>,
+    // files
+    declare::<files::FileKind>,
+    declare::<files::FileEntry>,
+    declare::<files::FileList>,
+    declare::<files::UploadedFile>,
 ];
 
 const HEADER: &str = "\

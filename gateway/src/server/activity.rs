@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use bytes::Buf;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use warp::hyper::body::{Body, Frame, SizeHint};
@@ -142,6 +143,9 @@ impl<B: Body + Unpin> Body for Tracked<B> {
 pub struct Deadline<B> {
     body: B,
     deadline: Instant,
+    within: Duration,
+    /// Bytes received since the deadline was last set.
+    received: usize,
     timer: Option<Pin<Box<Sleep>>>,
     expired: Arc<AtomicBool>,
 }
@@ -151,11 +155,34 @@ impl<B> Deadline<B> {
         Self {
             body,
             deadline: Instant::now() + within,
+            within,
+            received: 0,
             timer: None,
             expired,
         }
     }
 }
+
+impl<B> Deadline<B> {
+    /// Counts received bytes: each [`EXTEND_EVERY`] bytes move the deadline
+    /// to `within` from now, so a large body (an upload) is held to a least
+    /// rate rather than one deadline for the whole.
+    fn progress(&mut self, bytes: usize) {
+        self.received += bytes;
+        if self.received < EXTEND_EVERY {
+            return;
+        }
+        self.received = 0;
+        self.deadline = Instant::now() + self.within;
+        if let Some(timer) = self.timer.as_mut() {
+            timer.as_mut().reset(self.deadline);
+        }
+    }
+}
+
+/// Bytes of a body after which its deadline is extended (a JSON body,
+/// at most [`crate::router::MAX_BODY`], has one deadline for the whole).
+pub const EXTEND_EVERY: usize = crate::router::MAX_BODY;
 
 impl<B> Body for Deadline<B>
 where
@@ -171,6 +198,9 @@ where
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = &mut *self;
         if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
+                this.progress(data.map_or(0, Buf::remaining));
+            }
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         let deadline = this.deadline;

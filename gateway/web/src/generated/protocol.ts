@@ -519,3 +519,51 @@ expiresAt: number,
  * The terminal WebSocket's path.
  */
 socket: string, };
+
+/**
+ * What a directory entry is.
+ */
+export type FileKind = "file" | "directory" | "symlink" | "other";
+
+/**
+ * One entry of a directory.
+ */
+export type FileEntry = { name: string, kind: FileKind, 
+/**
+ * Bytes (of the link itself for a symlink).
+ */
+size: number, 
+/**
+ * Unix epoch milliseconds of the last modification.
+ */
+modifiedAt: number, };
+
+/**
+ * `GET /api/sessions/{id}/files?path=`.
+ */
+export type FileList = { 
+/**
+ * The listed directory relative to the session's (`""` for itself).
+ */
+path: string, 
+/**
+ * Directories first, then by name.
+ */
+entries: Array<FileEntry>, 
+/**
+ * Whether entries were left out past the listing limit.
+ */
+truncated: boolean, };
+
+/**
+ * The answer to `PUT /api/sessions/{id}/files/content?path=`.
+ */
+export type UploadedFile = { 
+/**
+ * The written file relative to the session's directory.
+ */
+path: string, size: number, 
+/**
+ * Its absolute path, as a shell in the session names it.
+ */
+absolutePath: string, };
