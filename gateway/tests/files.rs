@@ -462,3 +462,41 @@ async fn a_200_mb_upload_and_download_keep_the_gateway_memory_flat() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_upload_that_keeps_arriving_outlives_the_body_deadline_and_a_stalled_one_does_not() {
+    let f = Fixture::start(&[("HTTP_BODY_TIMEOUT_SECS", "1")]).await;
+    // 3 s in all, but 128 KiB every 300 ms: the deadline moves on.
+    const PARTS: u64 = 10;
+    let part = vec![3u8; 128 * 1024];
+    let length = PARTS * part.len() as u64;
+    let mut stream = raw_request(
+        &f,
+        "PUT",
+        "slow.bin",
+        &format!("content-length: {length}\r\n"),
+    )
+    .await;
+    for _ in 0..PARTS {
+        stream.write_all(&part).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(
+        std::fs::metadata(f.dir.join("slow.bin")).unwrap().len(),
+        length
+    );
+
+    // A body that stops arriving is 408, and nothing is written.
+    let mut stream = raw_request(&f, "PUT", "stalled.bin", "content-length: 1048576\r\n").await;
+    stream.write_all(&part).await.unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    common::eventually("nothing of the stalled upload is left", || async {
+        !std::fs::read_dir(&f.dir)
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy() != "slow.bin")
+    })
+    .await;
+}
