@@ -728,7 +728,8 @@ async fn serve() -> Result<()> {
     raise_fd_limit();
     {
         let listener = Listener::bind(&cli.config.listen).await?;
-        println!("dispatch-broker listening on {}", listener.local_addr()?);
+        let addr = listener.local_addr()?;
+        println!("{}{addr}", dispatch_testkit::announce::BROKER_LISTENING);
         let broker = Broker::new(cli.config)?;
         let shutdown = broker.shutdown_handle();
         tokio::spawn(async move {

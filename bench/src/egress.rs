@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use base64::Engine;
 use dispatch_proto::egress::EgressKey;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use dispatch_testkit::{announce, launch};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 const KEY: &str = "bench-key-4b7d2e91c6a0f358";
 const TOKEN: &str = "bench-broker-token-9e2c41d7";
@@ -250,7 +251,7 @@ impl Stack {
         let sessions = dir.path().join("sessions");
         std::fs::create_dir(&sessions)?;
         let socket = format!("unix:{}", dir.path().join("broker.sock").display());
-        let mut broker = Command::new(broker_bin)
+        let mut broker = launch::command(broker_bin)
             .env("BROKER_LISTEN", &socket)
             .env("BROKER_TOKEN", TOKEN)
             .env("PTY_ROOT", &sessions)
@@ -262,8 +263,8 @@ impl Stack {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", broker_bin.display()))?;
-        line_with(broker.stdout.take().context("stdout")?, "listening on").await?;
-        let mut gateway = Command::new(gateway_bin)
+        launch::announced(&mut broker, announce::BROKER_LISTENING, DEADLINE).await?;
+        let mut gateway = launch::command(gateway_bin)
             .env("BROKER_URL", &socket)
             .env("BROKER_TOKEN", TOKEN)
             .env("TERMINAL_KEY", KEY)
@@ -280,11 +281,12 @@ impl Stack {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", gateway_bin.display()))?;
-        let stdout = gateway.stdout.take().context("stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let egress = next_address(&mut lines, "egress proxy on ").await?;
-        let http = next_address(&mut lines, "listening on http://").await?;
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let prefixes = [announce::GATEWAY_EGRESS, announce::GATEWAY_LISTENING];
+        let announced = launch::announced_all(&mut gateway, &prefixes, DEADLINE).await?;
+        let address = |rest: &String| {
+            announce::socket_addr(rest).with_context(|| format!("no address in {rest:?}"))
+        };
+        let (egress, http) = (address(&announced[0])?, address(&announced[1])?);
         Ok(Self {
             broker,
             gateway,
@@ -322,38 +324,4 @@ impl Stack {
         let _ = self.gateway.kill().await;
         let _ = self.broker.kill().await;
     }
-}
-
-/// The address after `needle` in the next line that has it.
-async fn next_address(
-    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    needle: &str,
-) -> anyhow::Result<SocketAddr> {
-    tokio::time::timeout(DEADLINE, async {
-        while let Some(line) = lines.next_line().await? {
-            if let Some(addr) = line.split(needle).nth(1) {
-                return Ok(addr.trim().parse()?);
-            }
-        }
-        bail!("the gateway exited before printing {needle:?}")
-    })
-    .await
-    .context("the gateway did not start")?
-}
-
-/// Waits for a line of `stdout` containing `needle`, then drains the rest.
-async fn line_with(stdout: tokio::process::ChildStdout, needle: &str) -> anyhow::Result<()> {
-    let mut lines = BufReader::new(stdout).lines();
-    tokio::time::timeout(DEADLINE, async {
-        while let Some(line) = lines.next_line().await? {
-            if line.contains(needle) {
-                return Ok(());
-            }
-        }
-        bail!("exited before printing {needle:?}")
-    })
-    .await
-    .context("the process did not start")??;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(())
 }

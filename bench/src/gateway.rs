@@ -21,11 +21,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use dispatch_testkit::{announce, launch};
 use futures::{SinkExt, StreamExt};
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -212,10 +213,7 @@ impl Gateway {
         let sessions = dir.path().join("sessions");
         std::fs::create_dir(&home)?;
         std::fs::create_dir(&sessions)?;
-        let mut child = Command::new(bin)
-            .env_remove("BROKER_URL")
-            .env_remove("BROKER_TOKEN")
-            .env_remove("ENABLE_TUNNEL")
+        let mut child = launch::command(bin)
             .env("HOST", "127.0.0.1")
             .env("PORT", "0")
             .env("TERMINAL_KEY", KEY)
@@ -225,20 +223,11 @@ impl Gateway {
             .env("CLAUDE_HOME", home.join(".claude"))
             .env("SHELL", "/bin/sh")
             .env("RUST_LOG", "error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let line = first_line_with(&mut child, "listening on http://").await?;
-        let addr = line
-            .rsplit("http://")
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .parse()
-            .with_context(|| format!("no address in {line:?}"))?;
+        let url = launch::announced(&mut child, announce::GATEWAY_LISTENING, DEADLINE).await?;
+        let addr = announce::socket_addr(&url).with_context(|| format!("no address in {url:?}"))?;
         let gateway = Self {
             child,
             addr,
@@ -314,24 +303,6 @@ impl Gateway {
             let _ = tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await;
         }
     }
-}
-
-async fn first_line_with(child: &mut Child, needle: &str) -> anyhow::Result<String> {
-    let stdout = child.stdout.take().context("piped stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(DEADLINE, async {
-        while let Some(line) = lines.next_line().await? {
-            if line.contains(needle) {
-                return Ok(line);
-            }
-        }
-        bail!("the gateway exited before printing {needle:?}")
-    })
-    .await
-    .context("the gateway did not start listening")??;
-    // Keep draining so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(line)
 }
 
 fn parse_response(response: &[u8]) -> anyhow::Result<(u16, serde_json::Value)> {

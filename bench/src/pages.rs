@@ -34,14 +34,8 @@ pub struct Args {
 
 /// Resident and peak memory of this process, in KiB.
 fn memory_kib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
+    let pid = std::process::id();
+    let field = |name: &str| dispatch_testkit::process::status_kib(pid, name).unwrap_or(0);
     (field("VmRSS:"), field("VmHWM:"))
 }
 

@@ -8,14 +8,13 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
 use dispatch_testkit::prometheus;
 use dispatch_testkit::wsframe;
 use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -399,31 +398,19 @@ async fn broker_with_limit(max_message: usize) -> (tokio::process::Child, tempfi
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("sessions")).unwrap();
     let url = format!("unix:{}", dir.path().join("broker.sock").display());
-    let mut child = tokio::process::Command::new(broker_bin())
+    let mut child = dispatch_testkit::launch::command(&broker_bin())
         .env("BROKER_LISTEN", &url)
         .env("BROKER_TOKEN", "broker-token-test")
         .env("BROKER_MAX_MESSAGE_BYTES", max_message.to_string())
         .env("PTY_ROOT", dir.path().join("sessions"))
         .env("HOME", dir.path())
         .env("SHELL", "/bin/bash")
-        .env_remove("TERMINAL_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    tokio::time::timeout(DEADLINE, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.contains("listening on") {
-                return;
-            }
-        }
-        panic!("the broker exited before listening");
-    })
-    .await
-    .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let announced = dispatch_testkit::announce::BROKER_LISTENING;
+    dispatch_testkit::launch::announced(&mut child, announced, DEADLINE)
+        .await
+        .expect("the broker listens");
     (child, dir)
 }
 

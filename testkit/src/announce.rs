@@ -9,6 +9,8 @@ pub const BROKER_LISTENING: &str = "dispatch-broker listening on ";
 pub const BROKER_METRICS: &str = "dispatch-broker metrics on http://";
 /// Prefix of the gateway's line with its URL.
 pub const GATEWAY_LISTENING: &str = "dispatch-gateway listening on ";
+/// Prefix of the gateway's line with its egress proxy's address.
+pub const GATEWAY_EGRESS: &str = "dispatch-gateway egress proxy on ";
 
 /// The broker's gRPC address (`host:port` or `unix:/path`), if `line`
 /// announces it.
@@ -25,6 +27,14 @@ pub fn broker_metrics_address(line: &str) -> Option<&str> {
 /// The gateway's URL (`http://host:port`), if `line` announces it.
 pub fn gateway_url(line: &str) -> Option<&str> {
     line.strip_prefix(GATEWAY_LISTENING)
+}
+
+/// The socket address in what follows a prefix above: `host:port`,
+/// `http://host:port` or `http://host:port/metrics`.
+pub fn socket_addr(rest: &str) -> Option<std::net::SocketAddr> {
+    let rest = rest.trim();
+    let rest = rest.strip_prefix("http://").unwrap_or(rest);
+    rest.trim_end_matches("/metrics").parse().ok()
 }
 
 #[cfg(test)]
@@ -46,5 +56,10 @@ mod tests {
             Some("http://127.0.0.1:8080")
         );
         assert_eq!(broker_address("something else"), None);
+        let addr = Some("127.0.0.1:8080".parse().unwrap());
+        assert_eq!(socket_addr("http://127.0.0.1:8080"), addr);
+        assert_eq!(socket_addr("127.0.0.1:8080"), addr);
+        assert_eq!(socket_addr("http://127.0.0.1:8080/metrics"), addr);
+        assert_eq!(socket_addr("unix:/tmp/b.sock"), None);
     }
 }

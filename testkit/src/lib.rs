@@ -8,12 +8,14 @@
 //! It returns a [`Manifest`] of what an index should report.
 //! [`wsframe`] encodes raw WebSocket frames, malformed ones included;
 //! [`announce`] parses the lines with which the binaries say where they
-//! listen; [`process`] reads a process's memory figures;
+//! listen; [`launch`] starts them with a clean environment and waits for
+//! those lines; [`process`] reads a process's memory figures;
 //! [`conversations`] serves the broker's conversation service in process;
 //! [`messages_api`] stands in for the Messages API behind a real `claude`.
 
 pub mod announce;
 pub mod conversations;
+pub mod launch;
 pub mod messages_api;
 pub mod process;
 pub mod prometheus;

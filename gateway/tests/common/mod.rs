@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use dispatch_testkit::announce;
+use dispatch_testkit::{announce, launch};
 use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -85,20 +84,18 @@ impl BrokerProc {
     /// (Re)starts the process on the same socket and session root.
     pub async fn spawn(&mut self) {
         let _ = std::fs::remove_file(self.dir.path().join("broker.sock"));
-        let mut child = Command::new(broker_bin())
+        let mut child = launch::command(&broker_bin())
             .env("BROKER_LISTEN", &self.url)
             .env("BROKER_TOKEN", &self.token)
             .env("PTY_ROOT", self.dir.path().join("sessions"))
             .env("HOME", self.dir.path())
             .env("SHELL", "/bin/bash")
-            .env_remove("TERMINAL_KEY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .kill_on_drop(true)
             .spawn()
             .expect("starting dispatch-broker");
-        wait_for_line(&mut child, announce::BROKER_LISTENING).await;
+        launch::announced(&mut child, announce::BROKER_LISTENING, DEADLINE)
+            .await
+            .expect("the broker listens");
         self.child = Some(child);
     }
 
@@ -108,25 +105,6 @@ impl BrokerProc {
             child.kill().await.unwrap();
         }
     }
-}
-
-/// Waits for a line of the child's stdout containing `needle`; returns it.
-async fn wait_for_line(child: &mut Child, needle: &str) -> String {
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(DEADLINE, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.contains(needle) {
-                return line;
-            }
-        }
-        panic!("process exited before printing {needle:?}");
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {needle:?} line within {DEADLINE:?}"));
-    // Keep draining so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    line
 }
 
 /// A running gateway.
@@ -174,10 +152,11 @@ impl GatewayProc {
     /// Spawns a prepared gateway command and waits until it listens.
     pub async fn spawn(mut command: Command) -> Self {
         let mut child = command.spawn().expect("starting dispatch-gateway");
-        let line = wait_for_line(&mut child, announce::GATEWAY_LISTENING).await;
-        let url = announce::gateway_url(&line)
-            .unwrap_or_else(|| panic!("unexpected announcement {line:?}"));
-        let addr = url.trim_start_matches("http://").parse().unwrap();
+        let url = launch::announced(&mut child, announce::GATEWAY_LISTENING, DEADLINE)
+            .await
+            .expect("the gateway listens");
+        let addr = announce::socket_addr(&url)
+            .unwrap_or_else(|| panic!("unexpected announcement {url:?}"));
         Self {
             child,
             addr,
@@ -213,26 +192,18 @@ impl GatewayProc {
     }
 }
 
-/// A gateway command with `env`, `PORT=0`, `TERMINAL_KEY=KEY` unless given.
+/// A gateway command ([`launch::command`]: none of the machine's settings)
+/// with `env`, `PORT=0`, `TERMINAL_KEY=KEY` unless given.
 pub fn gateway_command(env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(gateway_bin());
+    let mut command = launch::command(&gateway_bin());
     command
-        .env_remove("BROKER_URL")
-        .env_remove("BROKER_TOKEN")
-        .env_remove("HOST")
-        .env_remove("ENABLE_TUNNEL")
-        .env_remove("STATE_DIR")
-        .env_remove("PUBLIC_HOSTS")
         .env("PORT", "0")
         .env("TERMINAL_KEY", KEY)
         .env(
             "RUST_LOG",
             std::env::var("GATEWAY_LOG").unwrap_or_else(|_| "warn".into()),
         )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
+        .stderr(Stdio::inherit());
     for (name, value) in env {
         command.env(name, value);
     }

@@ -13,6 +13,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Stdio;
 use std::time::Duration;
 
+use dispatch_testkit::{announce, launch};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{oneshot, watch};
@@ -188,40 +189,20 @@ pub struct GatewayProcess {
     _sessions: tempfile::TempDir,
 }
 
-/// Variables of the surrounding environment that would change the gateway.
-const GATEWAY_ENV: &[&str] = &[
-    "HOST",
-    "PORT",
-    "TERMINAL_KEY",
-    "ENABLE_TUNNEL",
-    "LT_HOST",
-    "LT_SUBDOMAIN",
-    "BROKER_URL",
-    "BROKER_TOKEN",
-    "BROKER_BIN",
-    "ALLOWED_ORIGINS",
-    "TRUST_PROXY",
-    "PUBLIC_HOSTS",
-    "STATE_DIR",
-    "XDG_STATE_HOME",
-];
-
 impl GatewayProcess {
     /// Starts the gateway on an ephemeral port with `vars` set, and waits
     /// until it listens.
     pub async fn start(vars: &[(&str, &str)]) -> Self {
         let sessions = tempfile::tempdir().unwrap();
         let mut child = Self::command(vars, &sessions)
-            .stdout(Stdio::piped())
             .spawn()
             .expect("cannot start dispatch-gateway");
-        let (addr_tx, addr_rx) = oneshot::channel();
-        tokio::spawn(read_listening_line(child.stdout.take().unwrap(), addr_tx));
         tokio::spawn(forward_gateway_log(child.stderr.take().unwrap()));
-        let addr = tokio::time::timeout(STARTUP, addr_rx)
+        let url = launch::announced(&mut child, announce::GATEWAY_LISTENING, STARTUP)
             .await
-            .expect("the gateway did not say where it listens")
-            .expect("the gateway exited before listening");
+            .expect("the gateway listens");
+        let addr = announce::socket_addr(&url)
+            .unwrap_or_else(|| panic!("unexpected announcement {url:?}"));
         Self {
             child,
             addr,
@@ -247,11 +228,11 @@ impl GatewayProcess {
         )
     }
 
+    /// The gateway command ([`launch::command`]: none of the machine's
+    /// settings) with `vars`.
     fn command(vars: &[(&str, &str)], sessions: &tempfile::TempDir) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_dispatch-gateway"));
-        for name in GATEWAY_ENV {
-            command.env_remove(name);
-        }
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_dispatch-gateway"));
+        let mut command = launch::command(bin);
         command
             .env("HOST", "127.0.0.1")
             .env("PORT", "0")
@@ -260,9 +241,7 @@ impl GatewayProcess {
             .env("HOME", sessions.path())
             .env("RUST_LOG", "info,dispatch_gateway::tunnel=debug")
             .envs(vars.iter().copied())
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .stderr(Stdio::piped());
         command
     }
 
@@ -314,25 +293,6 @@ impl GatewayProcess {
             .await
             .expect("the gateway did not stop on SIGTERM")
             .unwrap()
-    }
-}
-
-async fn read_listening_line(
-    stdout: tokio::process::ChildStdout,
-    addr_tx: oneshot::Sender<SocketAddr>,
-) {
-    let mut addr_tx = Some(addr_tx);
-    let mut lines = BufReader::new(stdout).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        eprintln!("[gateway stdout] {line}");
-        if let Some(addr) = line
-            .split("listening on http://")
-            .nth(1)
-            .and_then(|rest| rest.trim().parse().ok())
-            && let Some(tx) = addr_tx.take()
-        {
-            let _ = tx.send(addr);
-        }
     }
 }
 
