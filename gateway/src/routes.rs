@@ -11,11 +11,11 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use serde_json::json;
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 use crate::error::{ApiError, json_response};
+use crate::protocol::auth::Health;
 use crate::router::ApiRequest;
 use crate::state::AppState;
 use crate::{api, conversations, egress, push, usage};
@@ -156,7 +156,7 @@ use Audience::{Authenticated, Public, ShareViewer};
 /// upgrade.
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
-    http("GET",    "/healthz",                          Public,        handler!(|_s, _r| json_response(StatusCode::OK, &json!({"status": "ok"})))),
+    http("GET",    "/healthz",                          Public,        handler!(|_s, _r| json_response(StatusCode::OK, &Health::new("ok")))),
     http("GET",    "/readyz",                           Public,        handler!(|s, _r| api::ready(s).await)),
     http("GET",    "/public-url",                       Public,        handler!(|s, _r| api::public_url(s))),
     http("POST",   "/api/login",                        Public,        handler!(|s, r| api::login(s, r).await)),

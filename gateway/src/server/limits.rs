@@ -15,6 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Config, TrustProxy};
 use crate::metrics::{Metrics, OpenConnection};
+use crate::protocol::errors::ErrorBody;
 
 /// The limits every HTTP connection is served under.
 #[derive(Clone, Debug)]
@@ -105,7 +106,7 @@ pub async fn refuse(mut stream: TcpStream, refusal: Refusal) {
 }
 
 async fn answer_refusal(stream: &mut TcpStream, refusal: Refusal) {
-    let body = serde_json::json!({ "error": refusal.message() }).to_string();
+    let body = serde_json::to_string(&ErrorBody::new(refusal.message())).unwrap_or_default();
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
          cache-control: no-store\r\nretry-after: 1\r\nconnection: close\r\n\
