@@ -5,5 +5,6 @@
 import { egressExtension } from './egress';
 import type { TerminalsExtensionFactory } from './extension';
 import { sharesExtension } from '../shares/extension';
+import { filesExtension } from '../files/extension';
 
-export const TERMINALS_EXTENSIONS: TerminalsExtensionFactory[] = [egressExtension, sharesExtension];
+export const TERMINALS_EXTENSIONS: TerminalsExtensionFactory[] = [egressExtension, sharesExtension, filesExtension];
