@@ -31,6 +31,7 @@ mod lifecycle;
 mod outbox;
 pub mod pty;
 mod reader;
+mod reflow;
 mod screen;
 mod state;
 pub mod terminal;

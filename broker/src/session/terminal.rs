@@ -86,6 +86,8 @@ struct Capture {
     /// The last captured line awaits its line break (the capture writes
     /// it before the next line).
     line_open: bool,
+    /// Rows scrolled off the main screen so far (see [`super::reflow`]).
+    scrolled: u64,
 }
 
 impl Capture {
@@ -118,6 +120,7 @@ impl vt100::Callbacks for Capture {
         if alternate_screen {
             return;
         }
+        self.scrolled += 1;
         self.line.clear();
         // Writing to a String cannot fail.
         let _ = contents.write_formatted_basic(&mut self.line, &mut self.scrollback.state);
@@ -182,6 +185,7 @@ impl Terminal {
             scrollback: Scrollback::new(scrollback_bytes.max(1024)),
             line: String::new(),
             line_open: false,
+            scrolled: 0,
         };
         Self {
             parser: vt100::Parser::new_with_callbacks(nonzero(rows), nonzero(cols), 0, capture),
@@ -341,9 +345,13 @@ impl Terminal {
         self.parser.process(tail);
     }
 
+    /// Resizes the screen, re-wrapping its lines to a new width (see
+    /// [`super::reflow`]).
     pub fn resize(&mut self, cols: u16, rows: u16) {
         self.catch_up();
-        self.parser.set_size(nonzero(rows), nonzero(cols));
+        super::reflow::resize(&mut self.parser, nonzero(rows), nonzero(cols), |capture| {
+            capture.scrolled
+        });
     }
 
     pub fn size(&self) -> (u16, u16) {
