@@ -26,7 +26,8 @@ use warp::reply::Response;
 use crate::error::{ApiError, json_response};
 use crate::protocol::conversations::{
     self as wire, ActivityStatus, Block as WireBlock, ConversationContext, ConversationPage,
-    FeedEvent, ImageType, MessagePage, Role, SearchResults, Subagent, Tokens,
+    ConversationQuery, FeedEvent, ImageType, MessagePage, MessageQuery, Role, SearchQuery,
+    SearchResults, Subagent, Tokens,
 };
 use crate::protocol::errors::ErrorBody;
 use crate::router::ApiRequest;
@@ -47,21 +48,9 @@ fn query<T: for<'de> Deserialize<'de>>(request: &ApiRequest) -> Result<T, ApiErr
         .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))
 }
 
-#[derive(Deserialize)]
-struct ListParams {
-    project: Option<String>,
-    q: Option<String>,
-    since: Option<i64>,
-    until: Option<i64>,
-    sort: Option<String>,
-    order: Option<String>,
-    limit: Option<u32>,
-    cursor: Option<String>,
-}
-
 /// `GET /api/conversations`.
 pub async fn list(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
-    let params: ListParams = query(request)?;
+    let params: ConversationQuery = query(request)?;
     let sort = match params.sort.as_deref() {
         None | Some("activity") => pb::ConversationSort::LastActivity,
         Some("created") => pb::ConversationSort::Created,
@@ -140,19 +129,11 @@ pub async fn get(state: &AppState, request: &ApiRequest) -> Result<Response, Api
     ))
 }
 
-#[derive(Deserialize)]
-struct MessageParams {
-    cursor: Option<String>,
-    limit: Option<u32>,
-    from: Option<String>,
-    agent: Option<String>,
-}
-
 /// `GET /api/conversations/{id}/messages`.
 pub async fn messages(state: &AppState, request: &ApiRequest) -> Result<Response, ApiError> {
     let id = request.param("id");
     check_id(id)?;
-    let params: MessageParams = query(request)?;
+    let params: MessageQuery = query(request)?;
     let from_end = match params.from.as_deref() {
         None | Some("start") => false,
         Some("end") => true,
@@ -189,16 +170,9 @@ pub async fn messages(state: &AppState, request: &ApiRequest) -> Result<Response
     ))
 }
 
-#[derive(Deserialize)]
-struct SearchParams {
-    q: Option<String>,
-    conversation: Option<String>,
-    limit: Option<u32>,
-}
-
 /// `GET /api/search`.
 pub async fn search(state: &Arc<AppState>, request: &ApiRequest) -> Result<Response, ApiError> {
-    let params: SearchParams = query(request)?;
+    let params: SearchQuery = query(request)?;
     let q = params.q.unwrap_or_default();
     if q.trim().is_empty() {
         return Err(ApiError::bad_request("q is required"));

@@ -8,13 +8,12 @@
 use std::fmt::Write as _;
 
 use dispatch_proto::v1 as pb;
-use serde::Deserialize;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
 use crate::error::{ApiError, json_response};
 use crate::protocol::usage::{
-    CostlyConversation, ModelUsage, UsageGroup, UsageReport, UsageTokens,
+    CostlyConversation, ModelUsage, UsageGroup, UsageQuery, UsageReport, UsageTokens,
 };
 use crate::router::ApiRequest;
 use crate::state::AppState;
@@ -23,16 +22,6 @@ use crate::state::AppState;
 pub const USAGE_PATH: &str = "/api/usage";
 /// The CSV export's path.
 pub const CSV_PATH: &str = "/api/usage/export.csv";
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct UsageParams {
-    since: Option<i64>,
-    until: Option<i64>,
-    group_by: Option<String>,
-    tz: Option<String>,
-    top: Option<u32>,
-}
 
 /// Answers a usage request, or `None` when the path is not one.
 pub async fn handle(state: &AppState, request: &ApiRequest) -> Option<Result<Response, ApiError>> {
@@ -62,7 +51,7 @@ async fn answer(state: &AppState, request: &ApiRequest, csv: bool) -> Result<Res
 }
 
 fn usage_request(request: &ApiRequest) -> Result<pb::UsageRequest, ApiError> {
-    let params: UsageParams = serde_urlencoded::from_str(request.query.as_deref().unwrap_or(""))
+    let params: UsageQuery = serde_urlencoded::from_str(request.query.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
     let group_by = match params.group_by.as_deref() {
         None | Some("day") => pb::UsageGroupBy::Day,

@@ -237,3 +237,107 @@ impl FeedEvent {
         }
     }
 }
+
+/// How `GET /api/conversations` sorts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum ConversationSort {
+    /// By last activity (the default).
+    Activity,
+    Created,
+}
+
+/// Which way a list runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum SortOrder {
+    Asc,
+    /// The default.
+    Desc,
+}
+
+/// Where an empty `cursor` starts a page of messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum MessagesFrom {
+    /// The default.
+    Start,
+    End,
+}
+
+/// The query string of `GET /api/conversations`. The handler checks the
+/// enumerated values itself, so that its refusal names the choices.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct ConversationQuery {
+    /// An exact working directory.
+    pub project: Option<String>,
+    /// A case-insensitive substring of the title or project.
+    pub q: Option<String>,
+    /// Last activity at or after, epoch ms.
+    pub since: Option<i64>,
+    /// Last activity before, epoch ms.
+    pub until: Option<i64>,
+    #[ts(as = "Option<ConversationSort>")]
+    pub sort: Option<String>,
+    #[ts(as = "Option<SortOrder>")]
+    pub order: Option<String>,
+    pub limit: Option<u32>,
+    /// A page's `nextCursor`.
+    pub cursor: Option<String>,
+}
+
+/// The query string of `GET /api/conversations/{id}/messages`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct MessageQuery {
+    /// A page's `beforeCursor` or `afterCursor`.
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+    #[ts(as = "Option<MessagesFrom>")]
+    pub from: Option<String>,
+    /// A subagent's transcript instead of the main one.
+    pub agent: Option<String>,
+}
+
+/// The query string of `GET /api/search`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct SearchQuery {
+    /// The text to find (required).
+    pub q: Option<String>,
+    /// Search this conversation only.
+    pub conversation: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_block_carries_one_type_and_a_tool_result_its_own() {
+        let image = Block::Image(Image {
+            kind: ImageType::Image,
+            media_type: "image/png".into(),
+            data: None,
+            size_bytes: 68,
+        });
+        assert_eq!(
+            serde_json::to_string(&image).unwrap(),
+            r#"{"type":"image","mediaType":"image/png","data":null,"sizeBytes":68}"#
+        );
+        let result = Block::ToolResult(ToolResult {
+            tool_use_id: "t1".into(),
+            text: "ok".into(),
+            is_error: false,
+            truncated: false,
+            size_bytes: 2,
+            images: Vec::new(),
+        });
+        assert_eq!(
+            serde_json::to_value(&result).unwrap()["type"],
+            serde_json::json!("tool_result")
+        );
+    }
+}

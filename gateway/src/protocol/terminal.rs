@@ -64,3 +64,31 @@ pub enum ClientMessage {
     #[ts(skip)]
     Unknown,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pong_is_the_exact_text_the_web_ui_recognises() {
+        let text = serde_json::to_string(&ServerMessage::Pong).unwrap();
+        assert_eq!(text, r#"{"type":"pong"}"#);
+    }
+
+    #[test]
+    fn a_resize_without_fit_and_an_unknown_type_parse() {
+        let resize: ClientMessage =
+            serde_json::from_str(r#"{"type":"resize","cols":80,"rows":24}"#).unwrap();
+        assert_eq!(
+            resize,
+            ClientMessage::Resize {
+                cols: 80,
+                rows: 24,
+                fit: None
+            }
+        );
+        let other: ClientMessage = serde_json::from_str(r#"{"type":"paste"}"#).unwrap();
+        assert_eq!(other, ClientMessage::Unknown);
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"cols":80}"#).is_err());
+    }
+}

@@ -4,6 +4,34 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+/// How `GET /api/usage` groups its figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// The default.
+    Day,
+    Model,
+    Project,
+}
+
+/// The query string of `GET /api/usage` and `GET /api/usage/export.csv`;
+/// any other parameter is refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[ts(optional_fields)]
+pub struct UsageQuery {
+    /// Epoch ms; usage is kept in 15-minute steps counted from their start.
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    /// Checked by the handler, whose refusal names the choices.
+    #[ts(as = "Option<GroupBy>")]
+    pub group_by: Option<String>,
+    /// Where days begin: an IANA name, `UTC` or `+HH:MM`.
+    pub tz: Option<String>,
+    /// How many of the most expensive conversations to name.
+    pub top: Option<u32>,
+}
+
 /// Token counts by kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]

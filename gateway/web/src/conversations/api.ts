@@ -5,9 +5,12 @@ import { ApiError, request, type Session } from '../app/api';
 import type {
   Conversation,
   ConversationPage,
+  ConversationQuery,
   CreateSessionRequest,
   MessagePage,
+  MessageQuery,
   SearchHit,
+  SearchQuery,
   SearchResults,
 } from '../generated/protocol';
 
@@ -32,7 +35,10 @@ function query(params: Record<string, string | number | undefined | null>): stri
   return text ? `?${text}` : '';
 }
 
-export function listConversations(params: { q?: string; project?: string; cursor?: string | null; limit?: number }): Promise<ConversationPage> {
+/** A query whose `cursor` may be `null` (the first page). */
+type Paged<Q extends { cursor?: string }> = Omit<Q, 'cursor'> & { cursor?: string | null };
+
+export function listConversations(params: Paged<ConversationQuery>): Promise<ConversationPage> {
   return request('GET', `/api/conversations${query({ limit: 50, ...params })}`);
 }
 
@@ -40,12 +46,13 @@ export function getConversation(id: string): Promise<Conversation> {
   return request('GET', `/api/conversations/${encodeURIComponent(id)}`);
 }
 
-export function getMessages(id: string, params: { cursor?: string | null; from?: 'end'; limit?: number }): Promise<MessagePage> {
+export function getMessages(id: string, params: Paged<MessageQuery>): Promise<MessagePage> {
   return request('GET', `/api/conversations/${encodeURIComponent(id)}/messages${query({ limit: 40, ...params })}`);
 }
 
 export async function search(q: string, conversation?: string, limit?: number): Promise<SearchHit[]> {
-  const answer = await request<SearchResults>('GET', `/api/search${query({ q, conversation, limit })}`);
+  const params: SearchQuery = { q, conversation, limit };
+  const answer = await request<SearchResults>('GET', `/api/search${query(params)}`);
   return answer.hits;
 }
 

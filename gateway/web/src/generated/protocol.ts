@@ -304,6 +304,100 @@ complete: boolean, };
 export type FeedEvent = { "type": "changed", id: string, conversation: Conversation | null, } | { "type": "removed", id: string, };
 
 /**
+ * How `GET /api/conversations` sorts.
+ */
+export type ConversationSort = "activity" | "created";
+
+/**
+ * Which way a list runs.
+ */
+export type SortOrder = "asc" | "desc";
+
+/**
+ * Where an empty `cursor` starts a page of messages.
+ */
+export type MessagesFrom = "start" | "end";
+
+/**
+ * The query string of `GET /api/conversations`. The handler checks the
+ * enumerated values itself, so that its refusal names the choices.
+ */
+export type ConversationQuery = { 
+/**
+ * An exact working directory.
+ */
+project?: string, 
+/**
+ * A case-insensitive substring of the title or project.
+ */
+q?: string, 
+/**
+ * Last activity at or after, epoch ms.
+ */
+since?: number, 
+/**
+ * Last activity before, epoch ms.
+ */
+until?: number, sort?: ConversationSort, order?: SortOrder, limit?: number, 
+/**
+ * A page's `nextCursor`.
+ */
+cursor?: string, };
+
+/**
+ * The query string of `GET /api/conversations/{id}/messages`.
+ */
+export type MessageQuery = { 
+/**
+ * A page's `beforeCursor` or `afterCursor`.
+ */
+cursor?: string, limit?: number, from?: MessagesFrom, 
+/**
+ * A subagent's transcript instead of the main one.
+ */
+agent?: string, };
+
+/**
+ * The query string of `GET /api/search`.
+ */
+export type SearchQuery = { 
+/**
+ * The text to find (required).
+ */
+q?: string, 
+/**
+ * Search this conversation only.
+ */
+conversation?: string, limit?: number, };
+
+/**
+ * How `GET /api/usage` groups its figures.
+ */
+export type GroupBy = "day" | "model" | "project";
+
+/**
+ * The query string of `GET /api/usage` and `GET /api/usage/export.csv`;
+ * any other parameter is refused.
+ */
+export type UsageQuery = { 
+/**
+ * Epoch ms; usage is kept in 15-minute steps counted from their start.
+ */
+since?: number, until?: number, 
+/**
+ * Checked by the handler, whose refusal names the choices.
+ */
+groupBy?: GroupBy, 
+/**
+ * Where days begin: an IANA name, `UTC` or `+HH:MM`.
+ */
+tz?: string, 
+/**
+ * How many of the most expensive conversations to name.
+ */
+top?: number, };
+
+/**
  * Token counts by kind.
  */
 export type UsageTokens = { input: number, output: number, cacheWrite5m: number, cacheWrite1h: number, cacheRead: number, 

@@ -6,6 +6,7 @@
 import { ApiError, request } from '../app/api';
 import { h } from '../app/dom';
 import { absoluteTime, relativeTime } from '../app/format';
+import type { EgressHost, EgressReport } from '../generated/protocol';
 import type { TerminalsExtensionHost } from './extension';
 import { toolbarButton } from './toolbar';
 import './egress.css';
@@ -13,23 +14,7 @@ import './egress.css';
 /** How often an open panel asks again. */
 const REFRESH_MS = 3000;
 
-/** One destination of a session, as the gateway reports it. */
-export interface EgressHost {
-  host: string;
-  port: number;
-  decision: 'allowed' | 'refused' | string;
-  reason?: string | null;
-  count: number;
-  bytesUp: number;
-  bytesDown: number;
-  /** Epoch milliseconds of the last connection. */
-  lastAt: number;
-}
-
-export interface EgressReport {
-  sessionId: string;
-  hosts: EgressHost[];
-}
+export type { EgressHost, EgressReport } from '../generated/protocol';
 
 export const egressApi = {
   get: (id: string): Promise<EgressReport> => request<EgressReport>('GET', `/api/sessions/${encodeURIComponent(id)}/egress`),

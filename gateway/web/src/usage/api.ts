@@ -1,11 +1,11 @@
 //! The usage report's REST call and types (docs/protocol.md, "Usage").
 
 import { request } from '../app/api';
-import type { UsageReport } from '../generated/protocol';
+import type { GroupBy, UsageQuery, UsageReport } from '../generated/protocol';
 
 export type { CostlyConversation, ModelUsage, UsageGroup, UsageReport, UsageTokens } from '../generated/protocol';
 
-export type GroupBy = 'day' | 'model' | 'project';
+export type { GroupBy } from '../generated/protocol';
 
 export interface UsageParams {
   since: number | null;
@@ -14,8 +14,10 @@ export interface UsageParams {
 }
 
 function query(params: UsageParams): string {
-  const q = new URLSearchParams({ groupBy: params.groupBy, tz: params.tz });
-  if (params.since !== null) q.set('since', String(params.since));
+  const wire: UsageQuery = { groupBy: params.groupBy, tz: params.tz };
+  if (params.since !== null) wire.since = params.since;
+  const q = new URLSearchParams();
+  for (const [key, value] of Object.entries(wire)) q.set(key, String(value));
   return q.toString();
 }
 
