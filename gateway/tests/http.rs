@@ -570,3 +570,27 @@ fn children_of(parent: i32) -> Vec<i32> {
     }
     children
 }
+
+/// The harness starts every gateway without the machine's settings: the
+/// names it clears come from the binary's own `--help`, so a setting is
+/// cleared from the day it is added.
+#[test]
+fn the_launcher_clears_every_gateway_setting() {
+    let names = dispatch_testkit::launch::variables_of(&gateway_bin());
+    for name in [
+        "TERMINAL_KEY",
+        "BROKER_URL",
+        "BROKER_TOKEN",
+        "BROKER_BIN",
+        "STATE_DIR",
+        "HOST",
+        "PORT",
+        "ENABLE_TUNNEL",
+        "PUBLIC_HOSTS",
+        "ALLOWED_ORIGINS",
+        "EGRESS_LISTEN",
+        "LOG_FORMAT",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
+    }
+}
