@@ -5,6 +5,7 @@ mod attention;
 mod broker;
 mod conversations;
 mod egress;
+mod files;
 mod gateway;
 mod pages;
 
@@ -34,6 +35,10 @@ enum Command {
     /// A 100 MB download through the gateway's egress proxy beside the
     /// same download straight from the server, and tunnel set-up time.
     Egress(egress::Args),
+    /// A large file uploaded into a session and downloaded from it through
+    /// the gateway and broker, beside the same bytes written and read
+    /// straight; the gateway's peak memory meanwhile.
+    Files(files::Args),
     /// The whole path client, dispatch-gateway, dispatch-broker, PTY and
     /// back: output throughput, keystroke echo, memory per idle viewer and
     /// many concurrent viewers, beside a raw PTY and a bare WebSocket echo.
@@ -56,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
             Command::Broker(options) => broker::run(options).await,
             Command::Conversations(args) => conversations::run(args).await,
             Command::Egress(args) => egress::run(args).await,
+            Command::Files(args) => files::run(args).await,
             Command::Gateway(args) => gateway::run(args).await,
             Command::MessagePages(args) => pages::run(args),
         }
