@@ -140,4 +140,19 @@ describe('files', { timeout: 300_000 }, () => {
     await waitForBuffer(page, new RegExp(`${name.replace('.', '\\.')} *$`, 'm'));
     assert.deepEqual(errors, []);
   });
+
+  test('on a phone, a photo is attached from the panel', TEST, async () => {
+    const phone = await newContext(browser, { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const small = await phone.newPage();
+    await login(small, gateway.url);
+    const id = await createSession(small, 'phone files');
+    const cwd = await small.evaluate(async (id) => (await (await fetch(`/api/sessions/${id}`)).json()).cwd as string, id);
+    await small.getByTestId('files-toggle').click();
+    await small.getByTestId('files-panel').waitFor();
+    await small.getByTestId('files-photo-input').setInputFiles({ name: 'screenshot.png', mimeType: 'image/png', buffer: PNG });
+    await small.locator('[data-testid="files-row"][data-name="screenshot.png"]').waitFor();
+    assert.deepEqual(await readFile(join(cwd, 'screenshot.png')), PNG);
+    await small.screenshot({ path: join(ensureArtifacts(), 'files-panel-phone.png') });
+    await phone.close();
+  });
 });
