@@ -76,6 +76,23 @@ pub fn logout(state: &AppState, request: &ApiRequest) -> Response {
     response
 }
 
+/// `GET /api/auth`: whether the request's credential is good, answered
+/// `200` either way, so that a page asking at load logs no refusal. A wrong
+/// credential still spends the client's failure budget (`429` once it is
+/// spent), and a refused login cookie is cleared.
+pub fn auth_status(state: &AppState, request: &ApiRequest) -> Response {
+    use crate::protocol::auth_status::AuthStatus;
+    match crate::router::authenticate(state, request) {
+        Ok(_) => json_response(StatusCode::OK, &AuthStatus::from(true)),
+        Err(error) if error.status == StatusCode::UNAUTHORIZED => {
+            let mut response = json_response(StatusCode::OK, &AuthStatus::from(false));
+            crate::router::clear_refused_cookie(request, &mut response);
+            response
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
 /// Checks a session id: a UUID.
 pub fn session_id(id: &str) -> Result<String, ApiError> {
     uuid::Uuid::parse_str(id)

@@ -353,7 +353,7 @@ pub async fn dispatch(state: &Arc<AppState>, mut request: ApiRequest) -> Respons
 
 /// The request's credential; a wrong one spends the client's failure budget,
 /// and a client whose budget is spent gets 429 before its credential is read.
-fn authenticate(state: &AppState, request: &ApiRequest) -> Result<Credential, ApiError> {
+pub(crate) fn authenticate(state: &AppState, request: &ApiRequest) -> Result<Credential, ApiError> {
     let cookie = request.header(header::COOKIE);
     let authorization = request.header(header::AUTHORIZATION);
     if crate::auth::presents_credential(cookie, authorization)
@@ -377,16 +377,25 @@ fn authenticate(state: &AppState, request: &ApiRequest) -> Result<Credential, Ap
 /// it, so that a browser holding a cookie from an earlier key (a restart
 /// with a new generated key) spends one failure, not one per request.
 fn refuse_credential(error: ApiError, request: &ApiRequest) -> Response {
-    let refused_cookie = error.status == StatusCode::UNAUTHORIZED
-        && !crate::auth::presents_credential(None, request.header(header::AUTHORIZATION))
-        && crate::auth::presents_credential(request.header(header::COOKIE), None);
+    let refused = error.status == StatusCode::UNAUTHORIZED;
     let mut response = error.into_response();
+    if refused {
+        clear_refused_cookie(request, &mut response);
+    }
+    response
+}
+
+/// Clears the request's login cookie, which was just refused, unless the
+/// request also carried a bearer key (the cookie was then not what failed).
+pub(crate) fn clear_refused_cookie(request: &ApiRequest, response: &mut Response) {
+    let refused_cookie =
+        !crate::auth::presents_credential(None, request.header(header::AUTHORIZATION))
+            && crate::auth::presents_credential(request.header(header::COOKIE), None);
     if refused_cookie
         && let Ok(clear) = HeaderValue::from_str(&crate::auth::clear_cookie(request.secure))
     {
         response.headers_mut().insert(header::SET_COOKIE, clear);
     }
-    response
 }
 
 /// Whether the request's `Host` (and a trusted proxy's `X-Forwarded-Host`)

@@ -161,6 +161,7 @@ pub static ROUTES: &[Route] = &[
     http("GET",    "/public-url",                       Public,        handler!(|s, _r| api::public_url(s))),
     http("POST",   "/api/login",                        Public,        handler!(|s, r| api::login(s, r).await)),
     http("POST",   "/api/logout",                       Authenticated, handler!(|s, r| api::logout(s, r))),
+    http("GET",    "/api/auth",                         Public,        handler!(|s, r| api::auth_status(s, r))),
     http("GET",    "/api/sessions",                     Authenticated, handler!(|s, r| api::list(s, r).await)),
     http("POST",   "/api/sessions",                     Authenticated, handler!(|s, r| api::create(s, r).await)),
     http("GET",    "/api/sessions/{id}",                Authenticated, handler!(|s, r| api::get(s, r).await)),

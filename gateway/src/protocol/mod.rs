@@ -10,6 +10,7 @@
 use ts_rs::{Config, TS};
 
 pub mod auth;
+pub mod auth_status;
 pub mod conversations;
 pub mod egress;
 pub mod errors;
@@ -101,6 +102,8 @@ pub const DECLARATIONS: &[Declaration] = &[
     declare::<files::FileEntry>,
     declare::<files::FileList>,
     declare::<files::UploadedFile>,
+    // whether logged in
+    declare::<auth_status::AuthStatus>,
 ];
 
 const HEADER: &str = "\

@@ -1,8 +1,10 @@
 //! Whether this browser is logged in. The credential itself is an HttpOnly
-//! cookie the page never sees: this module only logs in and out, checks the
-//! cookie with an authenticated request, and tells listeners when any request
-//! or socket finds it revoked or expired.
+//! cookie the page never sees: this module only logs in and out, asks the
+//! gateway whether the cookie is good (`GET /api/auth`, which answers without
+//! a refusal, so a page load logs no error), and tells listeners when any
+//! request or socket finds it revoked or expired.
 
+import type { AuthStatus } from '../generated/protocol';
 import { ApiError, request } from './api';
 
 export type AuthState = 'unknown' | 'in' | 'out';
@@ -23,16 +25,17 @@ class Auth {
   }
 
   /**
-   * Asks the gateway whether the cookie is valid. A broker outage (503) still
-   * proves the cookie good; a network failure is thrown to the caller.
+   * Asks the gateway whether the cookie is valid. A client refused for too
+   * many wrong keys (429) is logged out; a network failure is thrown to the
+   * caller.
    */
   async check(): Promise<AuthState> {
     try {
-      await request('GET', '/api/sessions');
-      this.set('in');
+      const status = await request<AuthStatus>('GET', '/api/auth');
+      this.set(status.authenticated ? 'in' : 'out');
     } catch (error) {
-      if (!(error instanceof ApiError) || error.status === 0) throw error;
-      this.set(error.status === 401 ? 'out' : 'in');
+      if (!(error instanceof ApiError) || error.status !== 429) throw error;
+      this.set('out');
     }
     return this.current;
   }

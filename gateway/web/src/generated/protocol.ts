@@ -661,3 +661,12 @@ path: string, size: number,
  * Its absolute path, as a shell in the session names it.
  */
 absolutePath: string, };
+
+/**
+ * `GET /api/auth`.
+ */
+export type AuthStatus = { 
+/**
+ * Whether the request's cookie (or bearer key) is good.
+ */
+authenticated: boolean, };
