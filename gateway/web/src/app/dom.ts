@@ -50,8 +50,11 @@ export function replaceChildren(parent: Element, ...children: Child[]): void {
   append(parent, ...children);
 }
 
+/** The name of one of the icons. */
+export type IconName = keyof typeof ICONS;
+
 /** An inline SVG icon from a fixed path set (no untrusted input). */
-export function icon(name: keyof typeof ICONS, label?: string): SVGSVGElement {
+export function icon(name: IconName, label?: string): SVGSVGElement {
   const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
   svg.setAttribute('viewBox', '0 0 24 24');
   svg.setAttribute('class', 'icon');
@@ -88,6 +91,7 @@ const ICONS = {
   left: ['m15 18-6-6 6-6'],
   right: ['m9 18 6-6-6-6'],
   terminal: ['m4 17 6-6-6-6', 'M12 19h8'],
+  usage: ['M3 3v18h18', 'M8 17v-5', 'M13 17V8', 'M18 17v-8'],
   textSmaller: ['M5 12h8'],
   textLarger: ['M5 12h8', 'M9 8v8'],
   keyboard: ['M2 6h20v12H2z', 'M6 10h.01', 'M10 10h.01', 'M14 10h.01', 'M18 10h.01', 'M7 14h10'],

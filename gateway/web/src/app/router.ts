@@ -3,6 +3,8 @@
 //! sockets stay open) while another view is shown, and tells it which route
 //! is current. Adding a view is one `registerView` call in `main.ts`.
 
+import type { IconName } from './dom';
+
 /** The current location: `#/terminals/abc` is `{ view: 'terminals', params: ['abc'] }`. */
 export interface Route {
   view: string;
@@ -25,6 +27,8 @@ export interface ViewDefinition {
   name: string;
   /** Label in the navigation. */
   title: string;
+  /** Icon in the navigation (alone on a narrow phone, the title then its accessible name). */
+  icon?: IconName;
   create(): View;
 }
 

@@ -43,7 +43,14 @@ export class Shell {
   /** Lists the views in the navigation (hidden when there is only one). */
   setViews(views: ViewDefinition[]): void {
     this.nav.replaceChildren(
-      ...views.map((view) => h('a', { class: 'nav-link', text: view.title, attrs: { href: hashFor(view.name), 'data-view': view.name } })),
+      ...views.map((view) =>
+        h(
+          'a',
+          { class: 'nav-link', title: view.title, attrs: { href: hashFor(view.name), 'data-view': view.name } },
+          view.icon ? icon(view.icon) : null,
+          h('span', { class: 'nav-label', text: view.title }),
+        ),
+      ),
     );
     this.nav.hidden = views.length < 2;
   }

@@ -723,7 +723,7 @@ class ConversationsView implements View {
 }
 
 export function conversationsView(shell: Shell): ViewDefinition {
-  return { name: VIEW, title: 'Conversations', create: () => new ConversationsView(shell) };
+  return { name: VIEW, title: 'Conversations', icon: 'conversations', create: () => new ConversationsView(shell) };
 }
 
 /** The route listing a working directory's conversations (for a claude session). */

@@ -24,7 +24,8 @@ export class Sidebar {
     this.element = h(
       'aside',
       { class: 'sidebar', attrs: { 'aria-label': 'Sessions' } },
-      h('div', { class: 'sidebar-head' }, h('h2', { text: 'Sessions' }), notificationToggle(), newButton),
+      // New first after the title: where the head is narrow, the switches go to a second line.
+      h('div', { class: 'sidebar-head' }, h('h2', { text: 'Sessions' }), newButton, notificationToggle()),
       this.form.element,
       this.list.list,
       this.list.empty,

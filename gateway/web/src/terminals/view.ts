@@ -479,5 +479,5 @@ class TerminalsView implements View, PaneHost {
 }
 
 export function terminalsView(shell: Shell): ViewDefinition {
-  return { name: VIEW, title: 'Terminals', create: () => new TerminalsView(shell) };
+  return { name: VIEW, title: 'Terminals', icon: 'terminal', create: () => new TerminalsView(shell) };
 }

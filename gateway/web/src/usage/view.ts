@@ -255,5 +255,5 @@ class UsageView implements View {
 }
 
 export function usageView(): ViewDefinition {
-  return { name: VIEW, title: 'Usage', create: () => new UsageView() };
+  return { name: VIEW, title: 'Usage', icon: 'usage', create: () => new UsageView() };
 }
