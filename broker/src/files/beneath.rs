@@ -3,8 +3,9 @@
 //! RESOLVE_NO_MAGICLINKS)` from a descriptor of the directory, so a symlink
 //! that leads out, whether it was there before the call or swapped in while
 //! it runs, fails the open itself (there is no check-then-open gap). Where
-//! the kernel lacks `openat2`, paths are walked one component at a time with
-//! `O_NOFOLLOW`, and every symlink is refused.
+//! the kernel lacks `openat2` (or a seccomp filter refuses it), paths are
+//! walked one component at a time with `O_NOFOLLOW`, and every symlink is
+//! refused.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use super::path::RelPath;
 /// Times an open is retried when the kernel saw a rename race (`EAGAIN`).
 const RACE_RETRIES: usize = 16;
 
-/// Set once `openat2` turned out to be missing (`ENOSYS`).
+/// Set once `openat2` turned out to be missing (`ENOSYS`) or filtered (`EPERM`).
 static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 
 /// An open session directory, the root every path is resolved beneath.
@@ -53,7 +54,10 @@ impl Root {
             walk(self.fd.as_fd(), path, flags, mode)
         } else {
             match openat2_beneath(self.fd.as_fd(), path, flags, mode) {
-                Err(Errno::NOSYS) => {
+                // ENOSYS: an old kernel; EPERM: a seccomp profile that
+                // predates the call (older container runtimes). The walk is
+                // stricter (no symlink at all), never looser.
+                Err(Errno::NOSYS | Errno::PERM) => {
                     NO_OPENAT2.store(true, Ordering::Relaxed);
                     tracing::warn!(
                         "openat2 is unavailable: symlinks in session directories are not followed"
@@ -145,4 +149,72 @@ pub fn special_file(path: &RelPath, stat: &Stat) -> FileError {
         "{:?} is {what}; only regular files and directories are served",
         path.to_string()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    /// `root/sub/file`, `root/inner -> sub/file`, `root/outer -> ../secret`.
+    fn fixture() -> (tempfile::TempDir, Root) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/file"), "inside").unwrap();
+        std::fs::write(dir.path().join("secret"), "outside").unwrap();
+        std::os::unix::fs::symlink("sub/file", root.join("inner")).unwrap();
+        std::os::unix::fs::symlink("../secret", root.join("outer")).unwrap();
+        let opened = Root::open(&root).unwrap();
+        (dir, opened)
+    }
+
+    fn read(fd: OwnedFd) -> String {
+        let mut text = String::new();
+        std::fs::File::from(fd).read_to_string(&mut text).unwrap();
+        text
+    }
+
+    fn open(
+        how: fn(std::os::fd::BorrowedFd<'_>, &RelPath, OFlags, Mode) -> Result<OwnedFd, Errno>,
+        root: &Root,
+        path: &str,
+    ) -> Result<OwnedFd, Errno> {
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+        how(
+            root.fd.as_fd(),
+            &RelPath::parse(path).unwrap(),
+            flags,
+            Mode::empty(),
+        )
+    }
+
+    #[test]
+    fn openat2_follows_links_inside_and_refuses_links_out() {
+        let (_dir, root) = fixture();
+        assert_eq!(
+            read(open(openat2_beneath, &root, "sub/file").unwrap()),
+            "inside"
+        );
+        assert_eq!(
+            read(open(openat2_beneath, &root, "inner").unwrap()),
+            "inside"
+        );
+        assert_eq!(
+            open(openat2_beneath, &root, "outer").unwrap_err(),
+            Errno::XDEV
+        );
+    }
+
+    #[test]
+    fn the_walk_without_openat2_refuses_every_symlink() {
+        let (_dir, root) = fixture();
+        assert_eq!(read(open(walk, &root, "sub/file").unwrap()), "inside");
+        assert!(open(walk, &root, "").is_ok(), "the directory itself");
+        assert_eq!(open(walk, &root, "inner").unwrap_err(), Errno::LOOP);
+        assert_eq!(open(walk, &root, "outer").unwrap_err(), Errno::LOOP);
+        std::os::unix::fs::symlink("sub", root.dir().join("dirlink")).unwrap();
+        assert!(open(walk, &root, "dirlink/file").is_err());
+    }
 }
