@@ -7,7 +7,8 @@
 use std::process::ExitCode;
 
 use clap::parser::ValueSource;
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, ListenAddr};
@@ -63,17 +64,11 @@ pub fn main() -> ExitCode {
     let private = nix::sys::prctl::set_dumpable(false);
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    init_tracing(
-        cli.log_format,
-        matches!(cli.command, Some(Command::Admin(_))),
-    );
-    // A process's environment is private to it (see above), its command
-    // line is not.
-    if matches.value_source("token") == Some(ValueSource::CommandLine) {
-        eprintln!(
-            "dispatch-broker: BROKER_TOKEN was given as --token, which every local user can read \
-             (ps, /proc/<pid>/cmdline); set the BROKER_TOKEN environment variable instead"
-        );
+    // The admin client only logs warnings (its output is the answer).
+    let admin = matches!(cli.command, Some(Command::Admin(_)));
+    init_tracing(cli.log_format, if admin { "warn" } else { "info" });
+    if let Some(refusal) = secret_on_command_line(&matches) {
+        eprintln!("dispatch-broker: {refusal}");
         return ExitCode::FAILURE;
     }
     if let Err(e) = private {
@@ -106,14 +101,31 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr, as text or JSON lines. The admin client only logs
-/// warnings (its output is the answer).
-fn init_tracing(format: LogFormat, client: bool) {
-    let default = if client { "warn" } else { "info" };
+/// The secrets among the flags, by argument id, with their variables (the
+/// admin secret has no flag at all).
+const SECRET_ARGS: &[(&str, &str)] = &[("token", "BROKER_TOKEN")];
+
+/// The refusal, naming the flag, when a secret was given as a flag rather
+/// than through the environment (a process's environment is private to it,
+/// see docs/security.md; its command line is not).
+fn secret_on_command_line(matches: &ArgMatches) -> Option<String> {
+    let (id, variable) = SECRET_ARGS
+        .iter()
+        .find(|(id, _)| matches.value_source(id) == Some(ValueSource::CommandLine))?;
+    Some(format!(
+        "{variable} was given as --{}, which every local user can read \
+         (ps, /proc/<pid>/cmdline); set the {variable} environment variable instead",
+        id.replace('_', "-")
+    ))
+}
+
+/// Logs to stderr, as text or JSON lines, at `default_level` unless
+/// `RUST_LOG` says otherwise.
+fn init_tracing(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -157,19 +169,23 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     }
     let shutdown = broker.shutdown_handle();
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
+        terminated().await;
         shutdown.shutdown();
     });
     broker.serve(listener).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM or SIGINT (never, when the handlers cannot be set).
+async fn terminated() {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
 }

@@ -1,17 +1,57 @@
-//! The `dispatch-gateway` binary's body (`main.rs` only calls [`main`]):
-//! makes the process non-dumpable, parses the command line ([`Cli`]), sets up
-//! logging, refuses secrets given as flags, and runs the gateway, its health
-//! check or `stop`. The configuration is checked once, by [`Gateway::new`].
+//! The `dispatch-gateway` binary's body (`main.rs` only calls [`main`]): its
+//! command line ([`Cli`]); makes the process non-dumpable, parses the
+//! command line, sets up logging, refuses secrets given as flags, and runs
+//! the gateway, its health check or `stop`. The configuration is checked
+//! once, by [`Gateway::new`].
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, FromArgMatches};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
 
 use crate::Gateway;
-use crate::config::{Cli, Command, Config, LogFormat};
+use crate::config::Config;
+
+/// The internet-facing half of dispatch: HTTP, WebSockets, authentication and
+/// the web UI, in front of dispatch-broker.
+#[derive(Parser, Debug)]
+#[command(name = "dispatch-gateway", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    /// Log format on stderr: `text` (human-readable) or `json` (one object
+    /// per line).
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands; without one the gateway serves.
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Exit 0 when the gateway on the configured HOST and PORT answers /healthz.
+    Healthcheck,
+    /// Stop dispatch for good: the gateway running the local broker of
+    /// STATE_DIR, that broker, and every session in it.
+    Stop,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// Runs the binary.
 pub fn main() -> ExitCode {
@@ -21,12 +61,9 @@ pub fn main() -> ExitCode {
     let private = nix::sys::prctl::set_dumpable(false);
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    init_tracing(cli.log_format);
-    if let Some(variable) = secret_on_command_line(&matches) {
-        eprintln!(
-            "ERROR: {variable} was given on the command line, which every local user can read \
-             (ps, /proc/<pid>/cmdline); set the {variable} environment variable instead"
-        );
+    init_tracing(cli.log_format, "info");
+    if let Some(refusal) = secret_on_command_line(&matches) {
+        eprintln!("ERROR: {refusal}");
         return ExitCode::FAILURE;
     }
     if let Err(e) = private {
@@ -75,16 +112,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = std::io::stdout().flush();
     let shutdown = gateway.shutdown_token();
     tokio::spawn(async move {
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
+        terminated().await;
         tracing::info!("shutting down");
         shutdown.cancel();
     });
     gateway.serve(listener).await
+}
+
+/// Resolves on SIGTERM or SIGINT (never, when the handlers cannot be set).
+async fn terminated() {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
 }
 
 /// `dispatch-gateway stop`.
@@ -100,20 +146,25 @@ const SECRET_ARGS: &[(&str, &str)] = &[
     ("broker_token", "BROKER_TOKEN"),
 ];
 
-/// The variable of a secret given as a flag rather than through the
-/// environment (a process's environment is private to it, see
-/// docs/security.md; its command line is not).
-fn secret_on_command_line(matches: &ArgMatches) -> Option<&'static str> {
-    SECRET_ARGS
+/// The refusal, naming the flag, when a secret was given as a flag rather
+/// than through the environment (a process's environment is private to it,
+/// see docs/security.md; its command line is not).
+fn secret_on_command_line(matches: &ArgMatches) -> Option<String> {
+    let (id, variable) = SECRET_ARGS
         .iter()
-        .find(|(id, _)| matches.value_source(id) == Some(ValueSource::CommandLine))
-        .map(|(_, variable)| *variable)
+        .find(|(id, _)| matches.value_source(id) == Some(ValueSource::CommandLine))?;
+    Some(format!(
+        "{variable} was given as --{}, which every local user can read \
+         (ps, /proc/<pid>/cmdline); set the {variable} environment variable instead",
+        id.replace('_', "-")
+    ))
 }
 
-/// Logs to stderr, as text or JSON lines.
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Logs to stderr, as text or JSON lines, at `default_level` unless
+/// `RUST_LOG` says otherwise.
+fn init_tracing(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

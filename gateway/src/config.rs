@@ -1,13 +1,13 @@
-//! The gateway's command line ([`Cli`]) and configuration: flags, each also
-//! an environment variable (the seed's names kept), and the checks that
-//! refuse an unsafe start.
+//! What the gateway needs to run ([`Config`]): flags, each also an
+//! environment variable (the seed's names kept), and the checks that refuse
+//! an unsafe start. The command line around it is
+//! [`crate::binary::Cli`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
-use clap::{Parser, Subcommand};
 
 /// The seed's example key: refused everywhere.
 pub const DEFAULT_KEY: &str = "change-me";
@@ -15,44 +15,6 @@ pub const DEFAULT_KEY: &str = "change-me";
 /// The fewest characters a key may have when the gateway is reachable from
 /// other machines (bound off loopback, or with the tunnel on).
 pub const MIN_KEY_LENGTH: usize = 16;
-
-/// The internet-facing half of dispatch: HTTP, WebSockets, authentication and
-/// the web UI, in front of dispatch-broker.
-#[derive(Parser, Debug)]
-#[command(name = "dispatch-gateway", version, about)]
-pub struct Cli {
-    #[command(flatten)]
-    pub config: Config,
-    /// Log format on stderr: `text` (human-readable) or `json` (one object
-    /// per line).
-    #[arg(
-        long,
-        env = "LOG_FORMAT",
-        value_enum,
-        default_value = "text",
-        global = true
-    )]
-    pub log_format: LogFormat,
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-/// Subcommands; without one the gateway serves.
-#[derive(Subcommand, Debug, Clone)]
-pub enum Command {
-    /// Exit 0 when the gateway on the configured HOST and PORT answers /healthz.
-    Healthcheck,
-    /// Stop dispatch for good: the gateway running the local broker of
-    /// STATE_DIR, that broker, and every session in it.
-    Stop,
-}
-
-/// How log lines are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
 
 /// Everything `dispatch-gateway` can be told.
 #[derive(clap::Args, Clone, Debug)]

@@ -47,7 +47,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use broker::Broker;
-pub use config::{Cli, Config};
+pub use binary::Cli;
+pub use config::Config;
 pub use public_url::PublicUrl;
 pub use state::AppState;
 
