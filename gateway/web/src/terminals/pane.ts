@@ -320,11 +320,17 @@ export class TerminalPane {
     this.typed(data);
   }
 
-  /** The whole buffer (scrollback and screen) as text, trailing blank lines dropped. */
+  /** The whole buffer (scrollback and screen) as text, a wrapped line whole, trailing blank lines dropped. */
   bufferText(): string {
     const buffer = this.term.buffer.active;
     const lines: string[] = [];
-    for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i)?.translateToString(true) ?? '');
+    for (let i = 0; i < buffer.length; i++) {
+      const line = buffer.getLine(i);
+      // A row the next one continues keeps its trailing spaces: they are text.
+      const text = line?.translateToString(!buffer.getLine(i + 1)?.isWrapped) ?? '';
+      if (line?.isWrapped && lines.length) lines[lines.length - 1] += text;
+      else lines.push(text);
+    }
     while (lines.length && lines[lines.length - 1] === '') lines.pop();
     return lines.join('\n');
   }
