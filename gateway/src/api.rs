@@ -220,7 +220,7 @@ pub async fn end(state: &AppState, request: &ApiRequest) -> Result<Response, Api
 
 /// `GET /ws/sessions/{id}`: the terminal WebSocket.
 pub fn upgrade_terminal(state: &Arc<AppState>, request: &mut ApiRequest) -> Response {
-    let Some(ws) = request.ws.take() else {
+    let Some(mut ws) = request.ws.take() else {
         return ApiError::bad_request("expected a WebSocket upgrade").into_response();
     };
     let session_id = match session_id(request.param("id")) {
@@ -240,10 +240,11 @@ pub fn upgrade_terminal(state: &Arc<AppState>, request: &mut ApiRequest) -> Resp
         credential: request.credential.clone().expect("authenticated"),
         request_id: request.id.clone(),
     };
+    let deflate = ws.negotiate_deflate(state.config.terminal_compression);
     let state = state.clone();
     ws.accept(move |socket| {
         let sockets = state.sockets.clone();
-        sockets.track_future(crate::terminal::run(socket, state, terminal))
+        sockets.track_future(crate::terminal::run_with(socket, state, terminal, deflate))
     })
 }
 

@@ -162,13 +162,24 @@ pub struct Config {
     #[arg(long, env = "NOTIFY_QUIET_AFTER_INPUT_SECS", default_value_t = 5)]
     pub notify_quiet_after_input_secs: u64,
 
-    /// Web Push to subscribed browsers (`PUSH_*`, see the push module).
-    #[command(flatten)]
-    pub push: crate::push::PushConfig,
+    /// Compress terminal output for browsers that ask for it (the
+    /// `dispatch.deflate-raw` WebSocket subprotocol of docs/protocol.md).
+    #[arg(long, env = "TERMINAL_COMPRESSION", default_value = "true", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub terminal_compression: bool,
+
+    /// TCP_NOTSENT_LOWAT of accepted connections: unsent bytes the kernel
+    /// takes per socket, so output waits in the gateway, where it is still
+    /// coalesced, rather than in kernel buffers (0: the kernel's default).
+    #[arg(long, env = "TCP_NOTSENT_LOWAT_BYTES", default_value_t = 16 * 1024)]
+    pub tcp_notsent_lowat_bytes: u32,
 
     /// Read-only share links' limits (`MAX_SHARES_PER_SESSION`, `SHARE_MAX_TTL_SECS`).
     #[command(flatten)]
     pub shares: crate::shares::ShareConfig,
+
+    /// Web Push to subscribed browsers (`PUSH_*`, see the push module).
+    #[command(flatten)]
+    pub push: crate::push::PushConfig,
 }
 
 /// Which peers may set `X-Forwarded-*` headers.

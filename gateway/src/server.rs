@@ -146,6 +146,10 @@ where
     /// or shutdown closes it.
     async fn serve_stream(&self, stream: TcpStream, peer: SocketAddr, admission: Admission) {
         let _ = stream.set_nodelay(true);
+        if self.limits.tcp_notsent_lowat > 0 {
+            let lowat = self.limits.tcp_notsent_lowat;
+            let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(lowat);
+        }
         let activity = Activity::new(self.limits.max_requests);
         let mut builder = Builder::new(TokioExecutor::new());
         builder

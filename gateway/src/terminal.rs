@@ -61,12 +61,26 @@ impl TerminalRequest {
 
 /// Runs one terminal socket until it closes.
 pub async fn run(socket: WebSocket, state: Arc<AppState>, request: TerminalRequest) {
+    run_with(socket, state, request, false).await
+}
+
+/// Runs one terminal socket until it closes; with `deflate`, output frames
+/// are compressed (the client negotiated `ws::DEFLATE_PROTOCOL`).
+pub async fn run_with(
+    socket: WebSocket,
+    state: Arc<AppState>,
+    request: TerminalRequest,
+    deflate: bool,
+) {
     let span = tracing::info_span!("terminal", session = %request.session_id, request_id = %request.request_id);
     async move {
         tracing::info!("terminal attached");
         let _open = state.metrics.open_socket(SocketKind::Terminal);
         let (sink, mut stream) = socket.split();
         let outbox = Outbox::start(sink, &state.metrics);
+        if deflate {
+            outbox.deflate();
+        }
         let mut bridge = Bridge {
             state,
             outbox,
@@ -400,7 +414,13 @@ impl Bridge {
             }
             attach_response::Kind::Output(output) => {
                 let len = output.data.len();
-                let ok = self.outbox.binary(output.data);
+                // The rest of a replay ends where the replay does, before any later output.
+                let last_end = self.acks.back().map_or(self.acked_offset, |&(_, end)| end);
+                let ok = if output.end_offset <= last_end {
+                    self.outbox.replay(output.data)
+                } else {
+                    self.outbox.binary(output.data)
+                };
                 if ok {
                     self.record(len, output.end_offset);
                 }

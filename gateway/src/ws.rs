@@ -11,7 +11,15 @@
 //! [`QUEUE_LIMIT`] bytes of queued frames plus the WebSocket write buffer
 //! (64 KiB) and one frame in flight (at most the broker's largest message);
 //! past that the terminal bridge drops its queue and resynchronises the
-//! client from the screen state instead of buffering.
+//! client from the screen state instead of buffering. Binary frames are at
+//! most [`MAX_BINARY_FRAME`] bytes: the WebSocket's write buffer keeps the
+//! capacity of the largest frame it wrote, so an idle socket stays small.
+//!
+//! Compressed output: a terminal socket whose client offered the
+//! [`DEFLATE_PROTOCOL`] subprotocol (and whose gateway allows it) gets its
+//! binary frames compressed by the writer, see [`deflate`].
+
+mod deflate;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,6 +39,8 @@ use warp::reply::Response;
 
 use crate::metrics::Metrics;
 
+use deflate::Deflater;
+pub use deflate::PROTOCOL as DEFLATE_PROTOCOL;
 pub use tokio_tungstenite::tungstenite::Message;
 
 /// A server-side WebSocket.
@@ -42,6 +52,10 @@ const MAX_WRITE_BUFFER: usize = 4 << 20;
 pub const QUEUE_LIMIT: usize = 2 * 1024 * 1024;
 /// Ping period, so idle sockets survive proxies and dead peers are noticed.
 const PING_EVERY: Duration = Duration::from_secs(30);
+/// Largest binary frame sent; longer output is split.
+pub const MAX_BINARY_FRAME: usize = 16 * 1024;
+/// How long a socket's compressor outlives its last frame.
+const DEFLATE_IDLE: Duration = Duration::from_secs(2);
 /// Bytes charged for a control frame in the queue.
 const CONTROL_COST: usize = 256;
 /// How long a closing socket may go without progress (queued frames written,
@@ -105,6 +119,10 @@ pub struct WsUpgrade {
     on_upgrade: OnUpgrade,
     accept: String,
     max_message: usize,
+    /// The client offered [`DEFLATE_PROTOCOL`].
+    offers_deflate: bool,
+    /// The answer selects [`DEFLATE_PROTOCOL`].
+    deflate: bool,
 }
 
 impl WsUpgrade {
@@ -127,13 +145,28 @@ impl WsUpgrade {
             return None;
         }
         let key = headers.get(header::SEC_WEBSOCKET_KEY)?;
+        let offers_deflate = headers
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim() == DEFLATE_PROTOCOL);
         let pending = pending?;
         let on_upgrade = crate::sync::lock(&pending.on_upgrade).take()?;
         Some(Self {
             on_upgrade,
             accept: derive_accept_key(key.as_bytes()),
             max_message: pending.max_message,
+            offers_deflate,
+            deflate: false,
         })
+    }
+
+    /// Selects compressed output if the client offered it and `allowed`;
+    /// whether it did.
+    pub fn negotiate_deflate(&mut self, allowed: bool) -> bool {
+        self.deflate = allowed && self.offers_deflate;
+        self.deflate
     }
 
     /// Answers 101 and runs `serve` on the socket once the upgrade completes.
@@ -166,6 +199,10 @@ impl WsUpgrade {
         if let Ok(accept) = HeaderValue::from_str(&self.accept) {
             headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
         }
+        if self.deflate {
+            let protocol = HeaderValue::from_static(DEFLATE_PROTOCOL);
+            headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+        }
         response
     }
 }
@@ -173,6 +210,8 @@ impl WsUpgrade {
 /// One frame for the writer.
 enum Outbound {
     Message(Message, usize),
+    /// Compress the binary frames that follow.
+    Deflate,
     Close(u16, &'static str),
 }
 
@@ -203,11 +242,33 @@ impl Outbox {
         }
     }
 
-    /// Queues a binary frame; `false` (and nothing queued) when the client is stalled.
+    /// Compresses the binary frames queued from now on (the client
+    /// negotiated [`DEFLATE_PROTOCOL`]).
+    pub fn deflate(&self) {
+        let _ = self.tx.send(Outbound::Deflate);
+    }
+
+    /// Queues output as binary frames of at most [`MAX_BINARY_FRAME`]
+    /// bytes; `false` (and nothing queued) when the client is stalled.
     pub fn binary(&self, data: bytes::Bytes) -> bool {
+        !self.stalled(data.len()) && self.replay(data)
+    }
+
+    /// Queues part of a replay as [`Outbox::binary`] does, whatever the
+    /// queue holds: a replay is bounded by the scrollback, and refusing its
+    /// end would only resynchronise the client into the same replay.
+    pub fn replay(&self, data: bytes::Bytes) -> bool {
         let cost = data.len();
         self.metrics.terminal_bytes_sent(cost);
-        self.push(Message::Binary(data), cost)
+        let mut at = 0;
+        while at < data.len() {
+            let end = (at + MAX_BINARY_FRAME).min(data.len());
+            if !self.enqueue(Message::Binary(data.slice(at..end)), end - at) {
+                return false;
+            }
+            at = end;
+        }
+        true
     }
 
     /// Queues a JSON text frame; `false` when the client is stalled.
@@ -218,9 +279,15 @@ impl Outbox {
     }
 
     fn push(&self, message: Message, cost: usize) -> bool {
-        if self.queued.load(Ordering::Acquire) + cost > QUEUE_LIMIT && self.queued() > 0 {
-            return false;
-        }
+        !self.stalled(cost) && self.enqueue(message, cost)
+    }
+
+    /// Whether queueing `cost` more bytes would pass the bound.
+    fn stalled(&self, cost: usize) -> bool {
+        self.queued.load(Ordering::Acquire) + cost > QUEUE_LIMIT && self.queued() > 0
+    }
+
+    fn enqueue(&self, message: Message, cost: usize) -> bool {
         self.queued.fetch_add(cost, Ordering::AcqRel);
         if self.tx.send(Outbound::Message(message, cost)).is_err() {
             self.queued.fetch_sub(cost, Ordering::AcqRel);
@@ -310,16 +377,33 @@ async fn write_loop(
 ) {
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
+    let mut deflater: Option<Deflater> = None;
+    let idle = tokio::time::sleep(DEFLATE_IDLE);
+    tokio::pin!(idle);
     loop {
+        let compressing = deflater.as_ref().is_some_and(Deflater::is_active);
         let outbound = tokio::select! {
             outbound = rx.recv() => outbound,
             _ = ping.tick() => {
                 if sink.send(Message::Ping(bytes::Bytes::new())).await.is_err() { break; }
                 continue;
             }
+            () = &mut idle, if compressing => {
+                deflater.as_mut().map(Deflater::release);
+                continue;
+            }
         };
         match outbound {
+            Some(Outbound::Deflate) => deflater = Some(Deflater::default()),
             Some(Outbound::Message(message, cost)) => {
+                let message = match (message, deflater.as_mut()) {
+                    (Message::Binary(raw), Some(deflater)) => {
+                        idle.as_mut()
+                            .reset(tokio::time::Instant::now() + DEFLATE_IDLE);
+                        Message::Binary(deflater.frame(&raw))
+                    }
+                    (message, _) => message,
+                };
                 let sent = sink.send(message).await;
                 if queued.fetch_sub(cost, Ordering::AcqRel) == cost {
                     drained.notify_one();

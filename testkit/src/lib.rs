@@ -16,6 +16,7 @@
 pub mod announce;
 pub mod conversations;
 pub mod launch;
+pub mod deflate_frames;
 pub mod messages_api;
 pub mod process;
 pub mod prometheus;

@@ -11,7 +11,11 @@
 //!
 //! The viewer's window (how far output may run ahead of its
 //! acknowledgements) follows its measured delivery rate: what it consumes in
-//! `window_time`, plus [`MIN_WINDOW`], at most the configured window.
+//! `window_time`, plus a floor, at most the configured window. The floor is
+//! twice the viewer's acknowledgement step (at least [`MIN_WINDOW`]), so a
+//! viewer that acknowledges every so many bytes always gets that many: it
+//! starts at [`MAX_ACK_STEP`] (the protocol's largest) and follows the steps
+//! the viewer takes.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -28,6 +32,9 @@ pub const MAX_OUTPUT_CHUNK: usize = 32 * 1024;
 /// Least window of a viewer paced by its delivery rate: what it may have in
 /// flight before it acknowledged anything.
 pub const MIN_WINDOW: u64 = 32 * 1024;
+/// The most bytes a viewer may receive between acknowledgements
+/// (docs/protocol.md): the step assumed until a viewer shows its own.
+pub const MAX_ACK_STEP: u64 = 128 * 1024;
 /// Shortest interval over which a delivery rate is measured.
 const RATE_INTERVAL: Duration = Duration::from_millis(50);
 /// Pending metadata/notice events kept per viewer.
@@ -53,6 +60,8 @@ pub(super) struct Viewer {
     pub(super) acked: u64,
     pub(super) last_ack: Instant,
     rate: DeliveryRate,
+    /// Bytes between this viewer's acknowledgements, as it takes them.
+    ack_step: u64,
     /// The rest of the last replay, sent before any output that follows it.
     replay_rest: VecDeque<Bytes>,
     pending: VecDeque<Bytes>,
@@ -85,6 +94,7 @@ impl Viewer {
             acked: offset,
             last_ack: Instant::now(),
             rate: DeliveryRate::new(offset),
+            ack_step: MAX_ACK_STEP,
             replay_rest: VecDeque::new(),
             pending: VecDeque::new(),
             pending_bytes: 0,
@@ -147,20 +157,31 @@ impl Viewer {
     /// Records an acknowledgement of output up to `offset` (at most `current`).
     pub(super) fn acknowledge(&mut self, offset: u64, current: u64) {
         let now = Instant::now();
+        let step = offset.min(current).saturating_sub(self.acked);
+        if step > 0 {
+            // Up at once, down a quarter of the way at each step.
+            self.ack_step = if step >= self.ack_step {
+                step
+            } else {
+                self.ack_step - (self.ack_step - step) / 4
+            };
+        }
         self.acked = self.acked.max(offset.min(current));
         self.last_ack = now;
         self.rate.record(self.acked, now);
     }
 
     /// How far output may run ahead of this viewer's acknowledgements: what
-    /// it consumes in `window_time` plus [`MIN_WINDOW`], at most `max`; `max`
-    /// itself when `window_time` is zero (a fixed window).
+    /// it consumes in `window_time` plus twice its acknowledgement step (at
+    /// least [`MIN_WINDOW`]), at most `max`; `max` itself when `window_time`
+    /// is zero (a fixed window).
     pub(super) fn window(&self, window_time: Duration, max: u64) -> u64 {
         if window_time.is_zero() {
             return max;
         }
         let in_time = self.rate.bytes_per_sec * window_time.as_secs_f64();
-        (in_time as u64).saturating_add(MIN_WINDOW).min(max)
+        let floor = MIN_WINDOW.max(2 * self.ack_step);
+        (in_time as u64).saturating_add(floor).min(max)
     }
 
     /// The next output or event message, in stream order; `Closed` once
@@ -392,8 +413,14 @@ mod tests {
     fn the_window_follows_the_delivery_rate() {
         let mut viewer = viewer();
         let time = Duration::from_millis(100);
-        assert_eq!(viewer.window(time, 1 << 20), MIN_WINDOW);
+        // Before any acknowledgement: room for the protocol's largest step.
+        assert_eq!(viewer.window(time, 1 << 20), 2 * MAX_ACK_STEP);
         assert_eq!(viewer.window(Duration::ZERO, 1 << 20), 1 << 20);
+        // A viewer acknowledging every 8 KiB comes down to the least window.
+        for n in 1..=40 {
+            viewer.acknowledge(n * 8192, u64::MAX);
+        }
+        assert_eq!(viewer.window(time, 1 << 20), MIN_WINDOW);
         let start = Instant::now();
         viewer.rate = DeliveryRate {
             since: start,

@@ -28,6 +28,8 @@ pub struct ConnectionLimits {
     pub max_requests: u64,
     /// Largest WebSocket message a client may send.
     pub max_ws_message: usize,
+    /// TCP_NOTSENT_LOWAT of accepted sockets (0: the kernel's default).
+    pub tcp_notsent_lowat: u32,
     /// Peers exempt from the per-client cap (they speak for many clients).
     pub trust_proxy: TrustProxy,
 }
@@ -44,6 +46,7 @@ impl ConnectionLimits {
             max_ws_message: dispatch_proto::limits::max_input_bytes(
                 config.broker_max_message_bytes,
             ),
+            tcp_notsent_lowat: config.tcp_notsent_lowat_bytes,
             trust_proxy: config.trust_proxy.clone(),
         }
     }
@@ -284,6 +287,7 @@ mod tests {
             body_timeout: Duration::from_secs(1),
             max_requests: 1,
             max_ws_message: 1,
+            tcp_notsent_lowat: 0,
             trust_proxy: TrustProxy::None,
         };
         let slots = Slots::new(&limits, &Metrics::default());

@@ -99,6 +99,12 @@ impl BrokerProc {
         self.child = Some(child);
     }
 
+    /// The broker's process id.
+    pub fn pid(&self) -> i32 {
+        let child = self.child.as_ref().expect("the broker runs");
+        child.id().expect("the broker runs") as i32
+    }
+
     /// SIGKILL: the broker dies without warning.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

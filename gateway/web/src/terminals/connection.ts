@@ -8,6 +8,11 @@
 //! minutes afterwards when the connection comes back), and the sink is told
 //! at once (`droppedInput`) so the user sees it; the count goes back to zero
 //! when the terminal is attached again or the session ends.
+//!
+//! Output is compressed when the gateway agrees (the `dispatch.deflate-raw`
+//! subprotocol, see `inflate.ts`): frames are then decoded one after another
+//! and every message, text or binary, is handled in arrival order once the
+//! output before it has been decoded.
 
 import { ApiError, sessionsApi, socketUrl, type Session } from '../app/api';
 import {
@@ -21,6 +26,7 @@ import {
   type Timers,
   realTimers,
 } from '../app/reconnect';
+import { DEFLATE_PROTOCOL, FrameInflater, deflateSupported } from './inflate';
 import { AckTracker, ProtocolError, decodeServerMessage, encodeClientMessage, type ClientMessage } from './protocol';
 
 /** The link state, plus the session's end once the gateway reported it. */
@@ -81,12 +87,24 @@ export class TerminalConnection {
   private ended: { code: number | null; signal: string | null } | null = null;
   private stateValue: TerminalState = { kind: 'connecting', attempt: 0 };
   private dropped = 0;
+  /** The socket being opened or open. */
+  private socketNow: SocketLike | null = null;
+  /** The decoder of the open socket's compressed output, if it is compressed. */
+  private inflater: FrameInflater | null = null;
+  /** Messages of a compressed socket, handled in order. */
+  private pending: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: TerminalConnectionOptions) {
     this.timers = options.timers ?? realTimers;
+    const create =
+      options.createSocket ??
+      ((url: string) => {
+        const protocols = deflateSupported() ? [DEFLATE_PROTOCOL] : [];
+        return new WebSocket(url, protocols) as unknown as SocketLike;
+      });
     this.socket = new ReconnectingSocket({
       url: () => this.url(),
-      createSocket: options.createSocket,
+      createSocket: (url) => (this.socketNow = create(url)),
       probe: options.probe ?? (() => probeSession(options.sessionId)),
       timers: this.timers,
       backoff: options.backoff,
@@ -99,6 +117,11 @@ export class TerminalConnection {
 
   get state(): TerminalState {
     return this.stateValue;
+  }
+
+  /** Whether the open socket's output is compressed (for tests and diagnostics). */
+  get compressed(): boolean {
+    return this.inflater !== null;
   }
 
   /** Acknowledgement counters of the current socket (for tests and diagnostics). */
@@ -170,15 +193,53 @@ export class TerminalConnection {
 
   private opened(): void {
     this.acks?.close();
-    this.acks = new AckTracker((bytes) => this.sendControl({ type: 'ack', bytes }), this.timers);
+    this.acks = new AckTracker((bytes) => this.sendControl({ type: 'ack', bytes }), this.timers, 16 * 1024);
+    this.closeInflater();
+    const protocol = (this.socketNow as { protocol?: unknown } | null)?.protocol;
+    if (protocol === DEFLATE_PROTOCOL) this.inflater = new FrameInflater();
+  }
+
+  private closeInflater(): void {
+    this.inflater?.close();
+    this.inflater = null;
+    this.pending = Promise.resolve();
   }
 
   private received(data: string | ArrayBuffer): void {
+    const inflater = this.inflater;
+    if (inflater === null) {
+      this.handle(data);
+      return;
+    }
+    this.pending = this.pending.then(async () => {
+      if (this.inflater !== inflater) return;
+      if (typeof data === 'string') {
+        this.handle(data);
+        return;
+      }
+      let bytes: Uint8Array;
+      try {
+        bytes = await inflater.inflate(new Uint8Array(data));
+      } catch (error) {
+        if (this.inflater !== inflater) return;
+        this.options.sink.refused(`unreadable compressed output: ${(error as Error).message}`);
+        this.closeInflater();
+        this.socket.checkNow();
+        return;
+      }
+      if (this.inflater === inflater) this.output(bytes);
+    });
+  }
+
+  private output(bytes: Uint8Array): void {
+    const acks = this.acks;
+    acks?.onReceived(bytes.length);
+    this.options.sink.output(bytes, () => acks?.onWritten(bytes.length));
+  }
+
+  private handle(data: string | ArrayBuffer): void {
     if (typeof data !== 'string') {
-      const acks = this.acks;
-      const bytes = new Uint8Array(data);
-      acks?.onReceived(bytes.length);
-      this.options.sink.output(bytes, () => acks?.onWritten(bytes.length));
+      this.output(new Uint8Array(data));
       return;
     }
     let message;
@@ -221,6 +282,7 @@ export class TerminalConnection {
   private linkState(state: LinkState): void {
     if (state.kind !== 'open') {
       this.acks?.close();
+      this.closeInflater();
     }
     // Once the process ended there is nothing to reconnect to: the state
     // stays `ended` whatever the closing socket does.
