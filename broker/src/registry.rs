@@ -412,22 +412,10 @@ pub fn validate_name(name: &str) -> Result<(), SessionError> {
 }
 
 /// Characters that never belong in a name shown to people: control
-/// characters (C0, DEL, C1: escape sequences, line breaks), bidirectional
-/// embeddings, overrides, isolates and marks (which reorder the text around
-/// them), zero-width characters, line and paragraph separators, and the
-/// invisible tag characters.
+/// characters (C0, DEL, C1: escape sequences, line breaks) and the invisible
+/// ones of [`dispatch_proto::text::is_invisible`].
 pub fn is_hidden_char(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061C}'
-                | '\u{180E}'
-                | '\u{200B}'..='\u{200F}'
-                | '\u{2028}'..='\u{202E}'
-                | '\u{2060}'..='\u{2069}'
-                | '\u{FEFF}'
-                | '\u{E0000}'..='\u{E007F}'
-        )
+    c.is_control() || dispatch_proto::text::is_invisible(c)
 }
 
 /// Creates `PTY_ROOT` (mode 0700) if it is missing.

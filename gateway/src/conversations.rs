@@ -403,17 +403,7 @@ fn printable(text: String) -> String {
 
 /// Characters [`printable`] removes.
 fn is_hidden_char(c: char) -> bool {
-    (c.is_control() && c != '\n' && c != '\t')
-        || matches!(
-            c,
-            '\u{061C}'
-                | '\u{180E}'
-                | '\u{200B}'..='\u{200F}'
-                | '\u{2028}'..='\u{202E}'
-                | '\u{2060}'..='\u{2069}'
-                | '\u{FEFF}'
-                | '\u{E0000}'..='\u{E007F}'
-        )
+    (c.is_control() && c != '\n' && c != '\t') || dispatch_proto::text::is_invisible(c)
 }
 
 fn fence(text: &str) -> String {

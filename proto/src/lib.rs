@@ -5,7 +5,7 @@
 //! credentials that both ends derive from the broker token; [`limits`] the
 //! sizes both ends (and the web UI) agree on; [`input`] what counts as a
 //! user typing; [`time`] the wall clock both ends read; [`sync`] the way
-//! both take a standard lock.
+//! both take a standard lock; [`text`] what text shown to people may hold.
 
 #![allow(clippy::all, missing_docs)]
 
@@ -13,6 +13,7 @@ pub mod egress;
 pub mod input;
 pub mod limits;
 pub mod sync;
+pub mod text;
 pub mod time;
 
 /// Package `dispatch.v1`.
