@@ -226,8 +226,8 @@ impl Gateway {
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let url = launch::announced(&mut child, announce::GATEWAY_LISTENING, DEADLINE).await?;
-        let addr = announce::socket_addr(&url).with_context(|| format!("no address in {url:?}"))?;
+        let addr =
+            launch::announced_addr(&mut child, announce::GATEWAY_LISTENING, DEADLINE).await?;
         let gateway = Self {
             child,
             addr,

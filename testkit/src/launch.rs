@@ -6,6 +6,7 @@
 //! (see [`crate::announce`]).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Mutex, OnceLock};
@@ -86,6 +87,17 @@ fn env_notes(help: &str) -> Vec<String> {
 pub async fn announced(child: &mut Child, prefix: &str, limit: Duration) -> anyhow::Result<String> {
     let mut found = announced_all(child, &[prefix], limit).await?;
     Ok(found.remove(0))
+}
+
+/// [`announced`] for a line that ends with a socket address (the
+/// gateway's URL, the egress proxy's or the broker's TCP address).
+pub async fn announced_addr(
+    child: &mut Child,
+    prefix: &str,
+    limit: Duration,
+) -> anyhow::Result<SocketAddr> {
+    let rest = announced(child, prefix, limit).await?;
+    crate::announce::socket_addr(&rest).with_context(|| format!("no address in {rest:?}"))
 }
 
 /// [`announced`] for several lines, in any order: the rest of each, in the

@@ -158,11 +158,9 @@ impl GatewayProc {
     /// Spawns a prepared gateway command and waits until it listens.
     pub async fn spawn(mut command: Command) -> Self {
         let mut child = command.spawn().expect("starting dispatch-gateway");
-        let url = launch::announced(&mut child, announce::GATEWAY_LISTENING, DEADLINE)
+        let addr = launch::announced_addr(&mut child, announce::GATEWAY_LISTENING, DEADLINE)
             .await
             .expect("the gateway listens");
-        let addr = announce::socket_addr(&url)
-            .unwrap_or_else(|| panic!("unexpected announcement {url:?}"));
         Self {
             child,
             addr,

@@ -198,11 +198,9 @@ impl GatewayProcess {
             .spawn()
             .expect("cannot start dispatch-gateway");
         tokio::spawn(forward_gateway_log(child.stderr.take().unwrap()));
-        let url = launch::announced(&mut child, announce::GATEWAY_LISTENING, STARTUP)
+        let addr = launch::announced_addr(&mut child, announce::GATEWAY_LISTENING, STARTUP)
             .await
             .expect("the gateway listens");
-        let addr = announce::socket_addr(&url)
-            .unwrap_or_else(|| panic!("unexpected announcement {url:?}"));
         Self {
             child,
             addr,
