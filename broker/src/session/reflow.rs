@@ -8,8 +8,9 @@
 //! the lines are printed again, wrapping at the new width. Lines that no
 //! longer fit scroll off the top into the scrollback, as if printed there.
 //! The cursor keeps its place in its line; colours and modes are kept (the
-//! same parser goes on). The alternate screen of full-screen programs is
-//! not re-wrapped: they redraw it on the size change.
+//! same parser goes on). The alternate screen of a full-screen program is
+//! not re-wrapped (the program redraws it on the size change), but the main
+//! screen beneath it is, for when the program exits.
 
 use std::fmt::Write as _;
 use std::num::NonZeroU16;
@@ -73,11 +74,30 @@ pub(super) fn resize<C: vt100::Callbacks>(
     scrolls: impl Fn(&C) -> u64,
 ) {
     let screen = parser.screen();
-    if screen.alternate_screen() || screen.size().1 == cols {
+    if screen.size().1 == cols {
         parser.set_size(rows, cols);
         return;
     }
-    let read = Lines::read(screen);
+    // Beneath a full-screen program: switch to the main screen and back
+    // (mode 47 switches without clearing either).
+    let alternate = screen.alternate_screen();
+    if alternate {
+        parser.process(b"\x1b[?47l");
+    }
+    rewrap_main_screen(parser, rows, cols, scrolls);
+    if alternate {
+        parser.process(b"\x1b[?47h");
+    }
+}
+
+/// Resizes both screens, printing the main one's lines again at the new width.
+fn rewrap_main_screen<C: vt100::Callbacks>(
+    parser: &mut vt100::Parser<C>,
+    rows: NonZeroU16,
+    cols: NonZeroU16,
+    scrolls: impl Fn(&C) -> u64,
+) {
+    let read = Lines::read(parser.screen());
     // The grid takes the new size without scrolling anything off: every row
     // is printed again below.
     parser.screen_mut().set_size(rows, cols);
@@ -196,15 +216,27 @@ mod tests {
     }
 
     #[test]
-    fn the_alternate_screen_and_a_height_change_are_left_to_the_grid() {
+    fn beneath_a_full_screen_program_the_main_screen_is_rewrapped() {
         let mut parser = terminal(80, 10);
-        parser.process(b"\x1b[?1049hfull screen");
+        let line = &long_line()[..70];
+        parser.process(format!("{line}\r\n$ \x1b[?1049hfull screen").as_bytes());
         resized(&mut parser, 40, 10);
-        assert_eq!(parser.screen().size().1.get(), 40);
-        assert_eq!(parser.callbacks().0, 0);
+        let screen = parser.screen();
+        assert!(screen.alternate_screen());
+        assert_eq!(screen.size().1.get(), 40);
+        assert_eq!(screen.contents(), "full screen");
+        // The program exits: the main screen has the whole line.
+        parser.process(b"\x1b[?1049l");
+        let rows: Vec<String> = parser.screen().rows(0, 40).take(3).collect();
+        assert_eq!(rows, [&line[..40], &line[40..], "$ "]);
+    }
+
+    #[test]
+    fn a_height_change_is_left_to_the_grid() {
         let mut parser = terminal(80, 10);
         parser.process(b"one\r\ntwo");
         resized(&mut parser, 80, 5);
         assert_eq!(parser.screen().contents(), "one\ntwo");
+        assert_eq!(parser.callbacks().0, 0);
     }
 }
