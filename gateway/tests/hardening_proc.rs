@@ -12,7 +12,6 @@ use std::path::Path;
 use std::process::Stdio;
 
 use common::{DEADLINE, GatewayProc, KEY, Terminal};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const BROKER_TOKEN: &str = "broker-secret-0c4b8e2f9a71";
@@ -57,19 +56,10 @@ async fn spawn_announcing(command: &mut Command, needle: &str) -> (Child, String
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(DEADLINE, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.contains(needle) {
-                return line;
-            }
-        }
-        panic!("exited before printing {needle:?}");
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {needle:?} within {DEADLINE:?}"));
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, line)
+    let announced = dispatch_testkit::launch::announced(&mut child, needle, DEADLINE)
+        .await
+        .expect("the process announces where it listens");
+    (child, announced)
 }
 
 /// A broker and a gateway in front of it, both as [`process_uid`], with

@@ -74,17 +74,9 @@ async fn spawn_announcing(
         .kill_on_drop(true)
         .spawn()
         .expect("starting a dispatch process");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(DEADLINE, lines.next_line())
+    let address = dispatch_testkit::launch::announced(&mut child, announce, DEADLINE)
         .await
-        .expect("the process announces its address")
-        .unwrap()
-        .unwrap();
-    let address = line
-        .strip_prefix(announce)
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-        .to_owned();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        .expect("the process announces its address");
     let logs = Logs::default();
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
     let collected = std::sync::Arc::clone(&logs);
@@ -107,7 +99,7 @@ async fn start_broker(
     let home = root.join("home");
     std::fs::create_dir(&home).unwrap();
     spawn_announcing(
-        tokio::process::Command::new(broker_bin())
+        dispatch_testkit::launch::command(&broker_bin())
             .env("BROKER_LISTEN", "127.0.0.1:0")
             .env("BROKER_TOKEN", BROKER_TOKEN)
             .env("PTY_ROOT", root.join("sessions"))
@@ -408,8 +400,9 @@ async fn one_action_is_followed_across_both_logs_which_hold_no_secret() {
     // secrets either.
     let level = "debug,h2=info,hyper=info,tower=info,rustls=info";
     let (_broker, broker_addr, broker_logs) = start_broker(root.path(), level).await;
+    let gateway_bin = std::path::Path::new(env!("CARGO_BIN_EXE_dispatch-gateway"));
     let (_gateway, base, gateway_logs) = spawn_announcing(
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_dispatch-gateway"))
+        dispatch_testkit::launch::command(gateway_bin)
             .env("HOST", "127.0.0.1")
             .env("PORT", "0")
             .env("TERMINAL_KEY", KEY)
