@@ -203,12 +203,17 @@ export async function newContext(browser: Browser, options: BrowserContextOption
   return context;
 }
 
-/** Opens the app and logs in with `key`. */
+/**
+ * Opens the app and logs in with `key`; resolves once the app (its header's
+ * logout) shows. (The session list's New may be in a closed drawer on a
+ * phone, once a terminal open before comes back.)
+ */
 export async function login(page: Page, url: string, key = KEY): Promise<void> {
   await page.goto(url);
   await page.getByTestId('login-key').fill(key);
   await page.getByTestId('login-submit').click();
-  await page.getByTestId('new-session').waitFor();
+  await page.getByTestId('logout').waitFor();
+  await page.getByTestId('new-session').waitFor({ state: 'attached' });
 }
 
 /** Creates a session through the form and waits until its terminal is attached. */
