@@ -7,6 +7,7 @@ mod conversations;
 mod egress;
 mod files;
 mod gateway;
+mod link;
 mod pages;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,11 @@ enum Command {
     /// back: output throughput, keystroke echo, memory per idle viewer and
     /// many concurrent viewers, beside a raw PTY and a bare WebSocket echo.
     Gateway(gateway::Args),
+    /// dispatch on a 4 Mbit/s link (a network namespace shaped with `tc`;
+    /// needs root): a 5 MB `cat` and its exit, Ctrl+C during a flood, the
+    /// bytes of `seq 1 1000000` and of the first page load on the wire,
+    /// beside the fixed window without compression.
+    Link(link::Args),
     /// The first, middle and last page of a large transcript's messages,
     /// read by the broker's paged reader beside the whole-file reader.
     MessagePages(pages::Args),
@@ -63,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
             Command::Egress(args) => egress::run(args).await,
             Command::Files(args) => files::run(args).await,
             Command::Gateway(args) => gateway::run(args).await,
+            Command::Link(args) => link::run(args).await,
             Command::MessagePages(args) => pages::run(args),
         }
     })

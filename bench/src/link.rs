@@ -1,0 +1,719 @@
+//! `dispatch-bench link`: dispatch on a slow link. Creates a network
+//! namespace whose loopback is shaped with `tc ... tbf` (4 Mbit/s by
+//! default), runs `dispatch-broker`, `dispatch-gateway` and a client inside
+//! it, and measures, for the current settings beside a baseline measured in
+//! the same run (the fixed flow-control window, no compression, the
+//! kernel's own send buffering):
+//!
+//! - a 5 MB `cat` in a session that then exits: bytes delivered, whether the
+//!   `exit` message came, and how the socket ended;
+//! - Ctrl+C during a `seq` flood: time until the prompt is back, and the
+//!   bytes that still arrived after the interrupt;
+//! - `seq 1 1000000`: bytes on the wire beside the bytes printed;
+//! - the first page load: bytes on the wire.
+//!
+//! The client reads as fast as the link allows and acknowledges every frame
+//! as it reads it. Needs root, `ip` and `tc`; skips with a message
+//! otherwise. The namespace is deleted whatever happens.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use dispatch_testkit::announce;
+use dispatch_testkit::deflate_frames::{Inflater, PROTOCOL};
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+const KEY: &str = "bench-link-key-0b7d41c9e26a";
+const BROKER_TOKEN: &str = "bench-link-broker-token";
+/// Limit for any one step on the slow link.
+const DEADLINE: Duration = Duration::from_secs(120);
+/// The prompt the sessions' shell shows.
+const PROMPT: &str = "ready> ";
+
+/// Options of the link benchmark.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Rate of the shaped loopback, as `tc` reads it.
+    #[arg(long, default_value = "4mbit")]
+    rate: String,
+    /// Megabytes of the file `cat` prints.
+    #[arg(long, default_value_t = 5)]
+    cat_mb: u64,
+    /// Lines of `seq` for the wire-bytes figure.
+    #[arg(long, default_value_t = 1_000_000)]
+    seq_lines: u64,
+    /// Seconds of `seq` flood before the Ctrl+C.
+    #[arg(long, default_value_t = 3)]
+    flood_secs: u64,
+    /// The directory holding dispatch-gateway and dispatch-broker (default:
+    /// the one holding this executable).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Set when already running inside the shaped namespace.
+    #[arg(long, hide = true)]
+    inside: bool,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    if args.inside {
+        return measure(&args).await;
+    }
+    if let Some(reason) = cannot_shape() {
+        println!("dispatch-bench link: skipped: {reason}");
+        return Ok(());
+    }
+    let namespace = Namespace::create(&args.rate).await?;
+    let result = namespace.run_inside().await;
+    namespace.delete().await;
+    result
+}
+
+/// Why no shaped namespace can be made here, if so.
+fn cannot_shape() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("creating a network namespace needs root".into());
+    }
+    for tool in ["ip", "tc"] {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()));
+        if !found {
+            return Some(format!("`{tool}` (iproute2) is not installed"));
+        }
+    }
+    None
+}
+
+/// A network namespace with a shaped loopback.
+struct Namespace {
+    name: String,
+}
+
+impl Namespace {
+    async fn create(rate: &str) -> anyhow::Result<Self> {
+        let namespace = Self {
+            name: format!("dispatch-bench-{}", std::process::id()),
+        };
+        let name = namespace.name.as_str();
+        let steps: [&[&str]; 3] = [
+            &["ip", "netns", "add", name],
+            &["ip", "-n", name, "link", "set", "lo", "up"],
+            &[
+                "tc", "-n", name, "qdisc", "add", "dev", "lo", "root", "tbf", "rate", rate,
+                "burst", "32kbit", "latency", "400ms",
+            ],
+        ];
+        for step in steps {
+            if let Err(err) = command_ok(step).await {
+                namespace.delete().await;
+                return Err(err);
+            }
+        }
+        println!(
+            "namespace {name}: loopback shaped by `tbf rate {rate} burst 32kbit latency 400ms`"
+        );
+        Ok(namespace)
+    }
+
+    /// Runs this benchmark again inside the namespace, until it ends or Ctrl+C.
+    async fn run_inside(&self) -> anyhow::Result<()> {
+        let exe = std::env::current_exe()?;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .arg(exe)
+            .args(std::env::args_os().skip(1))
+            .arg("--inside")
+            .kill_on_drop(true)
+            .spawn()
+            .context("running ip netns exec")?;
+        let status = tokio::select! {
+            status = child.wait() => status?,
+            _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+        };
+        if !status.success() {
+            bail!("the measurement inside the namespace failed ({status})");
+        }
+        Ok(())
+    }
+
+    async fn delete(&self) {
+        if let Err(err) = command_ok(&["ip", "netns", "delete", &self.name]).await {
+            eprintln!("could not delete namespace {}: {err:#}", self.name);
+        }
+    }
+}
+
+async fn command_ok(argv: &[&str]) -> anyhow::Result<()> {
+    let output = Command::new(argv[0]).args(&argv[1..]).output().await?;
+    if !output.status.success() {
+        bail!(
+            "`{}` failed: {}",
+            argv.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// What one configuration delivered.
+#[derive(Default)]
+struct Figures {
+    cat_delivered: u64,
+    cat_expected: u64,
+    cat_exit: bool,
+    cat_end: String,
+    cat_secs: f64,
+    interrupt: Duration,
+    interrupt_failure: Option<String>,
+    drained_raw: u64,
+    drained_wire: u64,
+    seq_wire: u64,
+    seq_failure: Option<String>,
+    seq_raw: u64,
+    first_load: u64,
+}
+
+/// One side of the comparison.
+struct Setup {
+    name: &'static str,
+    /// Environment of the broker and the gateway.
+    env: &'static [(&'static str, &'static str)],
+    /// The client offers compressed output.
+    deflate: bool,
+    /// `Accept-Encoding` of the page load.
+    accept_encoding: &'static str,
+}
+
+const BASELINE: Setup = Setup {
+    name: "baseline: fixed window, no compression",
+    env: &[
+        ("BROKER_FLOW_WINDOW_MS", "0"),
+        ("TERMINAL_COMPRESSION", "false"),
+        ("TCP_NOTSENT_LOWAT_BYTES", "0"),
+    ],
+    deflate: false,
+    accept_encoding: "identity",
+};
+
+const CURRENT: Setup = Setup {
+    name: "current defaults",
+    env: &[],
+    deflate: true,
+    accept_encoding: "gzip, deflate, br, zstd",
+};
+
+async fn measure(args: &Args) -> anyhow::Result<()> {
+    let bins = match &args.bin_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the executable's directory")?
+            .to_path_buf(),
+    };
+    let work = tempfile::tempdir()?;
+    let file = work.path().join("cat.txt");
+    let lines = write_text(&file, args.cat_mb * 1_000_000)?;
+    let size = std::fs::metadata(&file)?.len();
+    println!(
+        "`cat` of {:.1} MB, `seq 1 {}`, Ctrl+C after {} s of `seq`; the client acknowledges every frame",
+        size as f64 / 1e6,
+        args.seq_lines,
+        args.flood_secs
+    );
+    let mut results = Vec::new();
+    for setup in [&BASELINE, &CURRENT] {
+        let stack = Stack::start(&bins, setup.env).await?;
+        let mut figures = Figures {
+            cat_expected: size + lines,
+            ..Figures::default()
+        };
+        if let Err(err) = cat_and_exit(&stack, setup, &file, &mut figures).await {
+            figures.cat_end = format!("failed: {err:#}");
+        }
+        if let Err(err) = interrupt(&stack, setup, args.flood_secs, &mut figures).await {
+            figures.interrupt_failure = Some(format!("failed: {err:#}"));
+        }
+        if let Err(err) = seq_wire(&stack, setup, args.seq_lines, &mut figures).await {
+            figures.seq_failure = Some(format!("failed: {err:#}"));
+        }
+        figures.first_load = first_load(stack.addr, setup.accept_encoding).await?;
+        stack.stop().await;
+        results.push((setup.name, figures));
+    }
+    print_table(&results);
+    Ok(())
+}
+
+fn print_table(results: &[(&str, Figures)]) {
+    let [(_, base), (_, now)] = results else {
+        return;
+    };
+    println!();
+    println!("| figure | current | baseline (same run) | target |");
+    println!("| --- | --- | --- | --- |");
+    let cat = |f: &Figures| {
+        format!(
+            "{} of {} bytes, exit {}, {} ({:.1} s)",
+            f.cat_delivered,
+            f.cat_expected,
+            if f.cat_exit { "seen" } else { "missing" },
+            f.cat_end,
+            f.cat_secs
+        )
+    };
+    println!(
+        "| 5 MB `cat`, then exit | {} | {} | every byte, exit, clean close |",
+        cat(now),
+        cat(base)
+    );
+    let interrupt = |f: &Figures| {
+        if let Some(failure) = &f.interrupt_failure {
+            return failure.clone();
+        }
+        format!(
+            "{} ms; {} bytes after it ({} on the wire)",
+            f.interrupt.as_millis(),
+            f.drained_raw,
+            f.drained_wire
+        )
+    };
+    println!(
+        "| Ctrl+C in a `seq` flood: prompt back | {} | {} | <= 300 ms |",
+        interrupt(now),
+        interrupt(base)
+    );
+    let wire = |f: &Figures| {
+        if let Some(failure) = &f.seq_failure {
+            return failure.clone();
+        }
+        format!(
+            "{} bytes for {} printed ({:.2})",
+            f.seq_wire,
+            f.seq_raw,
+            f.seq_wire as f64 / f.seq_raw.max(1) as f64
+        )
+    };
+    println!(
+        "| `seq 1 1000000` on the wire | {} | {} | <= 1/3 |",
+        wire(now),
+        wire(base)
+    );
+    println!(
+        "| first page load on the wire | {} bytes | {} bytes | <= 250 KB |",
+        now.first_load, base.first_load
+    );
+}
+
+/// Writes lines of text up to `size` bytes; the number of lines.
+fn write_text(path: &Path, size: u64) -> anyhow::Result<u64> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let (mut written, mut lines) = (0u64, 0u64);
+    while written < size {
+        let line = format!(
+            "{lines:08} the quick brown fox jumps over the lazy dog {}\n",
+            lines % 97
+        );
+        out.write_all(line.as_bytes())?;
+        written += line.len() as u64;
+        lines += 1;
+    }
+    out.flush()?;
+    Ok(lines)
+}
+
+/// A broker and a gateway in temporary folders.
+struct Stack {
+    broker: Child,
+    gateway: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    async fn start(bins: &Path, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let home = dir.path().join("home");
+        let sessions = dir.path().join("sessions");
+        std::fs::create_dir(&home)?;
+        std::fs::create_dir(&sessions)?;
+        let url = format!("unix:{}", dir.path().join("broker.sock").display());
+        let mut broker = Command::new(bins.join("dispatch-broker"));
+        broker
+            .env("BROKER_LISTEN", &url)
+            .env("BROKER_TOKEN", BROKER_TOKEN)
+            .env("PTY_ROOT", &sessions)
+            .env("HOME", &home)
+            .env("SHELL", "/bin/sh")
+            .env("RUST_LOG", "error");
+        let mut broker = spawn_with(broker, env)?;
+        first_line_with(&mut broker, announce::BROKER_LISTENING).await?;
+        let mut gateway = Command::new(bins.join("dispatch-gateway"));
+        gateway
+            .env("BROKER_URL", &url)
+            .env("BROKER_TOKEN", BROKER_TOKEN)
+            .env_remove("ENABLE_TUNNEL")
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .env("TERMINAL_KEY", KEY)
+            .env("STATE_DIR", dir.path().join("state"))
+            .env("HOME", &home)
+            .env(
+                "RUST_LOG",
+                std::env::var("LINK_LOG").unwrap_or_else(|_| "error".into()),
+            );
+        let mut gateway = spawn_with(gateway, env)?;
+        let line = first_line_with(&mut gateway, "listening on http://").await?;
+        let addr = line
+            .rsplit("http://")
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .with_context(|| format!("no address in {line:?}"))?;
+        Ok(Self {
+            broker,
+            gateway,
+            addr,
+            _dir: dir,
+        })
+    }
+
+    /// One HTTP/1.1 request with the bearer key: the status and the body.
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> anyhow::Result<(u16, Vec<u8>)> {
+        http(
+            self.addr,
+            method,
+            path,
+            &[("Authorization", &format!("Bearer {KEY}"))],
+            body,
+        )
+        .await
+    }
+
+    async fn create_session(&self) -> anyhow::Result<String> {
+        let body = serde_json::json!({"mode": "shell", "cols": 80, "rows": 24}).to_string();
+        let (status, body) = self.request("POST", "/api/sessions", &body).await?;
+        let session: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        if status != 201 {
+            bail!("creating a session: {status} {session}");
+        }
+        session["id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("no session id")
+    }
+
+    async fn stop(mut self) {
+        for child in [&mut self.gateway, &mut self.broker] {
+            if let Some(pid) = child.id() {
+                let pid = nix::unistd::Pid::from_raw(pid as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+                let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+            }
+        }
+    }
+}
+
+fn spawn_with(mut command: Command, env: &[(&str, &str)]) -> anyhow::Result<Child> {
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting a dispatch binary")
+}
+
+async fn first_line_with(child: &mut Child, needle: &str) -> anyhow::Result<String> {
+    let stdout = child.stdout.take().context("piped stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(DEADLINE, async {
+        while let Some(line) = lines.next_line().await? {
+            if line.contains(needle) {
+                return Ok(line);
+            }
+        }
+        bail!("the process exited before printing {needle:?}")
+    })
+    .await
+    .context("the process did not start")??;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(line)
+}
+
+/// A raw HTTP/1.1 exchange: the status and the body as sent (not decoded).
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> anyhow::Result<(u16, Vec<u8>)> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    ));
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let split = memchr::memmem::find(&response, b"\r\n\r\n").context("no HTTP header end")?;
+    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no HTTP status")?;
+    let mut body = response[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    Ok((status, body))
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = memchr::memmem::find(body, b"\r\n") {
+        let size = std::str::from_utf8(&body[..eol])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+            .unwrap_or(0);
+        if size == 0 || body.len() < eol + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&body[eol + 2..eol + 2 + size]);
+        body = &body[(eol + 4 + size).min(body.len())..];
+    }
+    out
+}
+
+/// The page and everything it links, as a browser asking for
+/// `accept_encoding` gets them: bytes of the bodies.
+async fn first_load(addr: SocketAddr, accept_encoding: &str) -> anyhow::Result<u64> {
+    let accept = [("Accept-Encoding", accept_encoding)];
+    let (_, page) = http(addr, "GET", "/", &accept, "").await?;
+    let (_, html) = http(addr, "GET", "/", &[], "").await?;
+    let html = String::from_utf8_lossy(&html).into_owned();
+    let mut total = page.len() as u64;
+    for attribute in ["href=\"", "src=\""] {
+        for part in html.split(attribute).skip(1) {
+            let target = part.split('"').next().unwrap_or_default();
+            if !target.contains("://") && !target.is_empty() {
+                let path = format!("/{}", target.trim_start_matches('/'));
+                total += http(addr, "GET", &path, &accept, "").await?.1.len() as u64;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// A terminal client reading as fast as the link allows, acknowledging
+/// every frame.
+struct Client {
+    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+    inflater: Option<Inflater>,
+    raw: u64,
+    wire: u64,
+}
+
+/// What the client read next.
+enum Read {
+    Output(Vec<u8>),
+    Control(serde_json::Value),
+    Closed(String),
+}
+
+impl Client {
+    async fn attach(stack: &Stack, id: &str, deflate: bool) -> anyhow::Result<Self> {
+        let url = format!("ws://{}/ws/sessions/{id}?cols=80&rows=24", stack.addr);
+        let mut request = url.into_client_request()?;
+        let headers = request.headers_mut();
+        headers.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {KEY}"))?,
+        );
+        if deflate {
+            headers.insert("sec-websocket-protocol", HeaderValue::from_static(PROTOCOL));
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+        let mut client = Self {
+            socket,
+            inflater: deflate.then(Inflater::default),
+            raw: 0,
+            wire: 0,
+        };
+        client.type_text("PS1='re''ady> '\r").await?;
+        client.wait_for(PROMPT.as_bytes()).await?;
+        Ok(client)
+    }
+
+    async fn next(&mut self) -> anyhow::Result<Read> {
+        loop {
+            let message = match self.socket.next().await {
+                None => return Ok(Read::Closed("ended without a close frame".into())),
+                Some(Err(err)) => return Ok(Read::Closed(format!("failed: {err}"))),
+                Some(Ok(message)) => message,
+            };
+            match message {
+                Message::Binary(frame) => {
+                    self.wire += frame.len() as u64;
+                    let data = match &mut self.inflater {
+                        Some(inflater) => inflater.frame(&frame).map_err(anyhow::Error::msg)?,
+                        None => frame.to_vec(),
+                    };
+                    self.raw += data.len() as u64;
+                    let ack = serde_json::json!({"type": "ack", "bytes": self.raw}).to_string();
+                    self.socket.send(Message::text(ack)).await?;
+                    return Ok(Read::Output(data));
+                }
+                Message::Text(text) => return Ok(Read::Control(serde_json::from_str(&text)?)),
+                Message::Close(frame) => {
+                    let code = frame.map_or(0, |f| u16::from(f.code));
+                    // Sends the answer to the close, then sees the stream end.
+                    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+                        while let Some(Ok(_)) = self.socket.next().await {}
+                    });
+                    let how = match ended.await {
+                        Ok(()) => format!("closed with {code}, handshake answered"),
+                        Err(_) => format!("closed with {code}, the TCP stream stayed open"),
+                    };
+                    return Ok(Read::Closed(how));
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// Reads until the output contains `needle`.
+    async fn wait_for(&mut self, needle: &[u8]) -> anyhow::Result<()> {
+        let mut tail = Vec::new();
+        tokio::time::timeout(DEADLINE, async {
+            loop {
+                match self.next().await? {
+                    Read::Output(data) => {
+                        tail.extend_from_slice(&data);
+                        if memchr::memmem::find(&tail, needle).is_some() {
+                            return Ok(());
+                        }
+                        tail.drain(..tail.len().saturating_sub(needle.len()));
+                    }
+                    Read::Control(_) => {}
+                    Read::Closed(how) => bail!("the socket {how}"),
+                }
+            }
+        })
+        .await
+        .with_context(|| format!("no {:?}", String::from_utf8_lossy(needle)))?
+    }
+
+    async fn type_text(&mut self, text: &str) -> anyhow::Result<()> {
+        self.socket
+            .send(Message::binary(text.as_bytes().to_vec()))
+            .await?;
+        Ok(())
+    }
+}
+
+/// `cat` of the file, then `exit 3`: bytes delivered, exit, how it ended.
+async fn cat_and_exit(
+    stack: &Stack,
+    setup: &Setup,
+    file: &Path,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
+    let id = stack.create_session().await?;
+    let mut client = Client::attach(stack, &id, setup.deflate).await?;
+    client
+        .type_text(&format!("stty -echo; cat {}; exit 3\r", file.display()))
+        .await?;
+    let started = Instant::now();
+    let before = client.raw;
+    let end = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match client.next().await? {
+                Read::Control(value) if value["type"] == "exit" => {
+                    figures.cat_exit = value["code"] == 3;
+                }
+                Read::Closed(how) => return anyhow::Ok(how),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or(Ok("timed out".into()))?;
+    figures.cat_secs = started.elapsed().as_secs_f64();
+    // What the file printed, without the prompt's and echo's bytes around it.
+    figures.cat_delivered = client.raw.saturating_sub(before).min(figures.cat_expected);
+    figures.cat_end = end;
+    Ok(())
+}
+
+/// Ctrl+C after a while of `seq`: time to the prompt and bytes after it.
+async fn interrupt(
+    stack: &Stack,
+    setup: &Setup,
+    flood_secs: u64,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
+    let id = stack.create_session().await?;
+    let mut client = Client::attach(stack, &id, setup.deflate).await?;
+    client.type_text("stty -echo; seq 1 999999999\r").await?;
+    let flood = Instant::now() + Duration::from_secs(flood_secs);
+    while Instant::now() < flood {
+        if let Read::Closed(how) = client.next().await? {
+            figures.interrupt_failure = Some(format!("the socket {how} during the flood"));
+            return Ok(());
+        }
+    }
+    let (raw, wire) = (client.raw, client.wire);
+    let sent = Instant::now();
+    client.type_text("\x03").await?;
+    client.wait_for(PROMPT.as_bytes()).await?;
+    figures.interrupt = sent.elapsed();
+    figures.drained_raw = client.raw - raw;
+    figures.drained_wire = client.wire - wire;
+    Ok(())
+}
+
+/// `seq 1 lines`: bytes on the wire and bytes printed.
+async fn seq_wire(
+    stack: &Stack,
+    setup: &Setup,
+    lines: u64,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
+    let id = stack.create_session().await?;
+    let mut client = Client::attach(stack, &id, setup.deflate).await?;
+    client.type_text("stty -echo\r").await?;
+    client.wait_for(PROMPT.as_bytes()).await?;
+    let (raw, wire) = (client.raw, client.wire);
+    client
+        .type_text(&format!("seq 1 {lines}; echo seq''-end\r"))
+        .await?;
+    client.wait_for(b"seq-end").await?;
+    figures.seq_raw = client.raw - raw;
+    figures.seq_wire = client.wire - wire;
+    Ok(())
+}
