@@ -36,6 +36,8 @@ const KEY: &str = "bench-link-key-0b7d41c9e26a";
 const BROKER_TOKEN: &str = "bench-link-broker-token";
 /// Limit for any one step on the slow link.
 const DEADLINE: Duration = Duration::from_secs(120);
+/// Longest silence of a socket that should be sending.
+const QUIET_LIMIT: Duration = Duration::from_secs(30);
 /// The prompt the sessions' shell shows.
 const PROMPT: &str = "ready> ";
 
@@ -235,21 +237,47 @@ async fn measure(args: &Args) -> anyhow::Result<()> {
             cat_expected: size + lines,
             ..Figures::default()
         };
-        if let Err(err) = cat_and_exit(&stack, setup, &file, &mut figures).await {
+        let id = stack.create_session().await?;
+        if let Err(err) = cat_and_exit(&stack, &id, setup, &file, &mut figures).await {
             figures.cat_end = format!("failed: {err:#}");
         }
-        if let Err(err) = interrupt(&stack, setup, args.flood_secs, &mut figures).await {
+        stack.end_session(&id).await;
+        let id = stack.create_session().await?;
+        if let Err(err) = interrupt(&stack, &id, setup, args.flood_secs, &mut figures).await {
             figures.interrupt_failure = Some(format!("failed: {err:#}"));
         }
-        if let Err(err) = seq_wire(&stack, setup, args.seq_lines, &mut figures).await {
+        stack.end_session(&id).await;
+        let id = stack.create_session().await?;
+        if let Err(err) = seq_wire(&stack, &id, setup, args.seq_lines, &mut figures).await {
             figures.seq_failure = Some(format!("failed: {err:#}"));
         }
+        stack.end_session(&id).await;
         figures.first_load = first_load(stack.addr, setup.accept_encoding).await?;
         stack.stop().await;
+        print_figures(setup.name, &figures);
         results.push((setup.name, figures));
     }
     print_table(&results);
     Ok(())
+}
+
+/// One setup's figures, as soon as they are measured.
+fn print_figures(name: &str, f: &Figures) {
+    println!(
+        "{name}: cat {} of {} bytes, exit {}, {}; Ctrl+C {} ms, {} bytes after ({} wire) {}; seq {} wire for {} {}; first load {}",
+        f.cat_delivered,
+        f.cat_expected,
+        f.cat_exit,
+        f.cat_end,
+        f.interrupt.as_millis(),
+        f.drained_raw,
+        f.drained_wire,
+        f.interrupt_failure.as_deref().unwrap_or(""),
+        f.seq_wire,
+        f.seq_raw,
+        f.seq_failure.as_deref().unwrap_or(""),
+        f.first_load
+    );
 }
 
 fn print_table(results: &[(&str, Figures)]) {
@@ -417,6 +445,12 @@ impl Stack {
             .context("no session id")
     }
 
+    async fn end_session(&self, id: &str) {
+        let _ = self
+            .request("DELETE", &format!("/api/sessions/{id}"), "")
+            .await;
+    }
+
     async fn stop(mut self) {
         for child in [&mut self.gateway, &mut self.broker] {
             if let Some(pid) = child.id() {
@@ -571,7 +605,8 @@ impl Client {
 
     async fn next(&mut self) -> anyhow::Result<Read> {
         loop {
-            let message = match self.socket.next().await {
+            let next = tokio::time::timeout(QUIET_LIMIT, self.socket.next());
+            let message = match next.await.context("nothing came for 30 s")? {
                 None => return Ok(Read::Closed("ended without a close frame".into())),
                 Some(Err(err)) => return Ok(Read::Closed(format!("failed: {err}"))),
                 Some(Ok(message)) => message,
@@ -639,12 +674,12 @@ impl Client {
 /// `cat` of the file, then `exit 3`: bytes delivered, exit, how it ended.
 async fn cat_and_exit(
     stack: &Stack,
+    id: &str,
     setup: &Setup,
     file: &Path,
     figures: &mut Figures,
 ) -> anyhow::Result<()> {
-    let id = stack.create_session().await?;
-    let mut client = Client::attach(stack, &id, setup.deflate).await?;
+    let mut client = Client::attach(stack, id, setup.deflate).await?;
     client
         .type_text(&format!("stty -echo; cat {}; exit 3\r", file.display()))
         .await?;
@@ -673,12 +708,12 @@ async fn cat_and_exit(
 /// Ctrl+C after a while of `seq`: time to the prompt and bytes after it.
 async fn interrupt(
     stack: &Stack,
+    id: &str,
     setup: &Setup,
     flood_secs: u64,
     figures: &mut Figures,
 ) -> anyhow::Result<()> {
-    let id = stack.create_session().await?;
-    let mut client = Client::attach(stack, &id, setup.deflate).await?;
+    let mut client = Client::attach(stack, id, setup.deflate).await?;
     client.type_text("stty -echo; seq 1 999999999\r").await?;
     let flood = Instant::now() + Duration::from_secs(flood_secs);
     while Instant::now() < flood {
@@ -690,7 +725,10 @@ async fn interrupt(
     let (raw, wire) = (client.raw, client.wire);
     let sent = Instant::now();
     client.type_text("\x03").await?;
-    client.wait_for(PROMPT.as_bytes()).await?;
+    let prompt = client.wait_for(PROMPT.as_bytes());
+    tokio::time::timeout(QUIET_LIMIT, prompt)
+        .await
+        .context("no prompt within 30 s of the Ctrl+C")??;
     figures.interrupt = sent.elapsed();
     figures.drained_raw = client.raw - raw;
     figures.drained_wire = client.wire - wire;
@@ -700,12 +738,12 @@ async fn interrupt(
 /// `seq 1 lines`: bytes on the wire and bytes printed.
 async fn seq_wire(
     stack: &Stack,
+    id: &str,
     setup: &Setup,
     lines: u64,
     figures: &mut Figures,
 ) -> anyhow::Result<()> {
-    let id = stack.create_session().await?;
-    let mut client = Client::attach(stack, &id, setup.deflate).await?;
+    let mut client = Client::attach(stack, id, setup.deflate).await?;
     client.type_text("stty -echo\r").await?;
     client.wait_for(PROMPT.as_bytes()).await?;
     let (raw, wire) = (client.raw, client.wire);
