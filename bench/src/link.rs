@@ -107,7 +107,8 @@ impl Namespace {
         let name = namespace.name.as_str();
         let steps: [&[&str]; 3] = [
             &["ip", "netns", "add", name],
-            &["ip", "-n", name, "link", "set", "lo", "up"],
+            // Packets of an Ethernet link: tbf drops any packet larger than its burst.
+            &["ip", "-n", name, "link", "set", "lo", "mtu", "1500", "up"],
             &[
                 "tc", "-n", name, "qdisc", "add", "dev", "lo", "root", "tbf", "rate", rate,
                 "burst", "32kbit", "latency", "400ms",
@@ -231,7 +232,7 @@ async fn measure(args: &Args) -> anyhow::Result<()> {
         args.flood_secs
     );
     let mut results = Vec::new();
-    for setup in [&BASELINE, &CURRENT] {
+    for setup in [&CURRENT, &BASELINE] {
         let stack = Stack::start(&bins, setup.env).await?;
         let mut figures = Figures {
             cat_expected: size + lines,
@@ -252,7 +253,21 @@ async fn measure(args: &Args) -> anyhow::Result<()> {
             figures.seq_failure = Some(format!("failed: {err:#}"));
         }
         stack.end_session(&id).await;
-        figures.first_load = first_load(stack.addr, setup.accept_encoding).await?;
+        let load = tokio::time::timeout(QUIET_LIMIT, first_load(stack.addr, setup.accept_encoding));
+        figures.first_load = match load.await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(err)) => {
+                eprintln!("{}: first page load failed: {err:#}", setup.name);
+                0
+            }
+            Err(_) => {
+                eprintln!(
+                    "{}: the first page load got no answer within 30 s",
+                    setup.name
+                );
+                0
+            }
+        };
         stack.stop().await;
         print_figures(setup.name, &figures);
         results.push((setup.name, figures));
@@ -281,7 +296,7 @@ fn print_figures(name: &str, f: &Figures) {
 }
 
 fn print_table(results: &[(&str, Figures)]) {
-    let [(_, base), (_, now)] = results else {
+    let [(_, now), (_, base)] = results else {
         return;
     };
     println!();
