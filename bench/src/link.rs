@@ -121,7 +121,7 @@ impl Namespace {
             }
         }
         println!(
-            "namespace {name}: loopback shaped by `tbf rate {rate} burst 32kbit latency 400ms`"
+            "namespace {name}: loopback (MTU 1500) shaped by `tbf rate {rate} burst 32kbit latency 400ms`"
         );
         Ok(namespace)
     }
