@@ -167,15 +167,28 @@ async fn replay_of_a_plain_shell_matches_and_keeps_history() {
     else {
         panic!("replay first");
     };
-    replayed.process(&replay.scrollback);
+    // The replay is its scrollback then its screen, the rest of it in
+    // `Output` messages when it is larger than one message.
+    let mut whole = [replay.scrollback.as_ref(), replay.screen.as_ref()].concat();
+    while whole.len() < replay.scrollback.len() + replay.screen.len() + replay.continued as usize {
+        match stream.message().await.unwrap().and_then(|m| m.kind) {
+            Some(pb::attach_response::Kind::Output(output)) => {
+                assert_eq!(output.end_offset, replay.offset, "a piece of the replay");
+                whole.extend_from_slice(&output.data);
+            }
+            other => panic!("the replay continues before {other:?}"),
+        }
+    }
+    replayed.process(&whole);
+    assert_same_screen(&replayed, &first.screen);
     // At least the last 10,000 lines are kept.
-    let scrollback = String::from_utf8_lossy(&replay.scrollback);
+    let text = String::from_utf8_lossy(&whole);
     assert!(
-        scrollback.contains("history line 2000\r\n"),
+        text.contains("history line 2000\r\n"),
         "10,000 lines of history"
     );
-    assert!(scrollback.contains("history line 11970\r\n"));
-    assert!(replay.scrollback.len() <= (2 << 20) + 4096);
+    assert!(text.contains("history line 11970\r\n"));
+    assert!(whole.len() <= (2 << 20) + 2 * 4096);
 }
 
 /// The highest `line NNNNNN` number on a viewer's screen.

@@ -79,6 +79,7 @@ impl Session {
         let snapshot = state.caught_up_screen().snapshot();
         let (offset, cols, rows) = (state.offset, state.cols, state.rows);
         let (scrollback, screen, rest) = split_replay(snapshot.scrollback, snapshot.screen);
+        let continued = rest.iter().map(|piece| piece.len() as u64).sum();
         if let Some(v) = state.viewer(viewer) {
             v.restart_at(offset, rest);
         }
@@ -88,6 +89,7 @@ impl Session {
             offset,
             cols: u32::from(cols),
             rows: u32::from(rows),
+            continued,
         }))
     }
 

@@ -174,11 +174,23 @@ impl Viewer {
             acknowledge: flow_control,
         };
         let first = viewer.next().await.expect("a first message");
-        assert!(
-            matches!(first, pb::attach_response::Kind::Replay(_)),
-            "first message is a replay: {first:?}"
-        );
+        let pb::attach_response::Kind::Replay(replay) = first else {
+            panic!("first message is a replay: {first:?}");
+        };
+        viewer.finish_replay(replay.continued).await;
         viewer
+    }
+
+    /// Receives the rest of a replay sent in pieces.
+    async fn finish_replay(&mut self, mut continued: u64) {
+        while continued > 0 {
+            match self.next().await.expect("the rest of the replay") {
+                pb::attach_response::Kind::Output(output) => {
+                    continued -= output.data.len() as u64;
+                }
+                other => panic!("the replay continues before {other:?}"),
+            }
+        }
     }
 
     /// Receives and applies the next message.
@@ -209,6 +221,10 @@ impl Viewer {
                 if self.acknowledge {
                     self.ack(replay.offset).await;
                 }
+            }
+            pb::attach_response::Kind::Output(output) if output.end_offset == self.offset => {
+                // The rest of a replay: it ends where the replay does.
+                self.screen.process(&output.data);
             }
             pb::attach_response::Kind::Output(output) => {
                 self.screen.process(&output.data);
