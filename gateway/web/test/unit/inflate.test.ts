@@ -12,7 +12,7 @@ fakeLocation();
 class Deflater {
   private stream: DeflateRaw | null = null;
 
-  async frame(text: string): Promise<Uint8Array> {
+  async frame(text: string): Promise<Uint8Array<ArrayBuffer>> {
     const fresh = this.stream === null;
     const stream = (this.stream ??= createDeflateRaw());
     const raw = new TextEncoder().encode(text);
