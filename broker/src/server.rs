@@ -127,8 +127,7 @@ impl Broker {
         let config = Arc::new(config);
         let shutdown = CancellationToken::new();
         let metrics = Metrics::default();
-        let registry =
-            SessionRegistry::new(Arc::clone(&config), metrics.clone(), shutdown.clone());
+        let registry = SessionRegistry::new(Arc::clone(&config), metrics.clone(), shutdown.clone());
         let claude_home = config
             .claude_home
             .clone()

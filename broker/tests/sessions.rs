@@ -16,7 +16,10 @@ async fn echo_hello_round_trips() {
     assert!(session.pid > 0);
     let dir = std::path::Path::new(&session.cwd);
     // The folder is named by the id's first 8 characters, so a prompt fits a phone.
-    assert_eq!(dir, broker.root.path().join("sessions").join(&session.id[..8]));
+    assert_eq!(
+        dir,
+        broker.root.path().join("sessions").join(&session.id[..8])
+    );
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(dir).unwrap().permissions().mode() & 0o777,

@@ -46,8 +46,8 @@ use dispatch_proto::sync;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use broker::Broker;
 pub use binary::Cli;
+pub use broker::Broker;
 pub use config::Config;
 pub use public_url::PublicUrl;
 pub use state::AppState;

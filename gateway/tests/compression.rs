@@ -101,7 +101,10 @@ async fn offered_compression_decodes_to_the_exact_output_at_under_a_third_of_its
 
     let mut inflater = Inflater::default();
     let (output, wire, _) = read_seq(&mut socket, |frame| inflater.frame(frame).unwrap()).await;
-    eprintln!("{wire} bytes on the wire for {} bytes of output", output.len());
+    eprintln!(
+        "{wire} bytes on the wire for {} bytes of output",
+        output.len()
+    );
     let expected = seq_output(LINES);
     assert!(
         contains(&output, &expected),

@@ -15,8 +15,8 @@
 
 pub mod announce;
 pub mod conversations;
-pub mod launch;
 pub mod deflate_frames;
+pub mod launch;
 pub mod messages_api;
 pub mod process;
 pub mod prometheus;
