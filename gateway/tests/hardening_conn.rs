@@ -357,16 +357,19 @@ async fn session(gateway: &GatewayProc) -> (String, String) {
 
 #[tokio::test]
 async fn a_one_mib_input_frame_is_refused_by_the_gateway_with_1009() {
+    // The refusal comes from the frame's header, before its payload is read:
+    // only the header is sent, so no unread payload turns the gateway's close
+    // into a TCP reset.
     let broker = BrokerProc::start().await;
     let gateway = GatewayProc::start(&broker, &[]).await;
     let (cookie, id) = session(&gateway).await;
-    let mut terminal = Terminal::attach(&gateway, &cookie, &id, (80, 24)).await;
-    terminal
-        .socket
-        .send(Message::binary(vec![b'a'; 1 << 20]))
-        .await
-        .unwrap();
-    assert_eq!(terminal.wait_closed().await, Some(1009));
+    let frame = wsframe::encode(0x82, &vec![b'a'; 1 << 20], true);
+    let header = &frame[..2 + 8 + 4];
+    let terminal = format!("/ws/sessions/{id}?cols=80&rows=24");
+    assert_eq!(
+        close_code_after(&gateway, &cookie, &terminal, header).await,
+        1009
+    );
 }
 
 #[tokio::test]
