@@ -56,6 +56,9 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 pub const MAX_BINARY_FRAME: usize = 16 * 1024;
 /// How long a socket's compressor outlives its last frame.
 const DEFLATE_IDLE: Duration = Duration::from_secs(2);
+/// Bytes a socket writes in one go (its queue never empty) after which the
+/// allocator is asked to hand freed memory back once the queue empties.
+const HAND_BACK_AFTER: usize = 256 * 1024;
 /// Bytes charged for a control frame in the queue.
 const CONTROL_COST: usize = 256;
 /// How long a closing socket may go without progress (queued frames written,
@@ -380,6 +383,8 @@ async fn write_loop(
     let mut deflater: Option<Deflater> = None;
     let idle = tokio::time::sleep(DEFLATE_IDLE);
     tokio::pin!(idle);
+    // Bytes written since the queue was last empty.
+    let mut burst = 0;
     loop {
         let compressing = deflater.as_ref().is_some_and(Deflater::is_active);
         let outbound = tokio::select! {
@@ -390,6 +395,7 @@ async fn write_loop(
             }
             () = &mut idle, if compressing => {
                 deflater.as_mut().map(Deflater::release);
+                dispatch_proto::memory::hand_back_soon();
                 continue;
             }
         };
@@ -405,8 +411,14 @@ async fn write_loop(
                     (message, _) => message,
                 };
                 let sent = sink.send(message).await;
+                burst += cost;
                 if queued.fetch_sub(cost, Ordering::AcqRel) == cost {
                     drained.notify_one();
+                    if burst >= HAND_BACK_AFTER {
+                        // A replay or a flood went through: its buffers are free.
+                        dispatch_proto::memory::hand_back_soon();
+                    }
+                    burst = 0;
                 }
                 if sent.is_err() {
                     break;

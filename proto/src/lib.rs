@@ -5,13 +5,15 @@
 //! credentials that both ends derive from the broker token; [`limits`] the
 //! sizes both ends (and the web UI) agree on; [`input`] what counts as a
 //! user typing; [`time`] the wall clock both ends read; [`sync`] the way
-//! both take a standard lock; [`text`] what text shown to people may hold.
+//! both take a standard lock; [`text`] what text shown to people may hold;
+//! [`memory`] how both hand freed memory back after bursts.
 
 #![allow(clippy::all, missing_docs)]
 
 pub mod egress;
 pub mod input;
 pub mod limits;
+pub mod memory;
 pub mod sync;
 pub mod text;
 pub mod time;

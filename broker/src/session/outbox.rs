@@ -36,7 +36,7 @@ pub const MIN_WINDOW: u64 = 32 * 1024;
 /// (docs/protocol.md): the step assumed until a viewer shows its own.
 pub const MAX_ACK_STEP: u64 = 128 * 1024;
 /// Shortest interval over which a delivery rate is measured.
-const RATE_INTERVAL: Duration = Duration::from_millis(50);
+const RATE_INTERVAL: Duration = Duration::from_millis(100);
 /// Pending metadata/notice events kept per viewer.
 const MAX_VIEWER_EVENTS: usize = 64;
 
@@ -152,6 +152,11 @@ impl Viewer {
         self.last_ack = Instant::now();
         self.rate = DeliveryRate::new(offset);
         self.replay_rest = rest;
+    }
+
+    /// Whether pieces of the last replay are still to be sent.
+    pub(super) fn replaying(&self) -> bool {
+        !self.replay_rest.is_empty()
     }
 
     /// Records an acknowledgement of output up to `offset` (at most `current`).
@@ -278,8 +283,11 @@ pub(super) fn split_replay(scrollback: Bytes, screen: Bytes) -> (Bytes, Bytes, V
     }
 }
 
-/// A viewer's delivery rate, measured from its acknowledgements: rises at
-/// once to a faster measurement, falls smoothly.
+/// A viewer's delivery rate, measured from its acknowledgements over at
+/// least [`RATE_INTERVAL`]: rises half way to a faster measurement and falls
+/// a quarter of the way to a slower one, so one interval's burst of
+/// acknowledgements (ack granularity, a stalled then released TCP stream)
+/// does not open the window beyond what the link carries.
 struct DeliveryRate {
     since: Instant,
     acked_since: u64,
@@ -303,7 +311,7 @@ impl DeliveryRate {
         }
         let measured = acked.saturating_sub(self.acked_since) as f64 / elapsed.as_secs_f64();
         self.bytes_per_sec = if measured >= self.bytes_per_sec {
-            measured
+            (self.bytes_per_sec + measured) / 2.0
         } else {
             (self.bytes_per_sec * 3.0 + measured) / 4.0
         };
@@ -427,12 +435,20 @@ mod tests {
             acked_since: 0,
             bytes_per_sec: 0.0,
         };
-        // 500 KB in a second: 50 KB in 100 ms, plus the least window.
+        // 500 KB a second: the rate rises half way to it at each
+        // measurement (250 KB/s, then 375 KB/s), so one burst of
+        // acknowledgements does not open the window at once.
         viewer.rate.record(500_000, start + Duration::from_secs(1));
-        assert_eq!(viewer.window(time, 1 << 20), 50_000 + MIN_WINDOW);
-        assert_eq!(viewer.window(time, 40_000), 40_000);
-        // A slower second brings it down gradually.
-        viewer.rate.record(500_000, start + Duration::from_secs(2));
+        assert_eq!(viewer.window(time, 1 << 20), 25_000 + MIN_WINDOW);
+        viewer
+            .rate
+            .record(1_000_000, start + Duration::from_secs(2));
         assert_eq!(viewer.window(time, 1 << 20), 37_500 + MIN_WINDOW);
+        assert_eq!(viewer.window(time, 40_000), 40_000);
+        // A second without delivery brings it down a quarter of the way.
+        viewer
+            .rate
+            .record(1_000_000, start + Duration::from_secs(3));
+        assert_eq!(viewer.window(time, 1 << 20), 28_125 + MIN_WINDOW);
     }
 }

@@ -65,6 +65,7 @@ impl Session {
         }
         drop(state);
         self.wake_reader();
+        dispatch_proto::memory::hand_back_soon();
     }
 
     /// The next message for a viewer's stream.
@@ -74,12 +75,21 @@ impl Session {
             return Outgoing::Closed;
         };
         if !v.resync {
-            return v.next_message();
+            let replaying = v.replaying();
+            let message = v.next_message();
+            if replaying && !v.replaying() {
+                // The replay's last piece is out: its buffers are free.
+                dispatch_proto::memory::hand_back_soon();
+            }
+            return message;
         }
         let snapshot = state.caught_up_screen().snapshot();
         let (offset, cols, rows) = (state.offset, state.cols, state.rows);
         let (scrollback, screen, rest) = split_replay(snapshot.scrollback, snapshot.screen);
         let continued = rest.iter().map(|piece| piece.len() as u64).sum();
+        if continued == 0 {
+            dispatch_proto::memory::hand_back_soon();
+        }
         if let Some(v) = state.viewer(viewer) {
             v.restart_at(offset, rest);
         }
