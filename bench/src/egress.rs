@@ -11,21 +11,17 @@
 //! the broker whether the session runs) against a plain TCP connect.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use base64::Engine;
 use dispatch_proto::egress::EgressKey;
-use dispatch_testkit::{announce, launch};
+use dispatch_testkit::announce;
+
+use crate::stack::{Binaries, Stack, TOKEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::Child;
-
-const KEY: &str = "bench-key-4b7d2e91c6a0f358";
-const TOKEN: &str = "bench-broker-token-9e2c41d7";
-const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Options of the egress benchmark.
 #[derive(clap::Args)]
@@ -46,28 +42,22 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let gateway_bin = match &args.gateway_bin {
-        Some(bin) => bin.clone(),
-        None => std::env::current_exe()?.with_file_name("dispatch-gateway"),
-    };
-    let broker_bin = gateway_bin.with_file_name("dispatch-broker");
-    for bin in [&gateway_bin, &broker_bin] {
-        if !bin.exists() {
-            bail!(
-                "{} not found: build it (cargo build --release -p dispatch-gateway -p dispatch-broker)",
-                bin.display()
-            );
-        }
-    }
+    let bins = Binaries::find(args.gateway_bin.as_deref())?;
     let bytes = args.mb * 1_000_000;
     let server = serve_bytes(bytes).await?;
-    let stack = Stack::start(&gateway_bin, &broker_bin, server.port()).await?;
-    let session = stack.create_session().await?;
+    let env = [
+        ("EGRESS_LISTEN", "127.0.0.1:0".to_owned()),
+        ("EGRESS_ALLOW", "localhost".to_owned()),
+        ("EGRESS_PORTS", server.port().to_string()),
+    ];
+    let stack = Stack::start(&bins, &env, &[announce::GATEWAY_EGRESS]).await?;
+    let egress = announce::socket_addr(&stack.announced[0]).context("no egress address")?;
+    let session = stack.create_session_id().await?;
     let secret = EgressKey::derive(TOKEN).secret(&session);
     let credentials =
         base64::engine::general_purpose::STANDARD.encode(format!("{session}:{secret}"));
     let proxy = Proxy {
-        addr: stack.egress,
+        addr: egress,
         target: format!("localhost:{}", server.port()),
         authorization: format!("Basic {credentials}"),
     };
@@ -78,9 +68,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let (mut direct, mut proxied, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..args.rounds {
         direct.push(download(TcpStream::connect(server).await?, bytes).await?);
-        let before = cpu_seconds(stack.gateway.id().unwrap_or(0));
+        let before = cpu_seconds(stack.gateway_pid());
         proxied.push(download(proxy.open().await?, bytes).await?);
-        cpu.push(cpu_seconds(stack.gateway.id().unwrap_or(0)) - before);
+        cpu.push(cpu_seconds(stack.gateway_pid()) - before);
     }
     let (direct_median, proxied_median) = (percentile(&direct, 50.0), percentile(&proxied, 50.0));
     println!(
@@ -234,94 +224,4 @@ fn cpu_seconds(pid: u32) -> f64 {
             .unwrap_or(0)
     };
     (ticks(11) + ticks(12)) as f64 / 100.0
-}
-
-/// A broker and a gateway with its egress proxy, in a temporary folder.
-struct Stack {
-    broker: Child,
-    gateway: Child,
-    http: SocketAddr,
-    egress: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Stack {
-    async fn start(gateway_bin: &Path, broker_bin: &Path, port: u16) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let sessions = dir.path().join("sessions");
-        std::fs::create_dir(&sessions)?;
-        let socket = format!("unix:{}", dir.path().join("broker.sock").display());
-        let mut broker = launch::command(broker_bin)
-            .env("BROKER_LISTEN", &socket)
-            .env("BROKER_TOKEN", TOKEN)
-            .env("PTY_ROOT", &sessions)
-            .env("HOME", dir.path())
-            .env("SHELL", "/bin/sh")
-            .env("RUST_LOG", "error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", broker_bin.display()))?;
-        launch::announced(&mut broker, announce::BROKER_LISTENING, DEADLINE).await?;
-        let mut gateway = launch::command(gateway_bin)
-            .env("BROKER_URL", &socket)
-            .env("BROKER_TOKEN", TOKEN)
-            .env("TERMINAL_KEY", KEY)
-            .env("HOST", "127.0.0.1")
-            .env("PORT", "0")
-            .env("STATE_DIR", dir.path())
-            .env("EGRESS_LISTEN", "127.0.0.1:0")
-            .env("EGRESS_ALLOW", "localhost")
-            .env("EGRESS_PORTS", port.to_string())
-            .env("RUST_LOG", "error")
-            .env_remove("ENABLE_TUNNEL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", gateway_bin.display()))?;
-        let prefixes = [announce::GATEWAY_EGRESS, announce::GATEWAY_LISTENING];
-        let announced = launch::announced_all(&mut gateway, &prefixes, DEADLINE).await?;
-        let address = |rest: &String| {
-            announce::socket_addr(rest).with_context(|| format!("no address in {rest:?}"))
-        };
-        let (egress, http) = (address(&announced[0])?, address(&announced[1])?);
-        Ok(Self {
-            broker,
-            gateway,
-            http,
-            egress,
-            _dir: dir,
-        })
-    }
-
-    /// Creates a shell session; returns its id.
-    async fn create_session(&self) -> anyhow::Result<String> {
-        let mut stream = TcpStream::connect(self.http).await?;
-        let body = r#"{"mode":"shell"}"#;
-        let head = format!(
-            "POST /api/sessions HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.http,
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await?;
-        let json = response
-            .split_once("\r\n\r\n")
-            .map(|(_, body)| body)
-            .context("no HTTP body")?;
-        let session: serde_json::Value = serde_json::from_str(json)
-            .with_context(|| format!("creating a session: {response}"))?;
-        session["id"]
-            .as_str()
-            .map(str::to_owned)
-            .with_context(|| format!("creating a session: {response}"))
-    }
-
-    async fn stop(mut self) {
-        let _ = self.gateway.kill().await;
-        let _ = self.broker.kill().await;
-    }
 }

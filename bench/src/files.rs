@@ -4,22 +4,17 @@
 //! straight, in the same run; with the gateway's peak resident memory while
 //! it relays (it holds a few chunks, never the file).
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use dispatch_testkit::{announce, launch};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::Child;
 
-const KEY: &str = "bench-key-files-7c2e9a41d5b0";
-const TOKEN: &str = "bench-broker-token-files-3f81";
-const DEADLINE: Duration = Duration::from_secs(60);
+use crate::stack::{Binaries, KEY, Stack};
+
 const MIB: u64 = 1 << 20;
 
 /// Options of the files benchmark.
@@ -38,24 +33,15 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let gateway_bin = match &args.gateway_bin {
-        Some(bin) => bin.clone(),
-        None => std::env::current_exe()?.with_file_name("dispatch-gateway"),
-    };
-    let broker_bin = gateway_bin.with_file_name("dispatch-broker");
-    for bin in [&gateway_bin, &broker_bin] {
-        if !bin.exists() {
-            bail!(
-                "{} not found: build it (cargo build --release -p dispatch-gateway -p dispatch-broker)",
-                bin.display()
-            );
-        }
-    }
-    let stack = Stack::start(&gateway_bin, &broker_bin, args.mib).await?;
-    let (session, dir) = stack.create_session().await?;
+    let bins = Binaries::find(args.gateway_bin.as_deref())?;
+    let env = [("MAX_UPLOAD_BYTES", ((args.mib + 1) * MIB).to_string())];
+    let stack = Stack::start(&bins, &env, &[]).await?;
+    let session = stack.create_session().await?;
+    let dir = PathBuf::from(session["cwd"].as_str().context("no cwd")?);
+    let session = session["id"].as_str().context("no id")?.to_owned();
     let bytes = args.mib * MIB;
     let chunk: Vec<u8> = (0..MIB).map(|i| (i % 251) as u8).collect();
-    let pid = stack.gateway.id().unwrap_or(0);
+    let pid = stack.gateway_pid();
     println!(
         "session files: {} MiB per transfer, {} rounds; gateway RSS at rest {} MiB\n",
         args.mib,
@@ -71,8 +57,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         plain_read.push(read_file(&direct, bytes).await?);
         let sampler = Sampler::start(pid);
         let name = format!("uploaded-{round}.bin");
-        up.push(stack.upload(&session, &name, &chunk, bytes).await?);
-        down.push(stack.download(&session, &name, bytes).await?);
+        up.push(
+            Transfers(&stack)
+                .upload(&session, &name, &chunk, bytes)
+                .await?,
+        );
+        down.push(Transfers(&stack).download(&session, &name, bytes).await?);
         peak = peak.max(sampler.stop().await);
     }
     let median = |values: &mut Vec<f64>| {
@@ -172,67 +162,17 @@ impl Sampler {
     }
 }
 
-/// A broker and a gateway in front of it, in a temporary folder.
-struct Stack {
-    broker: Child,
-    gateway: Child,
-    http: SocketAddr,
-    _dir: tempfile::TempDir,
-}
+/// Transfers through the stack's file routes.
+struct Transfers<'a>(&'a Stack);
 
-impl Stack {
-    async fn start(gateway_bin: &Path, broker_bin: &Path, mib: u64) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let sessions = dir.path().join("sessions");
-        std::fs::create_dir(&sessions)?;
-        let socket = format!("unix:{}", dir.path().join("broker.sock").display());
-        let mut broker = launch::command(broker_bin)
-            .env("BROKER_LISTEN", &socket)
-            .env("BROKER_TOKEN", TOKEN)
-            .env("PTY_ROOT", &sessions)
-            .env("HOME", dir.path())
-            .env("SHELL", "/bin/sh")
-            .env("RUST_LOG", "error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", broker_bin.display()))?;
-        launch::announced(&mut broker, announce::BROKER_LISTENING, DEADLINE).await?;
-        let mut gateway = launch::command(gateway_bin)
-            .env("BROKER_URL", &socket)
-            .env("BROKER_TOKEN", TOKEN)
-            .env("TERMINAL_KEY", KEY)
-            .env("HOST", "127.0.0.1")
-            .env("PORT", "0")
-            .env("STATE_DIR", dir.path())
-            .env("MAX_UPLOAD_BYTES", ((mib + 1) * MIB).to_string())
-            .env("RUST_LOG", "error")
-            .env_remove("ENABLE_TUNNEL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", gateway_bin.display()))?;
-        let announced =
-            launch::announced(&mut gateway, announce::GATEWAY_LISTENING, DEADLINE).await?;
-        let http = announce::socket_addr(&announced)
-            .with_context(|| format!("no address in {announced:?}"))?;
-        Ok(Self {
-            broker,
-            gateway,
-            http,
-            _dir: dir,
-        })
-    }
-
+impl Transfers<'_> {
     /// Sends a request and reads the whole answer (HTTP/1.0: no chunking).
     async fn exchange(
         &self,
         head: &str,
         body: Option<(&[u8], u64)>,
     ) -> anyhow::Result<(String, u64)> {
-        let mut stream = TcpStream::connect(self.http).await?;
+        let mut stream = TcpStream::connect(self.0.http).await?;
         let _ = stream.set_nodelay(true);
         stream.write_all(head.as_bytes()).await?;
         if let Some((chunk, bytes)) = body {
@@ -255,29 +195,6 @@ impl Stack {
         Ok((head, drain(&mut stream).await?))
     }
 
-    /// Creates a shell session; its id and directory.
-    async fn create_session(&self) -> anyhow::Result<(String, PathBuf)> {
-        let body = r#"{"mode":"shell"}"#;
-        let head = format!(
-            "POST /api/sessions HTTP/1.0\r\nHost: {}\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.http,
-            body.len()
-        );
-        let mut stream = TcpStream::connect(self.http).await?;
-        stream.write_all(head.as_bytes()).await?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await?;
-        let json = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b)
-            .context("no body")?;
-        let session: serde_json::Value = serde_json::from_str(json)
-            .with_context(|| format!("creating a session: {response}"))?;
-        let id = session["id"].as_str().context("no id")?.to_owned();
-        let cwd = session["cwd"].as_str().context("no cwd")?;
-        Ok((id, PathBuf::from(cwd)))
-    }
-
     /// Uploads `bytes` of `chunk`; MB/s.
     async fn upload(
         &self,
@@ -289,7 +206,7 @@ impl Stack {
         let started = Instant::now();
         let head = format!(
             "PUT /api/sessions/{session}/files/content?path={name} HTTP/1.0\r\nHost: {}\r\nAuthorization: Bearer {KEY}\r\nContent-Length: {bytes}\r\n\r\n",
-            self.http
+            self.0.http
         );
         self.exchange(&head, Some((chunk, bytes))).await?;
         Ok(bytes as f64 / 1e6 / started.elapsed().as_secs_f64())
@@ -300,17 +217,12 @@ impl Stack {
         let started = Instant::now();
         let head = format!(
             "GET /api/sessions/{session}/files/content?path={name} HTTP/1.0\r\nHost: {}\r\nAuthorization: Bearer {KEY}\r\n\r\n",
-            self.http
+            self.0.http
         );
         let (_, received) = self.exchange(&head, None).await?;
         if received != bytes {
             bail!("downloaded {received} bytes of {bytes}");
         }
         Ok(bytes as f64 / 1e6 / started.elapsed().as_secs_f64())
-    }
-
-    async fn stop(mut self) {
-        let _ = self.gateway.kill().await;
-        let _ = self.broker.kill().await;
     }
 }

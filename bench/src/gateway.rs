@@ -24,7 +24,6 @@ use anyhow::{Context, bail};
 use dispatch_testkit::{announce, launch};
 use futures::{SinkExt, StreamExt};
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Child;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -262,17 +261,10 @@ impl Gateway {
         body: Option<serde_json::Value>,
     ) -> anyhow::Result<(u16, serde_json::Value)> {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut stream = TcpStream::connect(self.addr).await?;
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.addr,
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body.as_bytes()).await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        parse_response(&response)
+        let bearer = format!("Bearer {KEY}");
+        let headers = [("Authorization", bearer.as_str())];
+        let (status, body) = crate::stack::http(self.addr, method, path, &headers, &body).await?;
+        Ok((status, serde_json::from_slice(&body).unwrap_or_default()))
     }
 
     /// Creates a shell session; returns its id.
@@ -303,38 +295,6 @@ impl Gateway {
             let _ = tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await;
         }
     }
-}
-
-fn parse_response(response: &[u8]) -> anyhow::Result<(u16, serde_json::Value)> {
-    let split = memchr::memmem::find(response, b"\r\n\r\n").context("no HTTP header end")?;
-    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("no HTTP status")?;
-    let mut body = response[split + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        body = dechunk(&body);
-    }
-    let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    Ok((status, json))
-}
-
-fn dechunk(mut body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = memchr::memmem::find(body, b"\r\n") {
-        let size = std::str::from_utf8(&body[..eol])
-            .ok()
-            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
-            .unwrap_or(0);
-        if size == 0 || body.len() < eol + 2 + size {
-            break;
-        }
-        out.extend_from_slice(&body[eol + 2..eol + 2 + size]);
-        body = &body[(eol + 4 + size).min(body.len())..];
-    }
-    out
 }
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;

@@ -18,22 +18,19 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
 
 use anyhow::{Context, bail};
-use dispatch_testkit::announce;
 use dispatch_testkit::deflate_frames::{Inflater, PROTOCOL};
 use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-const KEY: &str = "bench-link-key-0b7d41c9e26a";
-const BROKER_TOKEN: &str = "bench-link-broker-token";
+use crate::stack::{Binaries, KEY, Stack, http};
+
 /// Limit for any one step on the slow link.
 const DEADLINE: Duration = Duration::from_secs(120);
 /// Longest silence of a socket that should be sending.
@@ -237,13 +234,11 @@ const CURRENT: Setup = Setup {
 };
 
 async fn measure(args: &Args) -> anyhow::Result<()> {
-    let bins = match &args.bin_dir {
-        Some(dir) => dir.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("the executable's directory")?
-            .to_path_buf(),
-    };
+    let gateway = args
+        .bin_dir
+        .as_ref()
+        .map(|dir| dir.join("dispatch-gateway"));
+    let bins = Binaries::find(gateway.as_deref())?;
     let work = tempfile::tempdir()?;
     let file = work.path().join("cat.txt");
     let lines = write_text(&file, args.cat_mb * 1_000_000)?;
@@ -261,28 +256,32 @@ async fn measure(args: &Args) -> anyhow::Result<()> {
         &[&CURRENT, &BASELINE]
     };
     for setup in setups {
-        let stack = Stack::start(&bins, setup.env).await?;
+        let mut env: Vec<_> = setup.env.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        if let Ok(log) = std::env::var("LINK_LOG") {
+            env.push(("RUST_LOG", log));
+        }
+        let stack = Stack::start(&bins, &env, &[]).await?;
         let mut figures = Figures {
             cat_expected: size + lines,
             ..Figures::default()
         };
-        let id = stack.create_session().await?;
+        let id = stack.create_session_id().await?;
         if let Err(err) = cat_and_exit(&stack, &id, setup, &file, &mut figures).await {
             figures.cat_end = format!("failed: {err:#}");
         }
         stack.end_session(&id).await;
-        let id = stack.create_session().await?;
+        let id = stack.create_session_id().await?;
         let rounds = (args.flood_secs, args.interrupts.max(1));
         if let Err(err) = interrupt(&stack, &id, setup, rounds, &mut figures).await {
             figures.interrupt_failure = Some(format!("failed: {err:#}"));
         }
         stack.end_session(&id).await;
-        let id = stack.create_session().await?;
+        let id = stack.create_session_id().await?;
         if let Err(err) = seq_wire(&stack, &id, setup, args.seq_lines, &mut figures).await {
             figures.seq_failure = Some(format!("failed: {err:#}"));
         }
         stack.end_session(&id).await;
-        let load = tokio::time::timeout(QUIET_LIMIT, first_load(stack.addr, setup.accept_encoding));
+        let load = tokio::time::timeout(QUIET_LIMIT, first_load(stack.http, setup.accept_encoding));
         figures.first_load = match load.await {
             Ok(Ok(bytes)) => bytes,
             Ok(Err(err)) => {
@@ -415,191 +414,6 @@ fn write_text(path: &Path, size: u64) -> anyhow::Result<u64> {
     Ok(lines)
 }
 
-/// A broker and a gateway in temporary folders.
-struct Stack {
-    broker: Child,
-    gateway: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Stack {
-    async fn start(bins: &Path, env: &[(&str, &str)]) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let home = dir.path().join("home");
-        let sessions = dir.path().join("sessions");
-        std::fs::create_dir(&home)?;
-        std::fs::create_dir(&sessions)?;
-        let url = format!("unix:{}", dir.path().join("broker.sock").display());
-        let mut broker = Command::new(bins.join("dispatch-broker"));
-        broker
-            .env("BROKER_LISTEN", &url)
-            .env("BROKER_TOKEN", BROKER_TOKEN)
-            .env("PTY_ROOT", &sessions)
-            .env("HOME", &home)
-            .env("SHELL", "/bin/sh")
-            .env("RUST_LOG", "error");
-        let mut broker = spawn_with(broker, env)?;
-        first_line_with(&mut broker, announce::BROKER_LISTENING).await?;
-        let mut gateway = Command::new(bins.join("dispatch-gateway"));
-        gateway
-            .env("BROKER_URL", &url)
-            .env("BROKER_TOKEN", BROKER_TOKEN)
-            .env_remove("ENABLE_TUNNEL")
-            .env("HOST", "127.0.0.1")
-            .env("PORT", "0")
-            .env("TERMINAL_KEY", KEY)
-            .env("STATE_DIR", dir.path().join("state"))
-            .env("HOME", &home)
-            .env(
-                "RUST_LOG",
-                std::env::var("LINK_LOG").unwrap_or_else(|_| "error".into()),
-            );
-        let mut gateway = spawn_with(gateway, env)?;
-        let line = first_line_with(&mut gateway, "listening on http://").await?;
-        let addr = line
-            .rsplit("http://")
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .parse()
-            .with_context(|| format!("no address in {line:?}"))?;
-        Ok(Self {
-            broker,
-            gateway,
-            addr,
-            _dir: dir,
-        })
-    }
-
-    /// One HTTP/1.1 request with the bearer key: the status and the body.
-    async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        body: &str,
-    ) -> anyhow::Result<(u16, Vec<u8>)> {
-        http(
-            self.addr,
-            method,
-            path,
-            &[("Authorization", &format!("Bearer {KEY}"))],
-            body,
-        )
-        .await
-    }
-
-    async fn create_session(&self) -> anyhow::Result<String> {
-        let body = serde_json::json!({"mode": "shell", "cols": 80, "rows": 24}).to_string();
-        let (status, body) = self.request("POST", "/api/sessions", &body).await?;
-        let session: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        if status != 201 {
-            bail!("creating a session: {status} {session}");
-        }
-        session["id"]
-            .as_str()
-            .map(str::to_owned)
-            .context("no session id")
-    }
-
-    async fn end_session(&self, id: &str) {
-        let _ = self
-            .request("DELETE", &format!("/api/sessions/{id}"), "")
-            .await;
-    }
-
-    async fn stop(mut self) {
-        for child in [&mut self.gateway, &mut self.broker] {
-            if let Some(pid) = child.id() {
-                let pid = nix::unistd::Pid::from_raw(pid as i32);
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-                let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
-            }
-        }
-    }
-}
-
-fn spawn_with(mut command: Command, env: &[(&str, &str)]) -> anyhow::Result<Child> {
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting a dispatch binary")
-}
-
-async fn first_line_with(child: &mut Child, needle: &str) -> anyhow::Result<String> {
-    let stdout = child.stdout.take().context("piped stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(DEADLINE, async {
-        while let Some(line) = lines.next_line().await? {
-            if line.contains(needle) {
-                return Ok(line);
-            }
-        }
-        bail!("the process exited before printing {needle:?}")
-    })
-    .await
-    .context("the process did not start")??;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(line)
-}
-
-/// A raw HTTP/1.1 exchange: the status and the body as sent (not decoded).
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> anyhow::Result<(u16, Vec<u8>)> {
-    let mut stream = TcpStream::connect(addr).await?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str(&format!(
-        "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    ));
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await?;
-    let split = memchr::memmem::find(&response, b"\r\n\r\n").context("no HTTP header end")?;
-    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("no HTTP status")?;
-    let mut body = response[split + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        body = dechunk(&body);
-    }
-    Ok((status, body))
-}
-
-fn dechunk(mut body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = memchr::memmem::find(body, b"\r\n") {
-        let size = std::str::from_utf8(&body[..eol])
-            .ok()
-            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
-            .unwrap_or(0);
-        if size == 0 || body.len() < eol + 2 + size {
-            break;
-        }
-        out.extend_from_slice(&body[eol + 2..eol + 2 + size]);
-        body = &body[(eol + 4 + size).min(body.len())..];
-    }
-    out
-}
-
 /// The page and everything it links, as a browser asking for
 /// `accept_encoding` gets them: bytes of the bodies.
 async fn first_load(addr: SocketAddr, accept_encoding: &str) -> anyhow::Result<u64> {
@@ -638,7 +452,7 @@ enum Read {
 
 impl Client {
     async fn attach(stack: &Stack, id: &str, deflate: bool) -> anyhow::Result<Self> {
-        let url = format!("ws://{}/ws/sessions/{id}?cols=80&rows=24", stack.addr);
+        let url = format!("ws://{}/ws/sessions/{id}?cols=80&rows=24", stack.http);
         let mut request = url.into_client_request()?;
         let headers = request.headers_mut();
         headers.insert(

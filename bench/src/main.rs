@@ -9,6 +9,7 @@ mod files;
 mod gateway;
 mod link;
 mod pages;
+mod stack;
 
 use clap::{Parser, Subcommand};
 
