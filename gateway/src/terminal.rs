@@ -59,11 +59,6 @@ impl TerminalRequest {
     }
 }
 
-/// Runs one terminal socket until it closes.
-pub async fn run(socket: WebSocket, state: Arc<AppState>, request: TerminalRequest) {
-    run_with(socket, state, request, false).await
-}
-
 /// Runs one terminal socket until it closes; with `deflate`, output frames
 /// are compressed (the client negotiated `ws::DEFLATE_PROTOCOL`).
 pub async fn run_with(

@@ -3,7 +3,9 @@
 //! opens no other route (a walk of the route table) and no other share;
 //! revocation closes its socket with 4401; links expire, are bounded, die
 //! with their session and with a key change, survive a restart under the
-//! same key; wrong secrets spend the failure budget that wrong keys spend.
+//! same key; wrong secrets spend the failure budget that wrong keys spend;
+//! a viewer offering `dispatch.deflate-raw` gets compressed output, as the
+//! owner's terminal socket does, unless `TERMINAL_COMPRESSION=false`.
 
 mod common;
 
@@ -11,8 +13,12 @@ use std::time::Duration;
 
 use common::*;
 use dispatch_gateway::routes::{Audience, ROUTES};
+use dispatch_testkit::deflate_frames::{Inflater, PROTOCOL};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 /// A share link as its creator got it.
 struct Link {
@@ -99,6 +105,33 @@ async fn watch(gateway: &GatewayProc, id: &str, cookie: &str) -> Terminal {
     let first = terminal.next_control().await;
     assert_eq!(first["type"], "attached", "first message: {first}");
     terminal
+}
+
+/// Opens a share's terminal socket offering the compression subprotocol;
+/// the socket and the subprotocol the gateway selected.
+async fn watch_offering_compression(
+    gateway: &GatewayProc,
+    id: &str,
+    cookie: &str,
+) -> Result<(Socket, Option<String>), tungstenite::Error> {
+    let path = format!("/api/shares/{id}/terminal");
+    let mut request = gateway.ws_url(&path).into_client_request().unwrap();
+    let origin = format!("http://{}", gateway.addr);
+    let offer = format!("other.protocol, {PROTOCOL}");
+    for (name, value) in [
+        ("cookie", cookie),
+        ("origin", &origin),
+        ("sec-websocket-protocol", &offer),
+    ] {
+        let value = HeaderValue::from_str(value).unwrap();
+        request.headers_mut().insert(name, value);
+    }
+    let (socket, response) = tokio_tungstenite::connect_async(request).await?;
+    let chosen = response
+        .headers()
+        .get("sec-websocket-protocol")
+        .map(|v| v.to_str().unwrap().to_owned());
+    Ok((socket, chosen))
 }
 
 /// The next `error` control message's text.
@@ -456,4 +489,97 @@ async fn wrong_share_secrets_spend_the_login_budget() {
         .await
         .unwrap();
     assert_eq!(login.status(), 429);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_share_viewer_offering_compression_gets_it_and_decodes_the_owners_output() {
+    const LINES: u64 = 20_000;
+    let broker = BrokerProc::start().await;
+    let gateway = GatewayProc::start(&broker, &[]).await;
+    let owner_cookie = login(&gateway).await;
+    let session = create_session(&gateway, &owner_cookie, json!({})).await;
+    let id = session["id"].as_str().unwrap();
+    let mut owner = Terminal::attach(&gateway, &owner_cookie, id, (80, 24)).await;
+    let link = create_share(&gateway, &owner_cookie, id, json!({})).await;
+    let (cookie, _) = share_cookie(&gateway, &link).await;
+    let (socket, chosen) = watch_offering_compression(&gateway, &link.id, &cookie)
+        .await
+        .expect("share terminal upgrade");
+    assert_eq!(chosen.as_deref(), Some(PROTOCOL));
+    let mut viewer = Terminal::over(socket);
+    for expected in ["attached", "reset"] {
+        let control = viewer.next_control().await;
+        assert_eq!(control["type"], expected, "{control}");
+    }
+
+    owner
+        .type_text(&format!("stty -echo; seq 1 {LINES}; echo seq-''done\r"))
+        .await;
+    // The viewer decodes every frame in order and acknowledges decoded bytes,
+    // while the owner reads (and acknowledges) its own copy.
+    let watched = async {
+        let mut inflater = Inflater::default();
+        let (mut output, mut wire, mut acked) = (Vec::new(), 0, 0);
+        while !contains(&output, b"seq-done") {
+            match viewer.next_event(DEADLINE).await {
+                Some(Event::Output(frame)) => {
+                    wire += frame.len();
+                    output.extend(inflater.frame(&frame).expect("a well-formed frame"));
+                    if output.len() - acked >= 32 * 1024 {
+                        acked = output.len();
+                        viewer.control(json!({"type": "ack", "bytes": acked})).await;
+                    }
+                }
+                Some(Event::Control(control)) => {
+                    assert_ne!(
+                        control["type"], "reset",
+                        "the viewer was not resynchronised"
+                    )
+                }
+                other => panic!("the viewer's socket gave {other:?}"),
+            }
+        }
+        (output, wire)
+    };
+    let ((output, wire), ()) = tokio::join!(watched, owner.wait_for("seq-done"));
+    let expected: Vec<u8> = (1..=LINES)
+        .flat_map(|n| format!("{n}\r\n").into_bytes())
+        .collect();
+    assert!(
+        contains(&output, &expected),
+        "the decoded output holds every line of seq, byte for byte"
+    );
+    assert!(
+        wire * 2 <= output.len(),
+        "{wire} bytes on the wire for {} decoded bytes",
+        output.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_compression_off_a_share_viewer_agrees_no_subprotocol() {
+    let broker = BrokerProc::start().await;
+    let gateway = GatewayProc::start(&broker, &[("TERMINAL_COMPRESSION", "false")]).await;
+    let owner_cookie = login(&gateway).await;
+    let session = create_session(&gateway, &owner_cookie, json!({})).await;
+    let id = session["id"].as_str().unwrap();
+    let mut owner = Terminal::attach(&gateway, &owner_cookie, id, (80, 24)).await;
+    let link = create_share(&gateway, &owner_cookie, id, json!({})).await;
+    let (cookie, _) = share_cookie(&gateway, &link).await;
+    // The client offered only subprotocols none of which was selected: it
+    // refuses the handshake, as RFC 6455 lets it.
+    let refused = watch_offering_compression(&gateway, &link.id, &cookie).await;
+    assert!(
+        matches!(
+            refused,
+            Err(tungstenite::Error::Protocol(
+                ProtocolError::SecWebSocketSubProtocolError(SubProtocolError::NoSubProtocol)
+            ))
+        ),
+        "{refused:?}"
+    );
+    // A viewer that offers nothing watches raw output.
+    let mut viewer = watch(&gateway, &link.id, &cookie).await;
+    owner.type_text("echo raw-$((6*7))\r").await;
+    viewer.wait_for("raw-42").await;
 }

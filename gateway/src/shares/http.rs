@@ -125,12 +125,13 @@ pub async fn page(state: &AppState, request: &ApiRequest) -> Result<Response, Ap
     json(StatusCode::OK, &view(&link, &session))
 }
 
-/// `GET /api/shares/{share}/terminal`: the read-only terminal WebSocket.
+/// `GET /api/shares/{share}/terminal`: the read-only terminal WebSocket,
+/// with compressed output (`dispatch.deflate-raw`) when offered and allowed.
 pub async fn upgrade_terminal(
     state: &Arc<AppState>,
     request: &mut ApiRequest,
 ) -> Result<Response, ApiError> {
-    let Some(ws) = request.ws.take() else {
+    let Some(mut ws) = request.ws.take() else {
         return Err(ApiError::bad_request("expected a WebSocket upgrade"));
     };
     let link = viewed_link(state, request)?;
@@ -142,12 +143,13 @@ pub async fn upgrade_terminal(
         credential: request.credential.clone().expect("authenticated"),
         request_id: request.id.clone(),
     };
+    let deflate = ws.negotiate_deflate(state.config.terminal_compression);
     let state = state.clone();
     Ok(ws.accept(move |socket| {
         let sockets = state.sockets.clone();
         let viewer = state.shares.viewer(&link.id);
         sockets.track_future(async move {
-            crate::terminal::run(socket, state, terminal).await;
+            crate::terminal::run_with(socket, state, terminal, deflate).await;
             drop(viewer);
         })
     }))

@@ -4,6 +4,11 @@
 //! and dropped from the address bar. The page draws the PTY's size with a
 //! font that fits the screen's width (desktop and phone alike), accepts no
 //! input, and says whose session it is and that it is read-only.
+//!
+//! Output is compressed when the browser can decode it and the gateway
+//! agrees (the `dispatch.deflate-raw` subprotocol, see `inflate.ts`), as on
+//! the owner's terminal: frames are decoded one after another and every
+//! message is handled in arrival order; acknowledgements count decoded bytes.
 
 import '@xterm/xterm/css/xterm.css';
 import '../styles/app.css';
@@ -13,6 +18,7 @@ import { Terminal } from '@xterm/xterm';
 import { ApiError, socketUrl } from '../app/api';
 import { h } from '../app/dom';
 import { currentScheme } from '../app/theme';
+import { DEFLATE_PROTOCOL, FrameInflater, deflateSupported } from '../terminals/inflate';
 import { FONT_FAMILY } from '../terminals/pane';
 import { CloseCode, ProtocolError, decodeServerMessage, encodeClientMessage } from '../terminals/protocol';
 import { terminalTheme } from '../terminals/themes';
@@ -48,6 +54,10 @@ class SharePage {
   private acked = 0;
   private ended = false;
   private retryDelay = 1000;
+  /** The decoder of the open socket's compressed output, if it is compressed. */
+  private inflater: FrameInflater | null = null;
+  /** The end of the open socket's messages queued behind decoding. */
+  private pending: Promise<void> = Promise.resolve();
 
   constructor(root: HTMLElement) {
     const badge = h('span', { class: 'share-badge', testid: 'share-read-only', text: 'Read-only' });
@@ -103,18 +113,61 @@ class SharePage {
   private connect(): void {
     const view = this.view;
     if (!view) return;
-    const socket = new WebSocket(socketUrl(view.socket));
+    this.closeInflater();
+    const protocols = deflateSupported() ? [DEFLATE_PROTOCOL] : [];
+    const socket = new WebSocket(socketUrl(view.socket), protocols);
     socket.binaryType = 'arraybuffer';
     this.received = 0;
     this.acked = 0;
-    socket.onmessage = (event) => this.message(socket, event.data as string | ArrayBuffer);
-    socket.onclose = (event) => this.closed(event.code);
+    socket.onopen = () => {
+      this.closeInflater();
+      if (socket.protocol === DEFLATE_PROTOCOL) this.inflater = new FrameInflater();
+    };
+    socket.onmessage = (event) => this.arrived(socket, event.data as string | ArrayBuffer);
+    socket.onclose = (event) => {
+      this.closeInflater();
+      this.closed(event.code);
+    };
   }
 
-  private message(socket: WebSocket, data: string | ArrayBuffer): void {
+  private closeInflater(): void {
+    this.inflater?.close();
+    this.inflater = null;
+    this.pending = Promise.resolve();
+  }
+
+  /** A message as it arrives: handled at once, or queued behind decoding. */
+  private arrived(socket: WebSocket, data: string | ArrayBuffer): void {
+    const inflater = this.inflater;
+    if (inflater === null) {
+      this.message(socket, data);
+      return;
+    }
+    this.pending = this.pending.then(async () => {
+      if (this.inflater !== inflater) return;
+      if (typeof data === 'string') {
+        this.message(socket, data);
+        return;
+      }
+      let bytes: Uint8Array;
+      try {
+        bytes = await inflater.inflate(new Uint8Array(data));
+      } catch {
+        if (this.inflater !== inflater) return;
+        // Unreadable output: start over on a fresh socket (its replay
+        // redraws the screen).
+        this.closeInflater();
+        socket.close();
+        return;
+      }
+      if (this.inflater === inflater) this.message(socket, bytes);
+    });
+  }
+
+  private message(socket: WebSocket, data: string | ArrayBuffer | Uint8Array): void {
     const term = this.terminal();
     if (typeof data !== 'string') {
-      const bytes = new Uint8Array(data);
+      const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
       term.write(bytes, () => this.written(socket, bytes.length));
       return;
     }

@@ -1,7 +1,9 @@
 // End-to-end test of read-only share links: the owner makes a link from the
 // toolbar's share dialog, a second browser context without the key opens it,
 // sees the session live and read-only on desktop and on a phone, types in
-// vain, and is disconnected when the owner revokes the link. A real gateway
+// vain, watches compressed output (the dispatch.deflate-raw subprotocol, as
+// the owner's terminal has it) decode to what was printed, and is
+// disconnected when the owner revokes the link. A real gateway
 // and broker, Debian's Chromium driven by playwright-core; screenshots in
 // artifacts/web/.
 import { after, before, describe, test } from 'node:test';
@@ -134,6 +136,49 @@ describe('read-only share links', { timeout: 600_000 }, () => {
     const scrollWidth = await phone.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(scrollWidth <= PHONE.width, `the page itself does not scroll sideways: ${scrollWidth}`);
     await phone.screenshot({ path: join(ensureArtifacts(), 'share-page-phone.png') });
+  });
+
+  test('the share page asks for compressed output and shows it decoded', TEST, async () => {
+    const viewer = await viewerPage();
+    // The subprotocol the gateway selected, from the handshake's answer.
+    const cdp = await viewer.context().newCDPSession(viewer);
+    await cdp.send('Network.enable');
+    const selected: (string | undefined)[] = [];
+    cdp.on('Network.webSocketHandshakeResponseReceived', ({ response }) => {
+      const name = Object.keys(response.headers).find((header) => header.toLowerCase() === 'sec-websocket-protocol');
+      selected.push(name === undefined ? undefined : response.headers[name]);
+    });
+    const frames: Buffer[] = [];
+    viewer.on('websocket', (socket) => {
+      if (!socket.url().includes('/api/shares/')) return;
+      socket.on('framereceived', (frame) => {
+        if (typeof frame.payload !== 'string') frames.push(frame.payload);
+      });
+    });
+    await viewer.goto(link);
+    await waitForShown(viewer, 'after-9');
+    assert.deepEqual(selected, ['dispatch.deflate-raw']);
+
+    const lines = 20_000;
+    frames.length = 0;
+    await run(owner, `seq 1 ${lines}; echo seq-''finished`);
+    await waitForShown(viewer, 'seq-finished');
+    const shown = await shownText(viewer);
+    assert.match(shown, new RegExp(`(^|\\n)${lines - 2}\\s*\\n${lines - 1}\\s*\\n${lines}\\s*\\nseq-finished`), shown);
+    let wire = 0;
+    let decoded = 0;
+    for (const frame of frames) {
+      assert.ok(frame.length >= 5 && frame[0] <= 1, 'every output frame has the compressed header');
+      wire += frame.length;
+      decoded += frame.readUInt32BE(1);
+    }
+    let printed = 0;
+    for (let n = 1; n <= lines; n++) printed += String(n).length + 2;
+    assert.ok(decoded >= printed, `${decoded} decoded bytes for ${printed} printed`);
+    assert.ok(wire * 2 <= decoded, `${wire} bytes on the wire for ${decoded} decoded`);
+    // What the next test's viewer expects on the screen.
+    await run(owner, 'clear; echo after-$((3*3))');
+    await waitForShown(viewer, 'after-9');
   });
 
   test('revoking the link disconnects its viewers at once', TEST, async () => {
