@@ -89,7 +89,6 @@ pub async fn run_with(
         let (code, reason) = bridge.serve(&mut stream).await;
         tracing::info!(code, reason, "terminal closed");
         bridge.outbox.close_reading(code, reason, &mut stream).await;
-        dispatch_proto::memory::hand_back_soon();
     }
     .instrument(span)
     .await

@@ -441,6 +441,8 @@ async fn write_loop(
     rx.close();
     queued.store(0, Ordering::Release);
     drained.notify_one();
+    // What the socket's buffers and its client's task held is freed now.
+    dispatch_proto::memory::hand_back_soon();
 }
 
 /// The close code and reason for a receive error: 1009 for a message over

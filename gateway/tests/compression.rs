@@ -9,9 +9,7 @@ mod common;
 use common::*;
 use dispatch_testkit::deflate_frames::{Inflater, PROTOCOL};
 use futures::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError};
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 /// Lines the session prints: about 1.3 MB through the PTY.
@@ -19,39 +17,9 @@ const LINES: u64 = 200_000;
 /// Largest binary frame the gateway sends.
 const MAX_FRAME: usize = 16 * 1024;
 
-/// Opens a terminal socket offering `protocol`; the handshake's answer.
-async fn connect(
-    gateway: &GatewayProc,
-    cookie: &str,
-    id: &str,
-    protocol: Option<&str>,
-) -> Result<(Socket, Option<String>), tungstenite::Error> {
-    let path = format!("/ws/sessions/{id}?cols=80&rows=24");
-    let mut request = gateway.ws_url(&path).into_client_request().unwrap();
-    let headers = request.headers_mut();
-    headers.insert("cookie", HeaderValue::from_str(cookie).unwrap());
-    let origin = format!("http://{}", gateway.addr);
-    headers.insert("origin", HeaderValue::from_str(&origin).unwrap());
-    if let Some(protocol) = protocol {
-        let offer = format!("other.protocol, {protocol}");
-        headers.insert(
-            "sec-websocket-protocol",
-            HeaderValue::from_str(&offer).unwrap(),
-        );
-    }
-    let (socket, response) = tokio_tungstenite::connect_async(request).await?;
-    let chosen = response
-        .headers()
-        .get("sec-websocket-protocol")
-        .map(|v| v.to_str().unwrap().to_owned());
-    Ok((socket, chosen))
-}
-
-/// What `seq 1 lines` prints through a PTY.
-fn seq_output(lines: u64) -> Vec<u8> {
-    (1..=lines)
-        .flat_map(|n| format!("{n}\r\n").into_bytes())
-        .collect()
+/// The terminal socket of session `id` at 80x24.
+fn terminal_path(id: &str) -> String {
+    format!("/ws/sessions/{id}?cols=80&rows=24")
 }
 
 /// Runs `seq` and reads until its last line, acknowledging decoded bytes;
@@ -94,9 +62,10 @@ async fn offered_compression_decodes_to_the_exact_output_at_under_a_third_of_its
     let cookie = login(&gateway).await;
     let session = create_session(&gateway, &cookie, serde_json::json!({})).await;
     let id = session["id"].as_str().unwrap();
-    let (mut socket, chosen) = connect(&gateway, &cookie, id, Some(PROTOCOL))
-        .await
-        .unwrap();
+    let (mut socket, chosen) =
+        ws_connect_offering(&gateway, &terminal_path(id), &cookie, Some(PROTOCOL))
+            .await
+            .unwrap();
     assert_eq!(chosen.as_deref(), Some(PROTOCOL));
 
     let mut inflater = Inflater::default();
@@ -124,7 +93,9 @@ async fn without_the_offer_or_with_compression_off_frames_are_raw_and_small() {
     let cookie = login(&gateway).await;
     let session = create_session(&gateway, &cookie, serde_json::json!({})).await;
     let id = session["id"].as_str().unwrap();
-    let (mut socket, chosen) = connect(&gateway, &cookie, id, None).await.unwrap();
+    let (mut socket, chosen) = ws_connect_offering(&gateway, &terminal_path(id), &cookie, None)
+        .await
+        .unwrap();
     assert_eq!(chosen, None);
     let (output, wire, largest) = read_seq(&mut socket, |frame| frame.to_vec()).await;
     assert!(contains(&output, &seq_output(LINES)));
@@ -135,7 +106,7 @@ async fn without_the_offer_or_with_compression_off_frames_are_raw_and_small() {
     let cookie = login(&off).await;
     // The client offered only this subprotocol and none was chosen: the
     // client refuses the handshake, as RFC 6455 lets it.
-    let refused = connect(&off, &cookie, id, Some(PROTOCOL)).await;
+    let refused = ws_connect_offering(&off, &terminal_path(id), &cookie, Some(PROTOCOL)).await;
     assert!(
         matches!(
             refused,

@@ -16,9 +16,7 @@ use dispatch_gateway::routes::{Audience, ROUTES};
 use dispatch_testkit::deflate_frames::{Inflater, PROTOCOL};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError};
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 /// A share link as its creator got it.
 struct Link {
@@ -105,33 +103,6 @@ async fn watch(gateway: &GatewayProc, id: &str, cookie: &str) -> Terminal {
     let first = terminal.next_control().await;
     assert_eq!(first["type"], "attached", "first message: {first}");
     terminal
-}
-
-/// Opens a share's terminal socket offering the compression subprotocol;
-/// the socket and the subprotocol the gateway selected.
-async fn watch_offering_compression(
-    gateway: &GatewayProc,
-    id: &str,
-    cookie: &str,
-) -> Result<(Socket, Option<String>), tungstenite::Error> {
-    let path = format!("/api/shares/{id}/terminal");
-    let mut request = gateway.ws_url(&path).into_client_request().unwrap();
-    let origin = format!("http://{}", gateway.addr);
-    let offer = format!("other.protocol, {PROTOCOL}");
-    for (name, value) in [
-        ("cookie", cookie),
-        ("origin", &origin),
-        ("sec-websocket-protocol", &offer),
-    ] {
-        let value = HeaderValue::from_str(value).unwrap();
-        request.headers_mut().insert(name, value);
-    }
-    let (socket, response) = tokio_tungstenite::connect_async(request).await?;
-    let chosen = response
-        .headers()
-        .get("sec-websocket-protocol")
-        .map(|v| v.to_str().unwrap().to_owned());
-    Ok((socket, chosen))
 }
 
 /// The next `error` control message's text.
@@ -502,7 +473,8 @@ async fn a_share_viewer_offering_compression_gets_it_and_decodes_the_owners_outp
     let mut owner = Terminal::attach(&gateway, &owner_cookie, id, (80, 24)).await;
     let link = create_share(&gateway, &owner_cookie, id, json!({})).await;
     let (cookie, _) = share_cookie(&gateway, &link).await;
-    let (socket, chosen) = watch_offering_compression(&gateway, &link.id, &cookie)
+    let path = format!("/api/shares/{}/terminal", link.id);
+    let (socket, chosen) = ws_connect_offering(&gateway, &path, &cookie, Some(PROTOCOL))
         .await
         .expect("share terminal upgrade");
     assert_eq!(chosen.as_deref(), Some(PROTOCOL));
@@ -542,9 +514,7 @@ async fn a_share_viewer_offering_compression_gets_it_and_decodes_the_owners_outp
         (output, wire)
     };
     let ((output, wire), ()) = tokio::join!(watched, owner.wait_for("seq-done"));
-    let expected: Vec<u8> = (1..=LINES)
-        .flat_map(|n| format!("{n}\r\n").into_bytes())
-        .collect();
+    let expected = seq_output(LINES);
     assert!(
         contains(&output, &expected),
         "the decoded output holds every line of seq, byte for byte"
@@ -568,7 +538,8 @@ async fn with_compression_off_a_share_viewer_agrees_no_subprotocol() {
     let (cookie, _) = share_cookie(&gateway, &link).await;
     // The client offered only subprotocols none of which was selected: it
     // refuses the handshake, as RFC 6455 lets it.
-    let refused = watch_offering_compression(&gateway, &link.id, &cookie).await;
+    let path = format!("/api/shares/{}/terminal", link.id);
+    let refused = ws_connect_offering(&gateway, &path, &cookie, Some(PROTOCOL)).await;
     assert!(
         matches!(
             refused,

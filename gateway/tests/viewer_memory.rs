@@ -18,8 +18,6 @@ use common::*;
 use dispatch_testkit::deflate_frames::{Inflater, PROTOCOL};
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 /// Viewers attached at once.
 const VIEWERS: usize = 40;
@@ -46,15 +44,10 @@ async fn viewer(
     marker: &str,
 ) -> Socket {
     let path = format!("/ws/sessions/{id}?cols=80&rows=24");
-    let mut request = gateway.ws_url(&path).into_client_request().unwrap();
-    let headers = request.headers_mut();
-    headers.insert("cookie", HeaderValue::from_str(cookie).unwrap());
-    let origin = format!("http://{}", gateway.addr);
-    headers.insert("origin", HeaderValue::from_str(&origin).unwrap());
-    if deflate {
-        headers.insert("sec-websocket-protocol", HeaderValue::from_static(PROTOCOL));
-    }
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let protocol = deflate.then_some(PROTOCOL);
+    let (mut socket, _) = ws_connect_offering(gateway, &path, cookie, protocol)
+        .await
+        .unwrap();
     let mut inflater = Inflater::default();
     let (mut output, mut acked) = (Vec::new(), 0);
     while !contains(

@@ -283,6 +283,42 @@ pub async fn ws_connect(
         .map(|(socket, _)| socket)
 }
 
+/// Opens a WebSocket as the page would (cookie, same-origin `Origin`),
+/// offering `protocol` after one the gateway does not know, when given: the
+/// socket and the subprotocol the gateway chose.
+pub async fn ws_connect_offering(
+    gateway: &GatewayProc,
+    path: &str,
+    cookie: &str,
+    protocol: Option<&str>,
+) -> Result<(Socket, Option<String>), tungstenite::Error> {
+    let mut request = gateway.ws_url(path).into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert("cookie", HeaderValue::from_str(cookie).unwrap());
+    let origin = format!("http://{}", gateway.addr);
+    headers.insert("origin", HeaderValue::from_str(&origin).unwrap());
+    if let Some(protocol) = protocol {
+        let offer = format!("other.protocol, {protocol}");
+        headers.insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_str(&offer).unwrap(),
+        );
+    }
+    let (socket, response) = tokio_tungstenite::connect_async(request).await?;
+    let chosen = response
+        .headers()
+        .get("sec-websocket-protocol")
+        .map(|v| v.to_str().unwrap().to_owned());
+    Ok((socket, chosen))
+}
+
+/// What `seq 1 lines` prints through a PTY.
+pub fn seq_output(lines: u64) -> Vec<u8> {
+    (1..=lines)
+        .flat_map(|n| format!("{n}\r\n").into_bytes())
+        .collect()
+}
+
 /// What a terminal socket delivered.
 #[derive(Debug)]
 pub enum Event {
