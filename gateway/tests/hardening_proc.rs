@@ -8,7 +8,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use common::{DEADLINE, GatewayProc, KEY, Terminal};
@@ -47,6 +47,26 @@ fn owned_dir(path: &Path) {
     }
 }
 
+/// The gateway and broker binaries, where [`process_uid`] can run them:
+/// linked (or copied) into `root/bin` when that uid is not the tests' own,
+/// since the build's folders may be closed to other users.
+fn reachable_binaries(root: &Path) -> (PathBuf, PathBuf) {
+    let (gateway, broker) = (common::gateway_bin(), common::broker_bin());
+    if process_uid().is_none() {
+        return (gateway, broker);
+    }
+    let bin = root.join("bin");
+    owned_dir(&bin);
+    let place = |from: &Path| {
+        let to = bin.join(from.file_name().unwrap());
+        if std::fs::hard_link(from, &to).is_err() {
+            std::fs::copy(from, &to).unwrap();
+        }
+        to
+    };
+    (place(&gateway), place(&broker))
+}
+
 /// Spawns `command` and waits for the stdout line containing `needle`.
 async fn spawn_announcing(command: &mut Command, needle: &str) -> (Child, String) {
     let mut child = command
@@ -77,8 +97,9 @@ async fn start_stack() -> Stack {
     for sub in ["home", "sessions", "tmp", "state"] {
         owned_dir(&root.join(sub));
     }
+    let (gateway_bin, broker_bin) = reachable_binaries(root);
     let url = format!("unix:{}", root.join("run/broker.sock").display());
-    let mut command = Command::new(common::broker_bin());
+    let mut command = Command::new(&broker_bin);
     command
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -97,13 +118,16 @@ async fn start_stack() -> Stack {
     let home = root.join("home").display().to_string();
     let tmp = root.join("tmp").display().to_string();
     let state = root.join("state").display().to_string();
-    let mut command = common::gateway_command(&[
-        ("BROKER_URL", &url),
-        ("BROKER_TOKEN", BROKER_TOKEN),
-        ("HOME", &home),
-        ("TMPDIR", &tmp),
-        ("STATE_DIR", &state),
-    ]);
+    let mut command = common::gateway_command_of(
+        &gateway_bin,
+        &[
+            ("BROKER_URL", &url),
+            ("BROKER_TOKEN", BROKER_TOKEN),
+            ("HOME", &home),
+            ("TMPDIR", &tmp),
+            ("STATE_DIR", &state),
+        ],
+    );
     run_as(&mut command);
     let gateway = GatewayProc::spawn(command).await;
     common::wait_ready(&gateway, "the gateway reaches the broker").await;
@@ -158,16 +182,20 @@ async fn sessions_cannot_read_the_local_brokers_secrets() {
     }
     let path = |sub: &str| root.join(sub).display().to_string();
     let (home, sessions, tmp, state) = (path("home"), path("sessions"), path("tmp"), path("state"));
-    let broker_bin = common::broker_bin().display().to_string();
-    let mut command = common::gateway_command(&[
-        ("BROKER_BIN", &broker_bin),
-        ("BROKER_ADMIN_TOKEN", ADMIN_TOKEN),
-        ("HOME", &home),
-        ("PTY_ROOT", &sessions),
-        ("TMPDIR", &tmp),
-        ("STATE_DIR", &state),
-        ("SHELL", "/bin/bash"),
-    ]);
+    let (gateway_bin, broker_bin) = reachable_binaries(root);
+    let broker_bin = broker_bin.display().to_string();
+    let mut command = common::gateway_command_of(
+        &gateway_bin,
+        &[
+            ("BROKER_BIN", &broker_bin),
+            ("BROKER_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("HOME", &home),
+            ("PTY_ROOT", &sessions),
+            ("TMPDIR", &tmp),
+            ("STATE_DIR", &state),
+            ("SHELL", "/bin/bash"),
+        ],
+    );
     run_as(&mut command);
     let gateway = GatewayProc::spawn(command).await;
     common::wait_ready(&gateway, "the gateway's own broker is up").await;

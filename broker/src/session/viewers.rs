@@ -87,9 +87,6 @@ impl Session {
         let (offset, cols, rows) = (state.offset, state.cols, state.rows);
         let (scrollback, screen, rest) = split_replay(snapshot.scrollback, snapshot.screen);
         let continued = rest.iter().map(|piece| piece.len() as u64).sum();
-        if continued == 0 {
-            dispatch_proto::memory::hand_back_soon();
-        }
         if let Some(v) = state.viewer(viewer) {
             v.restart_at(offset, rest);
         }

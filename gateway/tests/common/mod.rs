@@ -199,7 +199,12 @@ impl GatewayProc {
 /// A gateway command ([`launch::command`]: none of the machine's settings)
 /// with `env`, `PORT=0`, `TERMINAL_KEY=KEY` unless given.
 pub fn gateway_command(env: &[(&str, &str)]) -> Command {
-    let mut command = launch::command(&gateway_bin());
+    gateway_command_of(&gateway_bin(), env)
+}
+
+/// [`gateway_command`] for the gateway binary at `bin`.
+pub fn gateway_command_of(bin: &Path, env: &[(&str, &str)]) -> Command {
+    let mut command = launch::command(bin);
     command
         .env("PORT", "0")
         .env("TERMINAL_KEY", KEY)

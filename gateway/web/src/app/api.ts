@@ -47,7 +47,8 @@ export async function request<T>(method: Method, path: string, body?: unknown): 
   throw error;
 }
 
-async function errorFrom(response: Response): Promise<ApiError> {
+/** The error a failed response carries: its JSON `error`, else its status text. */
+export async function errorFrom(response: Response): Promise<ApiError> {
   let message = response.statusText || `HTTP ${response.status}`;
   try {
     const body = (await response.json()) as Partial<ErrorBody>;

@@ -3,8 +3,8 @@
 //! share page's calls have their own helper, since a share viewer has no
 //! login and a 401 only means the link no longer opens.
 
-import { ApiError, request } from '../app/api';
-import type { CreateShare, CreatedShare, ErrorBody, ShareInfo, ShareList, SharedView } from '../generated/protocol';
+import { ApiError, errorFrom, request } from '../app/api';
+import type { CreateShare, CreatedShare, ShareInfo, ShareList, SharedView } from '../generated/protocol';
 
 export type { CreatedShare, ShareInfo, SharedView } from '../generated/protocol';
 
@@ -38,15 +38,7 @@ async function viewerRequest(method: 'GET' | 'POST', path: string, body?: unknow
     throw new ApiError(0, 'The server cannot be reached.');
   }
   if (response.ok) return (await response.json()) as SharedView;
-  let message = response.statusText || `HTTP ${response.status}`;
-  try {
-    const error = (await response.json()) as Partial<ErrorBody>;
-    if (typeof error.error === 'string' && error.error) message = error.error;
-  } catch {
-    // Not JSON: keep the status text.
-  }
-  const retry = Number.parseInt(response.headers.get('Retry-After') ?? '', 10);
-  throw new ApiError(response.status, message, Number.isFinite(retry) ? retry : null);
+  throw await errorFrom(response);
 }
 
 /** What a failed open or page request means to the viewer. */
