@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::SessionError;
 use crate::registry::{SessionRegistry, validate_name};
-use crate::session::{Outgoing, Session, ViewerId};
+use crate::session::{HANDOVER_TIMEOUT, Outgoing, Session, StreamViewer, ViewerId};
 use dispatch_proto::limits::clamp_dimension;
 
 /// How long a new attach stream may take to send its `start` message.
@@ -104,17 +104,17 @@ impl Sessions for SessionsService {
             }
         };
         let session = self.registry.get(&start.session_id)?;
-        let size = (!start.read_only && (start.cols != 0 || start.rows != 0)).then(|| {
-            let (cols, rows) = (session.stats().cols, session.stats().rows);
-            (
-                clamp_dimension(start.cols, cols),
-                clamp_dimension(start.rows, rows),
-            )
-        });
-        // A read-only viewer neither paces the PTY nor drives its size.
-        let flow_control = start.flow_control && !start.read_only;
-        let (viewer, wake) = session.attach(flow_control, size, !start.read_only);
-        tracing::debug!(session = %session.id(), ?viewer, flow_control, read_only = start.read_only, "viewer attached");
+        let StreamViewer {
+            viewer,
+            wake,
+            read_only,
+        } = match start.resume.as_str() {
+            "" => attach_viewer(&session, &start),
+            token => session.resume(token).ok_or_else(|| {
+                Status::not_found("no viewer awaits this handover: unknown or expired token")
+            })?,
+        };
+        tracing::debug!(session = %session.id(), ?viewer, resumed = !start.resume.is_empty(), read_only, "viewer attached");
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let detached = Arc::new(Notify::new());
         tokio::spawn(send_to_viewer(
@@ -127,7 +127,7 @@ impl Sessions for SessionsService {
         let viewer = Attached {
             session,
             viewer,
-            read_only: start.read_only,
+            read_only,
         };
         tokio::spawn(receive_from_viewer(viewer, inbound, tx, detached));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -142,6 +142,25 @@ impl Sessions for SessionsService {
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(watch(self.registry.clone(), tx, self.shutdown.clone()));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Adds the viewer an `AttachStart` without `resume` asks for.
+fn attach_viewer(session: &Session, start: &pb::AttachStart) -> StreamViewer {
+    let size = (!start.read_only && (start.cols != 0 || start.rows != 0)).then(|| {
+        let (cols, rows) = (session.stats().cols, session.stats().rows);
+        (
+            clamp_dimension(start.cols, cols),
+            clamp_dimension(start.rows, rows),
+        )
+    });
+    // A read-only viewer neither paces the PTY nor drives its size.
+    let flow_control = start.flow_control && !start.read_only;
+    let (viewer, wake) = session.attach(flow_control, size, !start.read_only);
+    StreamViewer {
+        viewer,
+        wake,
+        read_only: start.read_only,
     }
 }
 
@@ -161,6 +180,19 @@ async fn send_to_viewer(
                     sent = tx.send(Ok(message)) => if sent.is_err() { break },
                     () = detached.notified() => break,
                 }
+            }
+            Outgoing::HandedOver(token) => {
+                let handed_over = pb::attach_response::Kind::HandedOver(pb::HandedOver { token });
+                let message = pb::AttachResponse {
+                    kind: Some(handed_over),
+                };
+                tokio::select! {
+                    _ = tx.send(Ok(message)) => {}
+                    () = detached.notified() => {}
+                }
+                // The viewer stays for the stream that claims it.
+                tracing::debug!(session = %session.id(), ?viewer, "viewer handed over");
+                return;
             }
             Outgoing::Closed => break,
             Outgoing::Idle => {
@@ -208,11 +240,14 @@ async fn receive_from_viewer(
         viewer,
         read_only,
     } = attached;
+    // The token of this stream's handover, once asked for.
+    let mut handed_over = None;
     loop {
         let message = match inbound.message().await {
             Ok(Some(message)) => message,
             // Half-closed: the viewer keeps receiving output.
-            Ok(None) => return,
+            Ok(None) if handed_over.is_none() => return,
+            Ok(None) => break,
             Err(status) => {
                 // E.g. an oversized message: end this stream with the error
                 // (the session itself is untouched).
@@ -240,11 +275,30 @@ async fn receive_from_viewer(
                 session.resize(viewer, cols, rows, resize.fit);
             }
             Some(Kind::Ack(offset)) => session.ack(viewer, offset),
-            Some(Kind::Detach(_)) => break,
+            Some(Kind::Handover(_)) => {
+                handed_over = session.hand_over(viewer, read_only);
+                if let Some(token) = handed_over.clone() {
+                    let session = Arc::clone(&session);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(HANDOVER_TIMEOUT).await;
+                        session.drop_unclaimed(viewer, &token);
+                    });
+                }
+            }
+            Some(Kind::Detach(_)) => {
+                if let Some(token) = &handed_over {
+                    session.drop_unclaimed(viewer, token);
+                }
+                break;
+            }
             Some(Kind::Start(_)) | None => {}
         }
     }
     detached.notify_one();
+    if handed_over.is_some() {
+        // The stream a viewer left: its buffers are free.
+        dispatch_proto::memory::hand_back_soon();
+    }
 }
 
 /// Streams a snapshot and then every change (a fresh snapshot after lag).

@@ -17,6 +17,7 @@ fn read_only(id: &str, cols: u32, rows: u32) -> pb::AttachStart {
         rows,
         flow_control: true,
         read_only: true,
+        ..Default::default()
     }
 }
 

@@ -113,6 +113,8 @@ struct Counters {
     bytes_to_clients: Counter,
     /// Terminal bytes received from browsers (keystrokes, pastes).
     bytes_from_clients: Counter,
+    /// Idle viewers moved to a fresh broker stream, shedding a burst's buffers.
+    stream_handovers: Counter,
     /// HTTP connections open (not counting upgraded WebSockets).
     http_connections_open: Gauge,
     connections_refused: Family<ReasonLabel, Counter>,
@@ -141,6 +143,7 @@ impl Default for Counters {
             logins: Counter::default(),
             bytes_to_clients: Counter::default(),
             bytes_from_clients: Counter::default(),
+            stream_handovers: Counter::default(),
             http_connections_open: Gauge::default(),
             connections_refused: reasons(&CONNECTION_REFUSALS),
             connections_closed: reasons(&CONNECTION_CLOSES),
@@ -174,6 +177,11 @@ impl Metrics {
     /// Counts terminal bytes received from a browser.
     pub fn terminal_bytes_received(&self, bytes: usize) {
         self.0.bytes_from_clients.inc_by(bytes as u64);
+    }
+
+    /// Counts one viewer moved to a fresh broker stream.
+    pub fn stream_handed_over(&self) {
+        self.0.stream_handovers.inc();
     }
 
     /// Counts one connection refused at accept, for one of [`CONNECTION_REFUSALS`].
@@ -288,6 +296,11 @@ impl Metrics {
             "dispatch_gateway_terminal_bytes_received",
             "Terminal bytes received from browsers",
             metrics.bytes_from_clients.clone(),
+        );
+        registry.register(
+            "dispatch_gateway_broker_stream_handovers",
+            "Idle viewers moved to a fresh broker stream after a burst",
+            metrics.stream_handovers.clone(),
         );
         registry.register(
             "dispatch_gateway_websockets_open",

@@ -16,6 +16,7 @@
 //! - `id`: session and viewer ids;
 //! - `outbox`: a viewer's outbox and the messages taken from it;
 //! - `viewers`: what viewers do (attach, next message, ack, resize, input);
+//! - `handover`: moving a viewer to a new attach stream;
 //! - `reader`: the reader thread, publishing and pacing;
 //! - `screen`: the lazy screen with its inbox, and the lock order;
 //! - `state`: the mutable state behind the session's lock;
@@ -26,6 +27,7 @@
 //!   scrollback.
 
 pub mod attention;
+mod handover;
 mod id;
 mod lifecycle;
 mod outbox;
@@ -49,6 +51,7 @@ use tokio::sync::{Mutex as AsyncMutex, broadcast, watch};
 
 use crate::error::SessionError;
 use crate::metrics::Metrics;
+pub use handover::{HANDOVER_TIMEOUT, StreamViewer};
 pub use id::{SessionId, ViewerId};
 pub use lifecycle::exit_proto;
 pub use outbox::{MAX_OUTPUT_CHUNK, Outgoing};

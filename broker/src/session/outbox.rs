@@ -25,6 +25,7 @@ use bytes::Bytes;
 use dispatch_proto::v1 as pb;
 use tokio::sync::Notify;
 
+use super::handover::Handover;
 use super::id::ViewerId;
 
 /// Largest `Output` message (and replay piece) sent to a viewer.
@@ -49,6 +50,9 @@ pub enum Outgoing {
     Closed,
     /// Nothing to send now; wait for the viewer's wake-up.
     Idle,
+    /// The viewer moves to a new stream: send `handed_over` with this
+    /// token, then end the stream without detaching.
+    HandedOver(String),
 }
 
 /// One attached viewer and its outbox.
@@ -76,6 +80,8 @@ pub(super) struct Viewer {
     pub(super) events: VecDeque<(u64, pb::attach_response::Kind)>,
     pub(super) closed: bool,
     pub(super) wake: Arc<Notify>,
+    /// A move to a new stream in progress.
+    pub(super) handover: Option<Handover>,
 }
 
 impl Viewer {
@@ -103,6 +109,7 @@ impl Viewer {
             events: VecDeque::new(),
             closed: false,
             wake,
+            handover: None,
         }
     }
 

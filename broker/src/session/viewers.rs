@@ -74,6 +74,12 @@ impl Session {
         let Some(v) = state.viewer(viewer) else {
             return Outgoing::Closed;
         };
+        if let Some(handover) = &mut v.handover {
+            // Moving to a new stream: this one sends the token and ends.
+            return handover
+                .release()
+                .map_or(Outgoing::Idle, Outgoing::HandedOver);
+        }
         if !v.resync {
             let replaying = v.replaying();
             let message = v.next_message();

@@ -249,7 +249,7 @@ impl Viewer {
                     );
                 }
             }
-            pb::attach_response::Kind::Notice(_) => {}
+            pb::attach_response::Kind::Notice(_) | pb::attach_response::Kind::HandedOver(_) => {}
         }
         Some(kind)
     }
@@ -304,6 +304,50 @@ impl Viewer {
             })
             .await
             .unwrap();
+    }
+
+    /// Asks for a handover; applies messages until `handed_over` and
+    /// returns its token (the old stream ends after it).
+    pub async fn hand_over(&mut self) -> String {
+        self.tx
+            .send(pb::AttachRequest {
+                kind: Some(pb::attach_request::Kind::Handover(pb::Handover {})),
+            })
+            .await
+            .unwrap();
+        loop {
+            if let pb::attach_response::Kind::HandedOver(handed_over) = self
+                .next()
+                .await
+                .expect("handed_over before the stream ends")
+            {
+                return handed_over.token;
+            }
+        }
+    }
+
+    /// Carries on over a new stream claiming the handed-over viewer.
+    pub async fn resume(
+        &mut self,
+        client: &mut Client,
+        session_id: &str,
+        token: &str,
+    ) -> Result<(), tonic::Status> {
+        let start = pb::AttachStart {
+            session_id: session_id.into(),
+            resume: token.into(),
+            ..Default::default()
+        };
+        let (tx, requests) = mpsc::channel(64);
+        tx.send(pb::AttachRequest {
+            kind: Some(pb::attach_request::Kind::Start(start)),
+        })
+        .await
+        .unwrap();
+        let stream = tokio_stream::wrappers::ReceiverStream::new(requests);
+        self.rx = client.attach(stream).await?.into_inner();
+        self.tx = tx;
+        Ok(())
     }
 
     pub async fn detach(&self) {

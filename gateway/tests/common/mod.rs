@@ -519,3 +519,19 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The sum of a metric's series on the gateway's `/metrics`.
+pub async fn metric(gateway: &GatewayProc, name: &str) -> f64 {
+    let body = http()
+        .get(gateway.url("/metrics"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    dispatch_testkit::prometheus::parse(&body)
+        .unwrap_or_else(|e| panic!("not Prometheus text: {e}\n{body}"))
+        .sum(name)
+}

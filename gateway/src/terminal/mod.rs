@@ -10,6 +10,10 @@
 //! reading and the queue passes its bound, the queue is abandoned, the broker
 //! stream detached, and once the client has drained what was already sent the
 //! bridge reattaches: the fresh replay arrives as `reset` plus the screen.
+//! An idle viewer is handed over to a fresh broker stream after a burst
+//! (see [`link`]).
+
+mod link;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -20,10 +24,8 @@ use dispatch_proto::v1::{
     Resize, attach_request, attach_response,
 };
 use futures::StreamExt;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_tungstenite::tungstenite;
-use tonic::{Code, Status, Streaming};
+use tonic::{Code, Status};
 use tracing::Instrument;
 
 use crate::auth::Credential;
@@ -33,11 +35,12 @@ use crate::model;
 use crate::protocol::terminal::{ClientMessage, ServerMessage};
 use crate::state::AppState;
 use crate::ws::{Message, Outbox, WebSocket, close};
+use link::{HANDOVER_QUIET, Link, next_response};
 
 /// Offsets remembered for acknowledgement; older ones are forgotten (such a
 /// client is not acknowledging and is resynchronised by the broker anyway).
 const MAX_PENDING_ACKS: usize = 4096;
-/// Input held while reattaching after a resynchronisation.
+/// Input held while no stream takes it (a resynchronisation, a handover).
 const MAX_PENDING_INPUT: usize = 64 * 1024;
 
 /// What a client asked for in the upgrade URL.
@@ -106,15 +109,11 @@ struct Bridge {
     acked_offset: u64,
 }
 
-/// The live broker stream, or none while resynchronising.
-struct Link {
-    tx: mpsc::Sender<AttachRequest>,
-    rx: Streaming<AttachResponse>,
-}
-
 enum Step {
     Continue,
     Close(u16, &'static str),
+    /// The broker handed the viewer over: carry on with this token.
+    Resume(String),
 }
 
 impl Bridge {
@@ -143,6 +142,9 @@ impl Bridge {
         let expired =
             tokio::time::sleep(expiry.unwrap_or(std::time::Duration::from_secs(86400 * 365)));
         tokio::pin!(expired);
+        // Reset by every broker message: how long the stream has been quiet.
+        let quiet = tokio::time::sleep(HANDOVER_QUIET);
+        tokio::pin!(quiet);
         loop {
             let step = tokio::select! {
                 _ = self.state.shutdown.cancelled() => Step::Close(close::GOING_AWAY, "gateway shutting down"),
@@ -156,14 +158,26 @@ impl Bridge {
                 message = crate::ws::next_message(stream) => {
                     self.client_message(message, &mut link, &mut pending_input).await
                 }
-                response = next_response(&mut link) => self.broker_message(response, &mut link),
+                response = next_response(&mut link) => {
+                    quiet.as_mut().reset(tokio::time::Instant::now() + HANDOVER_QUIET);
+                    match self.broker_message(response, &mut link) {
+                        Step::Resume(token) => {
+                            self.resume(&mut link, token, &mut pending_input).await;
+                            Step::Continue
+                        }
+                        step => step,
+                    }
+                }
+                () = &mut quiet, if link.as_ref().is_some_and(Link::worth_handing_over) => {
+                    if let Some(link) = &mut link {
+                        link.hand_over().await;
+                    }
+                    Step::Continue
+                }
                 _ = self.outbox.drained(), if link.is_none() => {
                     match self.attach().await {
                         Ok(new_link) => {
-                            if !pending_input.is_empty() {
-                                let input = std::mem::take(&mut pending_input);
-                                let _ = new_link.tx.send(self.input_request(input)).await;
-                            }
+                            self.send_pending(&new_link, &mut pending_input).await;
                             link = Some(new_link);
                             Step::Continue
                         }
@@ -231,25 +245,52 @@ impl Bridge {
         Ok(broker.sessions().get_session(request).await?.into_inner())
     }
 
+    /// Attaches afresh: the stream starts with a replay.
     async fn attach(&mut self) -> Result<Link, Status> {
-        let (tx, rx) = mpsc::channel(64);
+        let link = self.open_link(String::new()).await?;
+        self.acks.clear();
+        Ok(link)
+    }
+
+    /// Opens a broker stream, resuming the viewer handed over with `resume`
+    /// unless it is empty.
+    async fn open_link(&self, resume: String) -> Result<Link, Status> {
         let start = AttachStart {
             session_id: self.request.session_id.clone(),
             cols: self.cols,
             rows: self.rows,
             flow_control: true,
             read_only: self.request.read_only(),
+            resume,
         };
-        tx.send(AttachRequest {
-            kind: Some(attach_request::Kind::Start(start)),
-        })
-        .await
-        .map_err(|_| Status::internal("attach channel closed"))?;
-        let broker = &self.state.broker;
-        let request = broker.stream_request(ReceiverStream::new(rx), &self.request.request_id);
-        let rx = broker.sessions().attach(request).await?.into_inner();
-        self.acks.clear();
-        Ok(Link { tx, rx })
+        Link::open(&self.state.broker, start, &self.request.request_id).await
+    }
+
+    /// Carries on over a fresh stream after a handover (the old stream's
+    /// buffers go with it); when the broker no longer holds the viewer,
+    /// falls back to a reattach with a replay.
+    async fn resume(&mut self, link: &mut Option<Link>, token: String, pending: &mut Vec<u8>) {
+        *link = match self.open_link(token).await {
+            Ok(new_link) => {
+                self.state.metrics.stream_handed_over();
+                self.send_pending(&new_link, pending).await;
+                dispatch_proto::memory::hand_back_soon();
+                Some(new_link)
+            }
+            Err(status) => {
+                tracing::info!(code = ?status.code(), "handover not resumed; reattaching");
+                self.acks.clear();
+                None
+            }
+        };
+    }
+
+    /// Sends the input held while there was no stream to take it.
+    async fn send_pending(&self, link: &Link, pending: &mut Vec<u8>) {
+        if !pending.is_empty() {
+            let input = std::mem::take(pending);
+            let _ = link.tx.send(self.input_request(input)).await;
+        }
     }
 
     async fn client_message(
@@ -280,13 +321,13 @@ impl Bridge {
                     self.state.typing.record(&self.request.session_id);
                 }
                 match link {
-                    Some(link) => {
+                    Some(link) if link.accepts_input() => {
                         let _ = link.tx.send(self.input_request(input)).await;
                     }
-                    None if pending_input.len() + input.len() <= MAX_PENDING_INPUT => {
+                    _ if pending_input.len() + input.len() <= MAX_PENDING_INPUT => {
                         pending_input.extend_from_slice(&input)
                     }
-                    None => {
+                    _ => {
                         self.outbox
                             .json(&ServerMessage::error("input dropped while resynchronising"));
                     }
@@ -431,6 +472,9 @@ impl Bridge {
             attach_response::Kind::Session(session) => self.outbox.json(&ServerMessage::Session {
                 session: self.shown(&session),
             }),
+            attach_response::Kind::HandedOver(handed_over) => {
+                return Step::Resume(handed_over.token);
+            }
         };
         if !delivered {
             // The client stopped reading: drop the stream, reattach once it has caught up.
@@ -453,13 +497,6 @@ impl Bridge {
         AttachRequest {
             kind: Some(attach_request::Kind::Input(input)),
         }
-    }
-}
-
-async fn next_response(link: &mut Option<Link>) -> Result<Option<AttachResponse>, Status> {
-    match link {
-        Some(link) => link.rx.message().await,
-        None => std::future::pending().await,
     }
 }
 
