@@ -6,10 +6,12 @@
 //! sizes both ends (and the web UI) agree on; [`input`] what counts as a
 //! user typing; [`time`] the wall clock both ends read; [`sync`] the way
 //! both take a standard lock; [`text`] what text shown to people may hold;
-//! [`memory`] how both hand freed memory back after bursts.
+//! [`memory`] how both hand freed memory back after bursts; [`codec`] the
+//! codec every service uses.
 
 #![allow(clippy::all, missing_docs)]
 
+pub mod codec;
 pub mod egress;
 pub mod input;
 pub mod limits;

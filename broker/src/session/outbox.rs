@@ -234,8 +234,14 @@ impl Viewer {
         let limit = until.map_or(MAX_OUTPUT_CHUNK, |until| {
             MAX_OUTPUT_CHUNK.min(until.saturating_sub(start) as usize)
         });
-        let first = self.pending.pop_front()?;
-        let mut data = if self
+        let mut first = self.pending.pop_front()?;
+        let mut data = if first.len() > limit {
+            // A published chunk larger than a message: its head goes now,
+            // the rest stays first in line.
+            let head = first.split_to(limit);
+            self.pending.push_front(first);
+            head
+        } else if self
             .pending
             .front()
             .is_some_and(|next| first.len() + next.len() <= limit)
@@ -375,6 +381,20 @@ mod tests {
         let last = output(viewer.next_message());
         assert_eq!((&last.data[..], last.end_offset), (&b"ef"[..], 6));
         assert!(matches!(viewer.next_message(), Outgoing::Idle));
+    }
+
+    #[test]
+    fn a_chunk_larger_than_a_message_goes_out_in_pieces() {
+        let mut viewer = viewer();
+        let chunk = Bytes::from(vec![b'x'; 2 * MAX_OUTPUT_CHUNK + 100]);
+        viewer.push_output(&chunk, chunk.len() as u64, usize::MAX);
+        let mut end = 0;
+        while let Outgoing::Message(Kind::Output(piece)) = viewer.next_message() {
+            assert!(piece.data.len() <= MAX_OUTPUT_CHUNK);
+            assert_eq!(piece.end_offset, end + piece.data.len() as u64);
+            end = piece.end_offset;
+        }
+        assert_eq!(end, chunk.len() as u64);
     }
 
     #[test]
