@@ -11,7 +11,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use common::*;
-use dispatch_testkit::prometheus;
 use dispatch_testkit::wsframe;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -83,20 +82,6 @@ async fn healthz(stream: &mut TcpStream, addr: SocketAddr) -> (String, String) {
     let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     read_response(stream).await
-}
-
-/// The gateway's metrics, read with the key.
-async fn metrics(gateway: &GatewayProc) -> prometheus::Exposition {
-    let body = http()
-        .get(gateway.url("/metrics"))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    prometheus::parse(&body).unwrap()
 }
 
 async fn closes_counted(gateway: &GatewayProc, reason: &str) -> f64 {

@@ -520,8 +520,8 @@ where
     }
 }
 
-/// The sum of a metric's series on the gateway's `/metrics`.
-pub async fn metric(gateway: &GatewayProc, name: &str) -> f64 {
+/// The gateway's metrics, read with the key.
+pub async fn metrics(gateway: &GatewayProc) -> dispatch_testkit::prometheus::Exposition {
     let body = http()
         .get(gateway.url("/metrics"))
         .bearer_auth(KEY)
@@ -533,5 +533,4 @@ pub async fn metric(gateway: &GatewayProc, name: &str) -> f64 {
         .unwrap();
     dispatch_testkit::prometheus::parse(&body)
         .unwrap_or_else(|e| panic!("not Prometheus text: {e}\n{body}"))
-        .sum(name)
 }
