@@ -9,6 +9,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
+# A test run builds everything once: incremental caches would only add
+# gigabytes to the target folder.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+# What a full run uses on disk (target/ and Docker's images and build cache).
+NEEDED_GB=16
+free_gb=$(df -Pk . | awk 'NR == 2 { print int($4 / 1048576) }')
+if [ "$free_gb" -lt "$NEEDED_GB" ]; then
+  log "warning: ${free_gb} GB free here; a full run may need about ${NEEDED_GB} GB"
+fi
+
 ALL_STAGES="setup lint rust web grpc tunnel docker"
 STAGES=${STAGES:-$ALL_STAGES}
 

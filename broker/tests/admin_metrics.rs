@@ -125,6 +125,18 @@ async fn scrape(broker: &ObservedBroker) -> Exposition {
     prometheus::parse(&body).unwrap_or_else(|e| panic!("not Prometheus text: {e}\n{body}"))
 }
 
+/// Scrapes until `ready` holds; the last scrape either way (DEADLINE).
+async fn scrape_until(broker: &ObservedBroker, ready: impl Fn(&Exposition) -> bool) -> Exposition {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let metrics = scrape(broker).await;
+        if ready(&metrics) || tokio::time::Instant::now() >= deadline {
+            return metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn metrics_parse_and_move_when_a_session_runs() {
     let broker = start().await;
@@ -149,7 +161,13 @@ async fn metrics_parse_and_move_when_a_session_runs() {
     viewer.input("echo metrics-$((40+2))\n").await;
     viewer.wait_for_output("metrics-42").await;
 
-    let during = scrape(&broker).await;
+    // The input counter moves once the write returns, which can trail the
+    // shell's answer on a loaded machine: scrape until it has.
+    let input_bytes = "dispatch_broker_pty_input_bytes_total";
+    let during = scrape_until(&broker, |m| {
+        m.get(input_bytes, &[]).unwrap() - before.get(input_bytes, &[]).unwrap() >= 20.0
+    })
+    .await;
     let moved = |name: &str| during.get(name, &[]).unwrap() - before.get(name, &[]).unwrap();
     assert_eq!(moved("dispatch_broker_sessions_created_total"), 1.0);
     assert_eq!(
@@ -157,7 +175,7 @@ async fn metrics_parse_and_move_when_a_session_runs() {
         Some(1.0)
     );
     assert_eq!(during.get("dispatch_broker_viewers", &[]), Some(1.0));
-    assert!(moved("dispatch_broker_pty_input_bytes_total") >= 20.0);
+    assert!(moved(input_bytes) >= 20.0);
     assert!(moved("dispatch_broker_pty_output_bytes_total") > 0.0);
     assert_eq!(
         during.types["dispatch_broker_grpc_request_duration_seconds"],
