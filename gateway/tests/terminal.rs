@@ -127,8 +127,13 @@ async fn resizes_are_announced_in_the_order_of_the_changes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_sessions_oversized_frames_and_malformed_messages() {
+    // A 64 KiB message limit: a frame just over it fits in the sockets'
+    // buffers, so the gateway's close is read rather than raced by a reset
+    // while the client is still writing a megabyte the gateway will not read.
+    const MAX_MESSAGE: usize = 64 * 1024;
     let broker = BrokerProc::start().await;
-    let gateway = GatewayProc::start(&broker, &[]).await;
+    let max_message = MAX_MESSAGE.to_string();
+    let gateway = GatewayProc::start(&broker, &[("BROKER_MAX_MESSAGE_BYTES", &max_message)]).await;
     let cookie = login(&gateway).await;
     let origin = format!("http://{}", gateway.addr);
     let path = "/ws/sessions/7f3c2a9e-1b4d-4e8a-9c2f-5d6e7a8b9c01";
@@ -141,9 +146,8 @@ async fn unknown_sessions_oversized_frames_and_malformed_messages() {
     let session = create_session(&gateway, &cookie, json!({})).await;
     let id = session["id"].as_str().unwrap();
     let mut terminal = Terminal::attach(&gateway, &cookie, id, (80, 24)).await;
-    // Just over the limit: a frame far larger than the socket buffers races
-    // the gateway's close against the rest of its payload (a TCP reset).
-    terminal.type_text(&"x".repeat(1024 * 1024)).await;
+    let over = dispatch_proto::limits::max_input_bytes(MAX_MESSAGE) + 1;
+    terminal.type_text(&"x".repeat(over)).await;
     assert_eq!(terminal.wait_closed().await, Some(1009));
 
     let mut terminal = Terminal::attach(&gateway, &cookie, id, (80, 24)).await;
