@@ -13,7 +13,7 @@ source scripts/lib.sh
 # gigabytes to the target folder.
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 # What a full run uses on disk (target/ and Docker's images and build cache).
-NEEDED_GB=16
+NEEDED_GB=20
 free_gb=$(df -Pk . | awk 'NR == 2 { print int($4 / 1048576) }')
 if [ "$free_gb" -lt "$NEEDED_GB" ]; then
   log "warning: ${free_gb} GB free here; a full run may need about ${NEEDED_GB} GB"
